@@ -1,0 +1,46 @@
+# Two commands work on a fresh machine with Python >= 3.11 and make: `make demo`, `make test`.
+# Each creates .venv when missing and installs what it needs once (stamp files: a second run
+# does not reinstall unless pyproject.toml or constraints.txt changed).
+
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+PIP    := $(BIN)/python -m pip
+OUT    ?= out
+PIP_FLAGS := --disable-pip-version-check --quiet
+
+.PHONY: demo test bench clean help
+
+help:
+	@echo "make demo   - install and run the built-in report into $(OUT)/"
+	@echo "make test   - install with the test extras and run the test suite"
+	@echo "make bench  - run the benchmarks (tests/benchmarks)"
+
+$(BIN)/python:
+	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Python >= 3.11 is needed; got " + sys.version.split()[0] + " (set PYTHON=...)")'
+	$(PYTHON) -m venv $(VENV)
+	$(PIP) install $(PIP_FLAGS) --upgrade pip setuptools wheel
+
+$(VENV)/.core: $(BIN)/python pyproject.toml constraints.txt
+	$(PIP) install $(PIP_FLAGS) -c constraints.txt -e .
+	@touch $@
+
+$(VENV)/.test: $(VENV)/.core
+	$(PIP) install $(PIP_FLAGS) -c constraints.txt -e '.[test]'
+	@touch $@
+
+demo: $(VENV)/.core
+	$(BIN)/dropmuon bound --list
+	@echo
+	$(BIN)/dropmuon bound --theorem smooth-deterministic --L 1,4,2 --pi 0.5,1,1 --delta0 10 --eps 0.1
+	@echo
+	$(BIN)/dropmuon bound --theorem l0l1-deterministic --L0 0,0,0 --L1 1,4,2 --pi 0.5,1,1 --delta0 10 --eps 0.1
+
+test: $(VENV)/.test
+	$(BIN)/python -m pytest -q
+
+bench: $(VENV)/.test
+	$(BIN)/python tests/benchmarks/run.py
+
+clean:
+	rm -rf $(VENV) $(OUT) .pytest_cache .hypothesis *.egg-info

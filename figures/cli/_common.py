@@ -1,0 +1,87 @@
+"""Helpers shared by the subcommands: one-line errors with exit status 2, list parsing and JSON."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import re
+import sys
+
+import numpy as np
+
+__all__ = ["CLIError", "Parser", "parse_floats", "emit_json", "to_jsonable", "EXIT_BAD_INPUT"]
+
+EXIT_BAD_INPUT = 2
+
+
+class CLIError(Exception):
+    """Bad input detected by a subcommand; printed as one line, exit status 2."""
+
+
+class Parser(argparse.ArgumentParser):
+    """An ``ArgumentParser`` whose errors are one line (no usage dump) and exit with status 2."""
+
+    def error(self, message):  # noqa: D401 - argparse API
+        self.exit(EXIT_BAD_INPUT, f"{self.prog}: error: {message} (see '{self.prog} --help')\n")
+
+
+def parse_floats(option: str, text: str | None) -> list[float] | None:
+    """Parse ``"1,4,2"`` into floats; a bad item raises :class:`CLIError` naming it.
+
+    Validation of the values (sign, finiteness) is left to the library, whose messages name
+    the layer.
+    """
+    if text is None:
+        return None
+    items = [t.strip() for t in text.split(",")]
+    if items == [""]:
+        raise CLIError(f"{option} is empty; give comma-separated numbers, one per layer")
+    out = []
+    for k, t in enumerate(items, start=1):
+        try:
+            out.append(float(t))
+        except ValueError:
+            raise CLIError(f"{option}: item {k} is {t!r}, not a number") from None
+    return out
+
+
+def to_jsonable(x):
+    """Convert numpy scalars/arrays (and nested containers) to plain JSON types; non-finite floats
+    become strings so the output is strict JSON."""
+    if isinstance(x, dict):
+        return {str(k): to_jsonable(v) for k, v in x.items()}
+    if isinstance(x, (list, tuple)):
+        return [to_jsonable(v) for v in x]
+    if isinstance(x, np.ndarray):
+        return [to_jsonable(v) for v in x.tolist()]
+    if isinstance(x, (np.integer,)):
+        return int(x)
+    if isinstance(x, (float, np.floating)):
+        f = float(x)
+        return f if math.isfinite(f) else str(f)
+    return x
+
+
+def emit_json(obj) -> None:
+    json.dump(to_jsonable(obj), sys.stdout, indent=2, ensure_ascii=False, allow_nan=False)
+    sys.stdout.write("\n")
+
+
+_NEGATIVE_LIST = re.compile(r"-(\d|\.\d|nan|inf)", re.IGNORECASE)
+
+
+def join_negative_values(argv: list[str], options: set[str]) -> list[str]:
+    """Turn ``--L -1,2`` into ``--L=-1,2`` so argparse does not take ``-1,2`` for an option and
+    the library can name the bad value."""
+    out: list[str] = []
+    k = 0
+    while k < len(argv):
+        tok = argv[k]
+        if tok in options and k + 1 < len(argv) and _NEGATIVE_LIST.match(argv[k + 1]):
+            out.append(f"{tok}={argv[k + 1]}")
+            k += 2
+            continue
+        out.append(tok)
+        k += 1
+    return out

@@ -1,0 +1,68 @@
+"""Public API: every name in ``__all__`` imports and is documented; the core imports without the
+heavy optional dependencies."""
+
+import importlib
+import inspect
+import subprocess
+import sys
+
+import pytest
+
+PACKAGES = ["theory", "solvers", "verification", "figures"]
+
+
+def _public(pkg):
+    mod = importlib.import_module(pkg)
+    return [(n, getattr(mod, n)) for n in mod.__all__]
+
+
+@pytest.mark.parametrize("pkg", PACKAGES)
+def test_package_has_docstring_and_all(pkg):
+    mod = importlib.import_module(pkg)
+    assert mod.__doc__ and mod.__doc__.strip()
+    assert isinstance(mod.__all__, list)
+
+
+@pytest.mark.parametrize("pkg", PACKAGES)
+def test_every_public_name_is_documented(pkg):
+    for name, obj in _public(pkg):
+        doc = inspect.getdoc(obj)
+        assert doc and len(doc.strip()) > 10, f"{pkg}.{name} has no docstring"
+        if inspect.isclass(obj) or inspect.isfunction(obj):
+            assert obj.__doc__, f"{pkg}.{name} inherits its docstring"
+
+
+def test_core_import_stays_light():
+    """Importing the packages and the CLI pulls in neither torch, matplotlib nor cvxpy."""
+    code = (
+        "import sys, theory, solvers, verification, figures, figures.cli; "
+        "print(','.join(m for m in ('torch', 'matplotlib', 'cvxpy', 'scipy') if m in sys.modules))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == ""
+
+
+def test_layering():
+    """theory imports none of the others; solvers only theory; verification theory and solvers."""
+    import ast
+    import pathlib
+
+    root = pathlib.Path(__file__).resolve().parents[1]
+    allowed = {
+        "theory": set(),
+        "solvers": {"theory"},
+        "verification": {"theory", "solvers"},
+        "figures": {"theory", "solvers", "verification"},
+    }
+    for pkg, ok in allowed.items():
+        for path in (root / pkg).rglob("*.py"):
+            tree = ast.parse(path.read_text())
+            for node in ast.walk(tree):
+                names = []
+                if isinstance(node, ast.Import):
+                    names = [a.name.split(".")[0] for a in node.names]
+                elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+                    names = [node.module.split(".")[0]]
+                for n in names:
+                    if n in allowed and n != pkg:
+                        assert n in ok, f"{path.relative_to(root)} imports {n}"
