@@ -147,6 +147,8 @@ def test_against_reference_formulas(data):
     c = _full(l0l1_deterministic, data.draw(instances(l0l1_deterministic)))
     assert l0l1_deterministic.evaluate(K, **c).value == pytest.approx(
         ref_T2(c["L0"], c["L1"], c["pi"], c["Delta0"], K), rel=FORMULA_RTOL)
+    assert l0l1_deterministic.evaluate(K, statement="unweighted", **c).value == pytest.approx(
+        ref_T2(c["L0"], c["L1"], c["pi"], c["Delta0"], K) / np.min(c["pi"]), rel=FORMULA_RTOL)
     c = _full(inexact_constant_radius, data.draw(instances(inexact_constant_radius, fix_params=False)))
     assert inexact_constant_radius.evaluate(K, eta=eta, beta=beta, **c).value == pytest.approx(
         ref_T4(c["L"], c["pi"], c["sigma"], c["rho"], c["delta"], c["Delta0"], K, eta, beta),
@@ -493,3 +495,19 @@ def test_unknown_theorem():
 
     with pytest.raises(ValueError, match="unknown theorem 'nope'; known theorems: smooth-deterministic"):
         get_theorem("nope")
+
+
+@given(st.lists(st.floats(allow_nan=True, allow_infinity=True), min_size=1, max_size=8),
+       st.sampled_from(["positive", "nonnegative", "probability", "unit_open", "unit_closed"]))
+def test_vectorised_validation_agrees_with_elementwise(values, domain):
+    """The numpy fast path of check_layer_array accepts and rejects exactly what the
+    element-by-element path does, with the same message."""
+    from theory._validation import check_layer_array
+
+    def outcome(v):
+        try:
+            return ("ok", check_layer_array("x", v, domain).tolist())
+        except ValueError as e:
+            return ("error", str(e))
+
+    assert outcome(np.array(values, dtype=float)) == outcome(list(values))

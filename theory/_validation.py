@@ -29,6 +29,16 @@ DOMAINS: Mapping[str, tuple] = {
     "real": (lambda v: True, "finite"),
 }
 
+# the same predicates, vectorised (must agree with DOMAINS)
+_VECTOR_PREDICATES: Mapping[str, object] = {
+    "positive": lambda a: a > 0,
+    "nonnegative": lambda a: a >= 0,
+    "probability": lambda a: (a > 0) & (a <= 1),
+    "unit_open": lambda a: (a >= 0) & (a < 1),
+    "unit_closed": lambda a: (a >= 0) & (a <= 1),
+    "real": lambda a: np.ones(a.shape, dtype=bool),
+}
+
 # what each constant is, for the messages
 DESCRIPTIONS: Mapping[str, str] = {
     "L": "smoothness constants",
@@ -109,8 +119,18 @@ def check_layer_array(name: str, values, domain: str = "positive") -> np.ndarray
         )
     if len(arr_in) == 0:
         raise ValueError(f"{_describe(name)} {name} is empty; give one value per layer")
-    out = np.empty(len(arr_in), dtype=float)
     pred, words = DOMAINS[domain]
+    # fast path (large b): a real numeric array, checked in one vectorised pass
+    fast = None
+    if isinstance(arr_in, np.ndarray) and arr_in.dtype.kind in "fiu":
+        fast = arr_in.astype(float, copy=True)
+    if fast is not None:
+        with np.errstate(invalid="ignore"):
+            ok = np.isfinite(fast) & _VECTOR_PREDICATES[domain](fast)
+        if ok.all():
+            return fast
+        arr_in = list(fast)  # fall through to name the first bad entry
+    out = np.empty(len(arr_in), dtype=float)
     for j, v in enumerate(arr_in):
         f = _to_float(name, v, f"{name}_{j + 1}")
         if not math.isfinite(f) or not pred(f):

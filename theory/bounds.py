@@ -16,6 +16,7 @@ Common vocabulary:
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -149,28 +150,64 @@ class Theorem:
     rate: str = "rate"
 
     def __init__(self):
-        built = self._build()
-        self.statements: Mapping[str, Statement] = MappingProxyType(
-            {st.name: st for st in built["statements"]}
-        )
-        self.step_rule: Mapping[str, sp.Expr] = MappingProxyType(built.get("step", {}))
-        self.optimal_step: Mapping[str, sp.Expr] | None = (
-            MappingProxyType(built["optimal"]) if built.get("optimal") is not None else None
-        )
-        self.iterations_expression: sp.Expr | None = built.get("iterations")
         self._fns: dict = {}
-        # rules are built once per set of user-fixed parameters (sympy construction is slow)
-        self._rule_table = {fixed: self._rules(fixed) for fixed in self._fixed_options()}
+
+    # Everything symbolic is built on first use, so that importing the package stays cheap.
+    @functools.cached_property
+    def _built(self) -> dict:
+        built = self._build()
+        out = {
+            "statements": MappingProxyType({st.name: st for st in built["statements"]}),
+            "step": MappingProxyType(built.get("step", {})),
+            "optimal": MappingProxyType(built["optimal"]) if built.get("optimal") is not None else None,
+            "iterations": built.get("iterations"),
+            # rules are built once per set of user-fixed parameters (sympy construction is slow)
+            "rules": {fixed: self._rules(fixed) for fixed in self._fixed_options()},
+        }
         names: set[str] = set()
-        for st in self.statements.values():
+        for st in out["statements"].values():
             names |= _indexed_names(st.rhs)
-        for rules in self._rule_table.values():
+        for rules in out["rules"].values():
             for e in rules.values():
                 names |= _indexed_names(e)
-        for e in self.step_rule.values():
+        for e in out["step"].values():
             names |= _indexed_names(e)
-        self.per_layer: tuple[str, ...] = tuple(n for n in _PER_LAYER_ORDER if n in names)
-        self.required: tuple[str, ...] = tuple(n for n in self.per_layer if n not in self.defaults)
+        out["per_layer"] = tuple(n for n in _PER_LAYER_ORDER if n in names)
+        return out
+
+    @property
+    def statements(self) -> Mapping[str, Statement]:
+        """The theorem's statements by name (the rate statement is ``self.rate``)."""
+        return self._built["statements"]
+
+    @property
+    def step_rule(self) -> Mapping[str, sp.Expr]:
+        """The step rule's quantities as expressions (per-layer ones indexed by ``i``)."""
+        return self._built["step"]
+
+    @property
+    def optimal_step(self) -> Mapping[str, sp.Expr] | None:
+        """Closed-form optimal step parameters, where the bound has them."""
+        return self._built["optimal"]
+
+    @property
+    def iterations_expression(self) -> sp.Expr | None:
+        """The closed-form ``K(ε)`` (before rounding up) for the default rule, if there is one."""
+        return self._built["iterations"]
+
+    @property
+    def per_layer(self) -> tuple[str, ...]:
+        """Names of the per-layer constants the theorem uses."""
+        return self._built["per_layer"]
+
+    @property
+    def required(self) -> tuple[str, ...]:
+        """Per-layer constants without a default (must be given)."""
+        return tuple(n for n in self.per_layer if n not in self.defaults)
+
+    @property
+    def _rule_table(self) -> dict:
+        return self._built["rules"]
 
     # -- to override ------------------------------------------------------------------------
     def _build(self) -> dict:
@@ -563,7 +600,9 @@ class SmoothConstantRadius(Theorem):
     defaults = MappingProxyType({"pi": 1.0})
     parameters = ("eta",)
 
-    _S = _sum(L / PI)
+    @property
+    def _S(self):
+        return _sum(L / PI)
 
     def _build(self):
         rate = Statement(
@@ -599,8 +638,9 @@ class L0L1Deterministic(Theorem):
 
     **Statement** (upper), with ``A(π) = Σ_i π_i L0_i/(L1_i)²`` and ``Q = 2Δ0/K``::
 
-        weighted: (1/K) Σ_k E Σ_i π_i ‖g_i^k‖_*²/(L0_i + L1_i‖g_i^k‖_*)  ≤  2Δ0/K
-        rate:     (1/K) Σ_k E Σ_i (π_i/L1_i) ‖g_i^k‖_*  ≤  (Q + sqrt(Q² + 4 Q A(π)))/2
+        weighted:   (1/K) Σ_k E Σ_i π_i ‖g_i^k‖_*²/(L0_i + L1_i‖g_i^k‖_*)  ≤  2Δ0/K
+        rate:       (1/K) Σ_k E Σ_i (π_i/L1_i) ‖g_i^k‖_*  ≤  (Q + sqrt(Q² + 4 Q A(π)))/2
+        unweighted: (1/K) Σ_k E Σ_i (1/L1_i) ‖g_i^k‖_*    ≤  max_i(1/π_i) · (rate's bound)
 
     so ``K(ε) = ⌈2Δ0/ε + 2Δ0 A(π)/ε²⌉``. With ``π ≡ 1`` this is exactly Gluon's Theorem 1
     (:func:`gluon_theorem1_iterations`, after Gluon's renormalisation of the weights).
@@ -622,7 +662,9 @@ class L0L1Deterministic(Theorem):
     step_rule_text = "t_i = ||g_i||_* / (L0_i + L1_i ||g_i||_*) (adaptive; at most 1/L1_i)"
     defaults = MappingProxyType({"pi": 1.0})
 
-    _A = _sum(PI * L0 / L1**2)
+    @property
+    def _A(self):
+        return _sum(PI * L0 / L1**2)
 
     def _build(self):
         Q = 2 * D0 / K_
@@ -639,8 +681,14 @@ class L0L1Deterministic(Theorem):
             (Q + sp.sqrt(Q**2 + 4 * Q * self._A)) / 2,
             target=EPS,
         )
+        unweighted = Statement(
+            "unweighted",
+            rf"{_AVG}\sum_{{i=1}}^{{b}} \frac{{1}}{{L^{{1}}_i}} {_G}",
+            "1/L1-weighted dual gradient norms (no pi), averaged over the iterations",
+            s.layer_max(1 / PI) * rate.rhs,
+        )
         return {
-            "statements": [weighted, rate],
+            "statements": [weighted, rate, unweighted],
             "step": {"radius_max": 1 / L1},
             "optimal": None,
             "iterations": 2 * D0 / EPS + 2 * D0 * self._A / EPS**2,
@@ -660,6 +708,7 @@ class _MomentumLMO(Theorem):
     inexact = False
     parameters = ("eta", "beta")
 
+    @functools.lru_cache(maxsize=None)  # noqa: B019 - two module-level instances only
     def _sums(self):
         d = DEL if self.inexact else sp.Integer(0)
         S2 = _sum((1 + d) ** 2 * L / PI) if self.inexact else _sum(L / PI)
