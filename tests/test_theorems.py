@@ -403,6 +403,22 @@ def test_latex_comes_from_the_expression(theorem):
 
 
 @pytest.mark.parametrize("theorem", ALL, ids=lambda t: t.name)
+def test_latex_is_well_formed(theorem):
+    """Balanced braces and no double superscript such as L^{1}_{i}^{2}."""
+    import re
+
+    texts = [theorem.latex_all()] + [S.latex(S.concrete(st_.rhs, 2)) for st_ in theorem.statements.values()]
+    for tex in texts:
+        depth = 0
+        for ch in tex:
+            depth += {"{": 1, "}": -1}.get(ch, 0)
+            assert depth >= 0
+        assert depth == 0
+        # a superscript group followed (after an optional subscript group) by another superscript
+        assert not re.search(r"\^\{[^{}]*\}(_\{[^{}]*\})?\^", tex), tex
+
+
+@pytest.mark.parametrize("theorem", ALL, ids=lambda t: t.name)
 def test_docstring_has_the_house_order(theorem):
     doc = type(theorem).__doc__
     heads = ["**Setting.**", "**Algorithm.**", "**Statement**", "**Source.**", "**Example.**"]

@@ -149,8 +149,8 @@ class _Printer(LatexPrinter):
         name = str(expr.base.label)
         base = _LATEX_BASE.get(name, self._print(expr.base.label))
         idx = ",".join(self._print(x) for x in expr.indices)
-        if base.endswith("}") and "^" in base:
-            return f"{base[:base.index('^')]}^{base[base.index('^') + 1:]}_{{{idx}}}"
+        if "^" in base:  # braces keep a later power from making a double superscript
+            return f"{{{base}_{{{idx}}}}}"
         return f"{base}_{{{idx}}}"
 
     def _print_Symbol(self, expr, style="plain"):
@@ -159,7 +159,8 @@ class _Printer(LatexPrinter):
         if "_" in name:
             head, _, tail = name.partition("_")
             if head in _LATEX_BASE and tail.isdigit():
-                return f"{_LATEX_BASE[head]}_{{{tail}}}"
+                base = _LATEX_BASE[head]
+                return f"{{{base}_{{{tail}}}}}" if "^" in base else f"{base}_{{{tail}}}"
         return super()._print_Symbol(expr, style=style)
 
 
