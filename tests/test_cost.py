@@ -7,7 +7,15 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from theory import RPT, CostModel, Independent, SubsetDistribution, smooth_deterministic, total_cost
+from theory import (
+    RPT,
+    CompactSubsets,
+    CostModel,
+    Independent,
+    SubsetDistribution,
+    smooth_deterministic,
+    total_cost,
+)
 from theory.sampling import inclusion_from_start, start_from_inclusion
 
 from .tolerances import COST_RTOL
@@ -83,6 +91,26 @@ def test_cost_of_a_set_and_subset_distribution(data):
     assert m.expected_cost_subsets(sets, q) == pytest.approx(want, rel=COST_RTOL, abs=1e-12)
 
 
+@given(data=st.data())
+def test_compact_subsets_cost_and_inclusion_equal_enumeration(data):
+    m = data.draw(models(max_layers=7))
+    b = m.nlayers
+    rho = data.draw(start_distributions(b))
+    theta = np.array(data.draw(st.lists(st.floats(0.0, 1.0), min_size=b, max_size=b)))
+    d = CompactSubsets(rho, theta)
+    outs = list(d.outcomes())
+    assert sum(q for _, q in outs) == pytest.approx(1.0)
+    brute = sum(q * brute_cost(m, set(S)) for S, q in outs)
+    assert m.expected_cost(d) == pytest.approx(brute, rel=COST_RTOL, abs=1e-12)
+    pi = np.zeros(b)
+    for S, q in outs:
+        pi[np.array(S) - 1] += q
+    np.testing.assert_allclose(d.inclusion, pi, atol=1e-12)
+    # RPT is the special case include_probs = 1
+    np.testing.assert_allclose(CompactSubsets.from_rpt(rho).inclusion, RPT(rho).inclusion, atol=1e-12)
+    assert m.expected_cost(CompactSubsets.from_rpt(rho)) == pytest.approx(m.expected_cost_rpt(rho), rel=COST_RTOL, abs=1e-12)
+
+
 def test_lumped_linear_model():
     """cost({s..b}) = F + Σ_{j≥s} c_j, so E cost = c0 + Σ_j c_j π_j under RPT."""
     c = np.array([1.0, 2.0, 3.0, 4.0])
@@ -127,7 +155,8 @@ def test_sampling_frequencies_match_inclusion():
     rng = np.random.default_rng(3)
     n = 20000
     for d in (RPT([0.1, 0.2, 0.3, 0.4]), Independent([0.3, 0.9, 0.5, 1.0]),
-              SubsetDistribution(4, [(1, 4), (2, 3), (4,)], [0.5, 0.25, 0.25])):
+              SubsetDistribution(4, [(1, 4), (2, 3), (4,)], [0.5, 0.25, 0.25]),
+              CompactSubsets([0.3, 0.3, 0.4, 0.0], [1.0, 0.2, 0.7, 0.5])):
         counts = np.zeros(4)
         for _ in range(n):
             for j in d.sample(rng):

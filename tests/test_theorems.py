@@ -147,8 +147,13 @@ def test_against_reference_formulas(data):
     c = _full(l0l1_deterministic, data.draw(instances(l0l1_deterministic)))
     assert l0l1_deterministic.evaluate(K, **c).value == pytest.approx(
         ref_T2(c["L0"], c["L1"], c["pi"], c["Delta0"], K), rel=FORMULA_RTOL)
+    Q, W = 2 * c["Delta0"] / K, 1 / np.min(c["pi"])
+    Ap = np.sum(c["L0"] / (c["pi"] * c["L1"] ** 2))
     assert l0l1_deterministic.evaluate(K, statement="unweighted", **c).value == pytest.approx(
-        ref_T2(c["L0"], c["L1"], c["pi"], c["Delta0"], K) / np.min(c["pi"]), rel=FORMULA_RTOL)
+        (Q * W + math.sqrt(Q * Q * W * W + 4 * Q * Ap)) / 2, rel=FORMULA_RTOL)
+    # it is never weaker than dividing the rate bound by min pi
+    assert l0l1_deterministic.evaluate(K, statement="unweighted", **c).value <= (
+        ref_T2(c["L0"], c["L1"], c["pi"], c["Delta0"], K) * W * (1 + FORMULA_RTOL))
     c = _full(inexact_constant_radius, data.draw(instances(inexact_constant_radius, fix_params=False)))
     assert inexact_constant_radius.evaluate(K, eta=eta, beta=beta, **c).value == pytest.approx(
         ref_T4(c["L"], c["pi"], c["sigma"], c["rho"], c["delta"], c["Delta0"], K, eta, beta),
@@ -197,6 +202,14 @@ def test_l0l1_with_full_sampling_is_gluon_theorem1(nlayers):
     ours = S.set_all(l0l1_deterministic.iterations_expression, "pi", 1).subs(S.epsilon, S.epsilon * m)
     diff = S.concrete(ours, nlayers) - S.concrete(gluon_theorem1_iterations(), nlayers)
     assert sp.simplify(diff) == 0
+
+
+def test_l0l1_unweighted_equals_rate_with_full_sampling():
+    """With π ≡ 1 the π-free statement and its K coincide with the rate statement's."""
+    st = l0l1_deterministic
+    assert _zero(_pi1(st, "unweighted") - _pi1(st, "rate"))
+    u = S.set_all(st.iterations_expressions["unweighted"], "pi", 1)
+    assert _zero(u - S.set_all(st.iterations_expression, "pi", 1))
 
 
 def test_l0l1_with_full_sampling_is_gluon_theorem1_generic_b():
@@ -311,24 +324,27 @@ def test_inexact_step_shrinks_by_one_plus_delta():
 
 # -- iteration counts ------------------------------------------------------------------------------
 
-@pytest.mark.parametrize("theorem", ALL, ids=lambda t: t.name)
+TARGETED = [(t, st_) for t in ALL for st_ in t.statements if t.statements[st_].target is not None]
+
+
+@pytest.mark.parametrize("theorem,statement", TARGETED, ids=lambda x: getattr(x, "name", x))
 @given(data=st.data())
-def test_iterations_is_the_smallest_sufficient_K(theorem, data):
+def test_iterations_is_the_smallest_sufficient_K(theorem, statement, data):
     c = data.draw(instances(theorem, max_layers=4))
     eps = data.draw(_floats(0.05, 20.0))
     try:
-        K = theorem.iterations(eps, **c)
+        K = theorem.iterations(eps, statement=statement, **c)
     except ValueError as e:  # only fixed parameters can make a target unreachable
         assert "unreachable" in str(e)
         assert any(p in c for p in theorem.parameters)
         return
-    target = theorem.target(eps)
-    assert theorem.evaluate(K, **c).value <= target * (1 + 1e-12)
+    target = theorem.target(eps, statement)
+    assert theorem.evaluate(K, statement=statement, **c).value <= target * (1 + 1e-12)
     # Minimality: one iteration less must miss the target. The bounds change by O(1/K) relative
     # from K-1 to K, which double precision (2.2e-16) resolves only while K is below ~1e13; beyond
     # that "the smallest K" is not defined in floating point and only sufficiency is checked.
     if 1 < K < 1e13:
-        assert theorem.evaluate(K - 1, **c).value > target
+        assert theorem.evaluate(K - 1, statement=statement, **c).value > target
 
 
 @pytest.mark.parametrize("theorem", [smooth_stochastic, inexact_constant_radius], ids=lambda t: t.name)

@@ -35,7 +35,14 @@ from .bounds import (
 from .cost import CostModel, total_cost
 from .norms import NORMS, Norm, get_norm, polar
 from .registry import TheoremRegistry, get_theorem, register_theorem, theorems
-from .sampling import RPT, Independent, SubsetDistribution, inclusion_from_start, start_from_inclusion
+from .sampling import (
+    RPT,
+    CompactSubsets,
+    Independent,
+    SubsetDistribution,
+    inclusion_from_start,
+    start_from_inclusion,
+)
 
 __all__ = [
     "IndependentSampling",
@@ -66,6 +73,7 @@ __all__ = [
     "get_theorem",
     "register_theorem",
     "RPT",
+    "CompactSubsets",
     "Independent",
     "SubsetDistribution",
     "inclusion_from_start",

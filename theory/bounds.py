@@ -127,6 +127,14 @@ def _ceil_tol(x: float) -> int:
     return max(1, math.ceil(x * (1.0 - ROUNDING_RTOL)))
 
 
+def _iterations_dict(value, rate: str) -> dict:
+    if value is None:
+        return {}
+    if isinstance(value, dict):
+        return dict(value)
+    return {rate: value}
+
+
 def _indexed_names(expr: sp.Expr) -> set[str]:
     return {str(x.label) for x in expr.atoms(sp.IndexedBase)}
 
@@ -160,7 +168,7 @@ class Theorem:
             "statements": MappingProxyType({st.name: st for st in built["statements"]}),
             "step": MappingProxyType(built.get("step", {})),
             "optimal": MappingProxyType(built["optimal"]) if built.get("optimal") is not None else None,
-            "iterations": built.get("iterations"),
+            "iterations": _iterations_dict(built.get("iterations"), self.rate),
             # rules are built once per set of user-fixed parameters (sympy construction is slow)
             "rules": {fixed: self._rules(fixed) for fixed in self._fixed_options()},
         }
@@ -192,8 +200,14 @@ class Theorem:
 
     @property
     def iterations_expression(self) -> sp.Expr | None:
-        """The closed-form ``K(ε)`` (before rounding up) for the default rule, if there is one."""
-        return self._built["iterations"]
+        """The closed-form ``K(ε)`` (before rounding up) of the rate statement for the default
+        rule, if there is one."""
+        return self._built["iterations"].get(self.rate)
+
+    @property
+    def iterations_expressions(self) -> Mapping[str, sp.Expr]:
+        """Closed-form ``K(ε)`` per statement with an accuracy target (default rule)."""
+        return MappingProxyType(self._built["iterations"])
 
     @property
     def per_layer(self) -> tuple[str, ...]:
@@ -217,9 +231,9 @@ class Theorem:
         """Step parameters not fixed by the user, in evaluation order, as expressions."""
         return {}
 
-    def _closed_form(self, fixed: frozenset, values: Mapping) -> sp.Expr | None:
+    def _closed_form(self, fixed: frozenset, values: Mapping, statement: str) -> sp.Expr | None:
         """The closed-form ``K(ε)`` (before rounding up) valid for these inputs, if there is one."""
-        return self.iterations_expression if not fixed else None
+        return None if fixed else self._built["iterations"].get(statement)
 
     def assumptions_for(self, **constants) -> tuple:
         """The assumption objects this theorem needs, built with the given constants."""
@@ -408,40 +422,62 @@ class Theorem:
             target=target,
         )
 
-    def _rate_at(self, K: float, v: Mapping) -> float:
-        st = self.statement()
+    def _rate_at(self, K: float, v: Mapping, statement: str | None = None) -> float:
+        st = self.statement(statement)
         return self._value(("rhs", st.name), st.rhs, v, K, self._params(K, v))
 
-    def target(self, epsilon) -> float:
-        """The value the rate statement's right-hand side must reach (``ε`` or ``ε²``)."""
+    def target(self, epsilon, statement: str | None = None) -> float:
+        """The value a statement's right-hand side must reach (``ε`` or ``ε²``); default: the
+        rate statement."""
         eps = check_scalar("epsilon", epsilon)
-        st = self.statement()
+        st = self.statement(statement)
+        if st.target is None:
+            raise ValueError(f"statement {st.name!r} of {self.name} has no accuracy target")
         return float(st.target.subs(s.epsilon, eps))
 
-    def iterations(self, epsilon, **constants) -> int:
-        """The smallest ``K`` whose rate bound is at most the target for accuracy ``ε``.
+    def iterations(self, epsilon, statement: str | None = None, **constants) -> int:
+        """The smallest ``K`` whose bound is at most the target for accuracy ``ε`` (default: the
+        rate statement).
 
         Uses the closed form ``K(ε)`` when the inputs admit one, otherwise a bisection on the
-        rate bound (non-increasing in ``K`` for every step rule here). Raises ``ValueError`` when
+        bound (non-increasing in ``K`` for every step rule here). Raises ``ValueError`` when
         fixed step parameters leave the bound above the target for every ``K``.
         """
         eps = check_scalar("epsilon", epsilon)
+        st = self.statement(statement)
+        target = self.target(eps, st.name)
         v = self.prepare(**constants)
-        target = self.target(eps)
         fixed = frozenset(p for p in self.parameters if p in v)
-        cf = self._closed_form(fixed, v)
+        cf = self._closed_form(fixed, v, st.name)
         if cf is not None:
-            K = _ceil_tol(self._value(("K", fixed), cf, v, np.nan, {}, eps))
+            K = _ceil_tol(self._value(("K", fixed, st.name), cf, v, np.nan, {}, eps))
             # guard against rounding the wrong way: the bound itself decides
-            while self._rate_at(K, v) > target * (1 + ROUNDING_RTOL):
+            while self._rate_at(K, v, st.name) > target * (1 + ROUNDING_RTOL):
                 K += 1
             return K
-        return self._search(v, target, fixed)
+        return self._search(v, target, fixed, st.name)
 
-    def _search(self, v, target: float, fixed) -> int:
-        """Smallest integer K with rate(K) <= target, for a rate non-increasing in K: powers of
+    def iterations_real(self, epsilon, statement: str | None = None, **constants) -> float:
+        """The closed-form ``K(ε)`` as a real number, before rounding up (what cost comparisons
+        use, so that they are not dominated by rounding); ``ValueError`` when these inputs have
+        no closed form.
+
+        >>> smooth_deterministic.iterations_real(0.3, L=[1, 4, 2], Delta0=1)
+        88.88888888888889
+        """
+        eps = check_scalar("epsilon", epsilon)
+        st = self.statement(statement)
+        v = self.prepare(**constants)
+        fixed = frozenset(p for p in self.parameters if p in v)
+        cf = self._closed_form(fixed, v, st.name)
+        if cf is None:
+            raise ValueError(f"{self.name}: statement {st.name!r} has no closed-form K(eps) here")
+        return self._value(("K", fixed, st.name), cf, v, np.nan, {}, eps)
+
+    def _search(self, v, target: float, fixed, statement: str | None = None) -> int:
+        """Smallest integer K with bound(K) <= target, for a bound non-increasing in K: powers of
         two bracket it, then rounds of 64 evaluations (one vectorised call each) narrow it."""
-        st = self.statement()
+        st = self.statement(statement)
         if fixed:
             # the limit K -> infinity, at a K so large that every 1/K term has vanished
             floor = float(self._rhs_array(st, v, np.array([1e300]))[0])
@@ -640,10 +676,13 @@ class L0L1Deterministic(Theorem):
 
         weighted:   (1/K) Σ_k E Σ_i π_i ‖g_i^k‖_*²/(L0_i + L1_i‖g_i^k‖_*)  ≤  2Δ0/K
         rate:       (1/K) Σ_k E Σ_i (π_i/L1_i) ‖g_i^k‖_*  ≤  (Q + sqrt(Q² + 4 Q A(π)))/2
-        unweighted: (1/K) Σ_k E Σ_i (1/L1_i) ‖g_i^k‖_*    ≤  max_i(1/π_i) · (rate's bound)
+        unweighted: (1/K) Σ_k E Σ_i (1/L1_i) ‖g_i^k‖_*    ≤  (QW + sqrt(Q²W² + 4 Q A′(π)))/2
 
     so ``K(ε) = ⌈2Δ0/ε + 2Δ0 A(π)/ε²⌉``. With ``π ≡ 1`` this is exactly Gluon's Theorem 1
-    (:func:`gluon_theorem1_iterations`, after Gluon's renormalisation of the weights).
+    (:func:`gluon_theorem1_iterations`, after Gluon's renormalisation of the weights). The rate
+    weights layer ``i`` by ``π_i``, so rarely updated layers count less; the ``unweighted``
+    statement, with ``W = max_i 1/π_i`` and ``A′(π) = Σ_i L0_i/(π_i L1_i²)``, needs
+    ``K = ⌈2Δ0 W/ε + 2Δ0 A′(π)/ε²⌉`` and is the one to compare distributions with.
 
     **Source.** THEORY.md §4 T2 [derived]; proof in ``docs/theory.md`` §T2; the reduction to
     Gluon (arXiv 2505.13416, Theorem 1) is checked symbolically in the tests.
@@ -681,17 +720,24 @@ class L0L1Deterministic(Theorem):
             (Q + sp.sqrt(Q**2 + 4 * Q * self._A)) / 2,
             target=EPS,
         )
+        # pi-free: Cauchy-Schwarz with weights 1/pi_i (docs/theory.md §T2), W = max_i 1/pi_i
+        W = s.layer_max(1 / PI)
+        Ap = _sum(L0 / (PI * L1**2))
         unweighted = Statement(
             "unweighted",
             rf"{_AVG}\sum_{{i=1}}^{{b}} \frac{{1}}{{L^{{1}}_i}} {_G}",
             "1/L1-weighted dual gradient norms (no pi), averaged over the iterations",
-            s.layer_max(1 / PI) * rate.rhs,
+            (Q * W + sp.sqrt(Q**2 * W**2 + 4 * Q * Ap)) / 2,
+            target=EPS,
         )
         return {
             "statements": [weighted, rate, unweighted],
             "step": {"radius_max": 1 / L1},
             "optimal": None,
-            "iterations": 2 * D0 / EPS + 2 * D0 * self._A / EPS**2,
+            "iterations": {
+                "rate": 2 * D0 / EPS + 2 * D0 * self._A / EPS**2,
+                "unweighted": 2 * D0 * W / EPS + 2 * D0 * Ap / EPS**2,
+            },
         }
 
     def assumptions_for(self, **constants):
@@ -832,8 +878,8 @@ class _MomentumLMO(Theorem):
         params["beta"] = beta.reshape(K.shape) if K.ndim else float(beta[0])
         return params
 
-    def _closed_form(self, fixed, values):
-        if fixed or np.any(values["sigma"] > 0):
+    def _closed_form(self, fixed, values, statement):
+        if fixed or np.any(values["sigma"] > 0) or statement != self.rate:
             return None
         # no noise: the rule takes beta = 1 and the bound is sqrt(2 Delta0 S2/K)/(1 - max delta)
         S2, _, _, _ = self._sums()

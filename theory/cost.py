@@ -18,7 +18,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ._validation import check_layer_array, check_positive_int, check_same_length, check_scalar
-from .sampling import RPT, Independent, SubsetDistribution, inclusion_from_start
+from .sampling import RPT, CompactSubsets, Independent, SubsetDistribution, inclusion_from_start
 
 __all__ = ["CostModel", "total_cost", "RPT_EXPECTED_COST_LATEX"]
 
@@ -126,9 +126,23 @@ class CostModel:
         d = SubsetDistribution(self.nlayers, sets, probs)
         return float(sum(p * self.cost(S) for S, p in zip(d.sets, d.probs)))
 
+    def expected_cost_compact(self, lowest_probs, include_probs) -> float:
+        """``E cost`` for :class:`~theory.sampling.CompactSubsets`:
+        ``Σ_s ρ_s (F + A_s + v_s) + Σ_j v_j θ_j P_j`` with ``A_s = Σ_{j>s} a_j``,
+        ``P_j = Σ_{s<j} ρ_s``."""
+        d = CompactSubsets(lowest_probs, include_probs)
+        check_same_length(lowest_probs=d.lowest_probs, costs=self.weight)
+        return float(d.lowest_probs @ self.lowest_costs() + (self.per_layer * d.include_probs) @ d.mass_below)
+
+    def lowest_costs(self) -> np.ndarray:
+        """``F + A_s + v_s`` for every lowest layer ``s``: the cost a set pays for its lowest layer
+        (forward, backward through every activation above it, and its own weight work)."""
+        a_above = np.concatenate([np.cumsum(self.activation[::-1])[::-1][1:], [0.0]])
+        return self.forward + a_above + self.per_layer
+
     def expected_cost(self, distribution) -> float:
-        """``E cost`` for an :class:`~theory.sampling.RPT`, :class:`~theory.sampling.Independent`
-        or :class:`~theory.sampling.SubsetDistribution`."""
+        """``E cost`` for an :class:`~theory.sampling.RPT`, :class:`~theory.sampling.Independent`,
+        :class:`~theory.sampling.SubsetDistribution` or :class:`~theory.sampling.CompactSubsets`."""
         if getattr(distribution, "nlayers", None) != self.nlayers:
             raise ValueError(
                 f"the distribution has {getattr(distribution, 'nlayers', '?')} layers but the cost "
@@ -140,6 +154,8 @@ class CostModel:
             return self.expected_cost_independent(distribution.pi)
         if isinstance(distribution, SubsetDistribution):
             return self.expected_cost_subsets(distribution.sets, distribution.probs)
+        if isinstance(distribution, CompactSubsets):
+            return self.expected_cost_compact(distribution.lowest_probs, distribution.include_probs)
         raise ValueError(f"unknown distribution {distribution!r}")
 
     @property

@@ -20,6 +20,7 @@ __all__ = [
     "RPT",
     "Independent",
     "SubsetDistribution",
+    "CompactSubsets",
     "inclusion_from_start",
     "start_from_inclusion",
     "PROBABILITY_ATOL",
@@ -209,3 +210,78 @@ class SubsetDistribution:
 
     def sample(self, rng: np.random.Generator) -> tuple[int, ...]:
         return self.sets[int(rng.choice(len(self.sets), p=self.probs))]
+
+
+@dataclass(frozen=True, eq=False)
+class CompactSubsets:
+    """Draw the lowest layer ``s`` with probability ``lowest_probs[s]``, then add each layer
+    ``j > s`` independently with probability ``include_probs[j]`` (THEORY.md §5).
+
+    Every optimum of the max-form over *all* subset distributions has this form; RPT is the case
+    ``include_probs ≡ 1``. ``include_probs[0]`` (layer 1 is never above the lowest) is ignored.
+
+    >>> d = CompactSubsets([0.5, 0.5, 0.0], [1.0, 0.5, 1.0])
+    >>> d.inclusion.tolist()
+    [0.5, 0.75, 1.0]
+    >>> sorted(d.outcomes())
+    [((1, 2, 3), 0.25), ((1, 3), 0.25), ((2, 3), 0.5)]
+    """
+
+    lowest_probs: np.ndarray
+    include_probs: np.ndarray
+
+    def __post_init__(self):
+        rho = _probabilities("lowest_probs", self.lowest_probs)
+        theta = check_layer_array("include_probs", self.include_probs, "unit_closed")
+        if len(theta) != len(rho):
+            raise ValueError(
+                f"lowest_probs has {len(rho)} entries but include_probs has {len(theta)}"
+            )
+        object.__setattr__(self, "lowest_probs", rho)
+        object.__setattr__(self, "include_probs", theta)
+
+    @classmethod
+    def from_rpt(cls, start_probs) -> "CompactSubsets":
+        p = _probabilities("start_probs", start_probs)
+        return cls(p, np.ones_like(p))
+
+    @property
+    def nlayers(self) -> int:
+        return len(self.lowest_probs)
+
+    @property
+    def mass_below(self) -> np.ndarray:
+        """``P_j = Σ_{s<j} ρ_s``: the probability that the lowest layer is below ``j``."""
+        return np.concatenate([[0.0], np.cumsum(self.lowest_probs)[:-1]])
+
+    @property
+    def inclusion(self) -> np.ndarray:
+        """``π_j = ρ_j + θ_j P_j``."""
+        return np.minimum(self.lowest_probs + self.include_probs * self.mass_below, 1.0)
+
+    def outcomes(self):
+        """Yield ``(set, probability)`` for every set with positive probability (``b ≤ 20``)."""
+        b = self.nlayers
+        if b > MAX_ENUMERATE_LAYERS:
+            raise ValueError(
+                f"enumerating this distribution needs up to 2^b outcomes; b = {b} > {MAX_ENUMERATE_LAYERS}"
+            )
+        for s, ps in enumerate(self.lowest_probs, start=1):
+            if ps <= 0:
+                continue
+            above = self.include_probs[s:]
+            for mask in itertools.product((False, True), repeat=b - s):
+                p = float(ps) * float(np.prod(np.where(mask, above, 1.0 - above)))
+                if p > 0:
+                    yield (s,) + tuple(s + 1 + j for j in range(b - s) if mask[j]), p
+
+    def to_subsets(self) -> SubsetDistribution:
+        """The same distribution as an explicit list of sets (``b ≤ 20``)."""
+        outs = list(self.outcomes())
+        return SubsetDistribution(self.nlayers, [S for S, _ in outs], [p for _, p in outs])
+
+    def sample(self, rng: np.random.Generator) -> tuple[int, ...]:
+        b = self.nlayers
+        s = int(rng.choice(b, p=self.lowest_probs)) + 1
+        extra = np.flatnonzero(rng.random(b - s) < self.include_probs[s:])
+        return (s,) + tuple(int(s + 1 + j) for j in extra)
