@@ -52,7 +52,7 @@ DESCRIPTIONS: Mapping[str, str] = {
     "epsilon": "the target accuracy",
     "eta": "the radius scale",
     "beta": "the momentum weight on the new gradient",
-    "costs": "per-layer costs",
+    "costs": "per-layer",
     "start_probs": "start-index probabilities",
 }
 

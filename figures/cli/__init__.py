@@ -8,12 +8,12 @@ from __future__ import annotations
 
 import sys
 
-from . import bound
+from . import bound, sample
 from ._common import EXIT_BAD_INPUT, CLIError, Parser, join_negative_values
 
 __all__ = ["main", "build_parser"]
 
-SUBCOMMANDS = [bound]
+SUBCOMMANDS = [bound, sample]
 
 
 def build_parser() -> Parser:

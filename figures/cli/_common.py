@@ -47,8 +47,8 @@ def parse_floats(option: str, text: str | None) -> list[float] | None:
 
 
 def to_jsonable(x):
-    """Convert numpy scalars/arrays (and nested containers) to plain JSON types; non-finite floats
-    become strings so the output is strict JSON."""
+    """Convert numpy scalars/arrays (and nested containers) to plain JSON types; NaN becomes
+    ``null`` and ±inf the strings ``"inf"``/``"-inf"``, so the output is strict JSON."""
     if isinstance(x, dict):
         return {str(k): to_jsonable(v) for k, v in x.items()}
     if isinstance(x, (list, tuple)):
@@ -59,6 +59,8 @@ def to_jsonable(x):
         return int(x)
     if isinstance(x, (float, np.floating)):
         f = float(x)
+        if math.isnan(f):
+            return None
         return f if math.isfinite(f) else str(f)
     return x
 

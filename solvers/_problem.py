@@ -1,0 +1,289 @@
+"""The optimisation problem behind every solver: total cost ``TC(D) = K(π(D)) · E_D cost`` for an
+objective (which theorem gives ``K``) and a cost model, plus its linear description per family.
+
+``K`` comes from the theorem objects of :mod:`theory` (their closed-form iteration counts, before
+rounding up); the cost model is :class:`theory.CostModel`. Without ``Delta0`` and ``epsilon`` the
+max- and sum-form report ``K`` in units of ``2Δ0/ε²`` (i.e. ``Δ0 = 1/2``, ``ε = 1``).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import numpy as np
+import scipy.sparse as sps
+
+from theory import (
+    RPT,
+    CompactSubsets,
+    CostModel,
+    Independent,
+    SubsetDistribution,
+    l0l1_deterministic,
+    smooth_constant_radius,
+    smooth_deterministic,
+)
+from theory import symbols as S
+from theory._validation import check_layer_array, check_same_length, check_scalar
+
+__all__ = [
+    "FAMILIES",
+    "OBJECTIVES",
+    "METHODS",
+    "Problem",
+    "Formulation",
+    "make_problem",
+    "formulation",
+    "cost_model",
+]
+
+FAMILIES = ("rpt", "independent", "subsets", "fixed")
+OBJECTIVES = ("max", "sum", "l0l1")
+METHODS = ("auto", "closed-form", "lp", "enumerate", "cvxpy", "scipy", "grid")
+
+# which theorem (and statement) gives K(π) for each objective
+_THEOREM = {
+    "max": (smooth_deterministic, "rate"),
+    "sum": (smooth_constant_radius, "rate"),
+    "l0l1": (l0l1_deterministic, "unweighted"),
+}
+
+# the largest b for which the subsets family is enumerated set by set (2^b − 1 columns)
+MAX_ENUMERATE_LAYERS = 20
+
+
+def _check_choice(kind: str, value, choices) -> str:
+    if value not in choices:
+        raise ValueError(f"unknown {kind} {value!r}; choose one of: {', '.join(choices)}")
+    return value
+
+
+def cost_model(costs, forward_cost: float | None = None) -> CostModel:
+    """A :class:`theory.CostModel` from one positive number per layer (the lumped linear model,
+    with ``forward_cost`` as ``F``) or an existing model."""
+    if isinstance(costs, CostModel):
+        if forward_cost is not None:
+            raise ValueError("forward_cost is part of the CostModel already; do not pass both")
+        return costs
+    return CostModel.linear(costs, forward=0.0 if forward_cost is None else forward_cost)
+
+
+@dataclass(frozen=True, eq=False)
+class Problem:
+    """Inputs of a sampling problem, validated. ``L`` is ``None`` for the ``l0l1`` objective."""
+
+    objective: str
+    model: CostModel
+    L: np.ndarray | None
+    L0: np.ndarray | None
+    L1: np.ndarray | None
+    Delta0: float
+    epsilon: float
+    scaled: bool  # Delta0 and epsilon were given (else K is in units of 2Δ0/ε²)
+    _k_many: object = field(default=None, repr=False)
+
+    @property
+    def nlayers(self) -> int:
+        return self.model.nlayers
+
+    @property
+    def theorem(self):
+        return _THEOREM[self.objective][0]
+
+    @property
+    def statement(self) -> str:
+        return _THEOREM[self.objective][1]
+
+    def constants(self, pi) -> dict:
+        if self.objective == "l0l1":
+            return dict(L0=self.L0, L1=self.L1, pi=pi, Delta0=self.Delta0)
+        return dict(L=self.L, pi=pi, Delta0=self.Delta0)
+
+    def iterations(self, pi) -> float:
+        """``K(π)`` before rounding, from the theorem object; ``inf`` when a layer has ``π_i = 0``
+        (the theorem then guarantees nothing)."""
+        pi = np.asarray(pi, dtype=float)
+        if np.any(pi <= 0):
+            return math.inf
+        pi = np.minimum(pi, 1.0)
+        return self.theorem.iterations_real(self.epsilon, statement=self.statement, **self.constants(pi))
+
+    def iterations_many(self, pis) -> np.ndarray:
+        """``K(π)`` for many ``π`` at once (rows), generated from the same sympy expression."""
+        pis = np.asarray(pis, dtype=float)
+        f = self._k_many
+        if f is None:
+            expr = self.theorem.iterations_expressions[self.statement]
+            f = S.numeric(expr, list(S.PER_LAYER), ["Delta0", "K", "eta", "beta", "epsilon", "b"])
+            object.__setattr__(self, "_k_many", f)
+        b = self.nlayers
+        one = np.ones(b)
+        vals = {"L": self.L, "L0": self.L0, "L1": self.L1}
+        per = [pis if n == "pi" else (vals.get(n) if vals.get(n) is not None else one) for n in S.PER_LAYER]
+        with np.errstate(divide="ignore", invalid="ignore"):
+            out = np.asarray(f(*per, self.Delta0, np.nan, np.nan, np.nan, self.epsilon, b), dtype=float)
+        out = np.where(np.all(pis > 0, axis=-1), out, np.inf)
+        return out
+
+    def evaluate(self, distribution) -> tuple[float, float, float]:
+        """``(K, E cost, TC)`` of a distribution object from :mod:`theory.sampling`."""
+        K = self.iterations(distribution.inclusion)
+        c = self.model.expected_cost(distribution)
+        return K, c, K * c
+
+    @property
+    def scale(self) -> float:
+        """``K`` per unit of the objective's normalised form (``2Δ0/ε²`` for max and sum)."""
+        if self.objective == "l0l1":
+            return 1.0
+        return 2 * self.Delta0 / self.epsilon**2
+
+
+def make_problem(
+    L,
+    costs,
+    objective: str,
+    *,
+    forward_cost: float | None = None,
+    L0=None,
+    L1=None,
+    Delta0=None,
+    epsilon=None,
+) -> Problem:
+    """Validate the inputs of :func:`solvers.optimal_sampling` and build a :class:`Problem`."""
+    _check_choice("objective", objective, OBJECTIVES)
+    model = cost_model(costs, forward_cost)
+    if objective == "l0l1":
+        if L0 is None or L1 is None:
+            raise ValueError("objective 'l0l1' needs the (L0,L1) constants L0 and L1")
+        if Delta0 is None or epsilon is None:
+            raise ValueError("objective 'l0l1' needs Delta0 and epsilon (its K is not homogeneous in them)")
+        L0a = check_layer_array("L0", L0, "nonnegative")
+        L1a = check_layer_array("L1", L1, "positive")
+        La = None if L is None else check_layer_array("L", L, "positive")
+        check_same_length(L0=L0a, L1=L1a, L=La, costs=model.weight)
+    else:
+        La = check_layer_array("L", L, "positive")
+        check_same_length(L=La, costs=model.weight)
+        L0a = L1a = None
+    scaled = Delta0 is not None or epsilon is not None
+    if scaled and (Delta0 is None or epsilon is None):
+        raise ValueError("give both Delta0 and epsilon, or neither (then K is in units of 2*Delta0/eps^2)")
+    D0 = 0.5 if Delta0 is None else check_scalar("Delta0", Delta0)
+    eps = 1.0 if epsilon is None else check_scalar("epsilon", epsilon)
+    return Problem(objective, model, La, L0a, L1a, D0, eps, scaled)
+
+
+@dataclass(frozen=True, eq=False)
+class Formulation:
+    """A family's distributions as a cone ``θ ≥ 0`` with ``E θ = 0`` and ``G θ ≤ 0``, where
+    ``y = Y θ`` are the (unnormalised) inclusion masses and ``cost · θ`` the cost mass.
+
+    Scaling ``θ`` scales both, so ``θ`` with ``cost · θ = 1`` describes a distribution with
+    ``π = y / (Σ of its mass)`` and expected cost ``1/(that mass)``; :meth:`decode` returns the
+    distribution. Running sums are variables of their own so every matrix stays sparse.
+    """
+
+    family: str
+    nvar: int
+    Y: sps.csr_matrix
+    cost: np.ndarray
+    G: sps.csr_matrix | None
+    E: sps.csr_matrix | None
+    mass: np.ndarray  # the total probability mass is mass · θ
+    decode_fn: object
+
+    def decode(self, theta):
+        return self.decode_fn(np.maximum(np.asarray(theta, dtype=float), 0.0))
+
+
+def _running_sum_rows_fast(b: int, rho_off: int, P_off: int, nvar: int) -> sps.csr_matrix:
+    """Rows of ``P_1 = 0`` and ``P_{j+1} − P_j − ρ_j = 0`` (``P_j = Σ_{s<j} ρ_s``)."""
+    j = np.arange(b - 1)
+    rows = np.concatenate([[0], np.repeat(j + 1, 3)])
+    cols = np.concatenate([[P_off], np.stack([P_off + j + 1, P_off + j, rho_off + j], 1).ravel()])
+    vals = np.concatenate([[1.0], np.tile([1.0, -1.0, -1.0], b - 1)])
+    return sps.csr_matrix((vals, (rows, cols)), shape=(b, nvar))
+
+
+def _normalise(x: np.ndarray) -> np.ndarray:
+    t = x.sum()
+    if not t > 0:
+        raise ValueError("the solver returned no probability mass")
+    return x / t
+
+
+def formulation(problem: Problem, family: str, enumerate_sets: bool = False) -> Formulation:
+    """The linear description of ``family`` under the problem's cost model."""
+    m = problem.model
+    b = m.nlayers
+    v = m.per_layer
+    I = sps.identity(b, format="csr")  # noqa: E741
+    if family == "rpt":
+        # θ = (ρ, P): ρ_s start masses, P_j = Σ_{s<j} ρ_s; y = P + ρ
+        n = 2 * b
+        Y = sps.hstack([I, I], format="csr")
+        cost = np.concatenate([m.rpt_costs(), np.zeros(b)])
+        E = _running_sum_rows_fast(b, 0, b, n)
+        mass = np.concatenate([np.ones(b), np.zeros(b)])
+        return Formulation("rpt", n, Y, cost, None, E, mass, lambda th: RPT(_normalise(th[:b])))
+    if family == "subsets" and not enumerate_sets:
+        # θ = (ρ, x, P): lowest-layer masses, masses above the lowest, running sums
+        n = 3 * b
+        Z = sps.csr_matrix((b, b))
+        Y = sps.hstack([I, I, Z], format="csr")
+        cost = np.concatenate([m.lowest_costs(), v, np.zeros(b)])
+        G = sps.hstack([Z, I, -I], format="csr")  # x_j − P_j ≤ 0
+        E = _running_sum_rows_fast(b, 0, 2 * b, n)
+        mass = np.concatenate([np.ones(b), np.zeros(2 * b)])
+
+        def decode(th):
+            rho, x, P = th[:b], th[b : 2 * b], th[2 * b :]
+            tot = rho.sum()
+            with np.errstate(divide="ignore", invalid="ignore"):
+                theta = np.where(P > 1e-300, np.clip(x / np.where(P > 0, P, 1.0), 0.0, 1.0), 0.0)
+            return CompactSubsets(_normalise(rho), theta) if tot > 0 else None
+
+        return Formulation("subsets", n, Y, cost, G, E, mass, decode)
+    if family == "subsets":
+        if b > MAX_ENUMERATE_LAYERS:
+            raise ValueError(
+                f"method 'enumerate' builds 2^b - 1 columns; b = {b} > {MAX_ENUMERATE_LAYERS} is too many "
+                "(use the compact methods: closed-form, lp or cvxpy)"
+            )
+        masks = np.arange(1, 2**b)
+        member = ((masks[None, :] >> np.arange(b)[:, None]) & 1).astype(float)  # b × n
+        lowest = np.array([int(mk & -mk).bit_length() for mk in masks])  # 1-based lowest layer
+        A_above = np.concatenate([np.cumsum(m.activation[::-1])[::-1][1:], [0.0]])
+        cost = m.forward + A_above[lowest - 1] + v @ member
+        sets = [tuple(int(j) + 1 for j in np.flatnonzero(member[:, k])) for k in range(masks.size)]
+        Y = sps.csr_matrix(member)
+
+        def decode(th):
+            q = _normalise(th)
+            keep = q > 1e-15
+            return SubsetDistribution(b, [sets[k] for k in np.flatnonzero(keep)], q[keep])
+
+        return Formulation("subsets", masks.size, Y, cost, None, None, np.ones(masks.size), decode)
+    if family == "independent":
+        if np.any(m.activation > 0):
+            raise ValueError(
+                "independent sampling with activation-backward costs a_j > 0 has a non-linear "
+                "expected cost; use method 'closed-form' (max-form) or 'scipy'"
+            )
+        # θ = (y, s): y_i = π_i s, s = total mass; y ≤ s
+        n = b + 1
+        Y = sps.hstack([I, sps.csr_matrix((b, 1))], format="csr")
+        cost = np.concatenate([v, [m.forward]])
+        G = sps.hstack([I, -sps.csr_matrix(np.ones((b, 1)))], format="csr")
+        mass = np.concatenate([np.zeros(b), [1.0]])
+
+        def decode(th):
+            s = th[-1]
+            if not s > 0:
+                raise ValueError("the solver returned no probability mass")
+            return Independent(np.clip(th[:b] / s, 0.0, 1.0))
+
+        return Formulation("independent", n, Y, cost, G, None, mass, decode)
+    raise ValueError(f"unknown family {family!r}; choose one of: {', '.join(FAMILIES)}")
