@@ -16,6 +16,10 @@ from ._problem import Problem
 __all__ = ["max_rpt", "max_independent", "max_subsets", "sum_independent_linear"]
 
 
+_NO_CERTIFICATE = {k: None for k in ("primal_infeasibility", "dual_infeasibility", "stationarity",
+                                      "complementarity", "duality_gap")}
+
+
 def _rel(x: float, scale: float) -> float:
     return float(x) / (1.0 + abs(float(scale)))
 
@@ -27,7 +31,7 @@ def _next_record(records: np.ndarray) -> np.ndarray:
     return np.minimum.accumulate(idx[::-1])[::-1]
 
 
-def max_rpt(problem: Problem):
+def max_rpt(problem: Problem, certify: bool = True):
     """``π_i = M_i/L_max``, ``p_1 = L_1/L_max``, ``p_i = (M_i − M_{i−1})/L_max``.
 
     Certificate: the LP ``min Σ_i d_i y_i`` s.t. ``y_i ≥ L_i``, ``y_i ≥ y_{i−1}`` (``y_0 = 0``),
@@ -39,7 +43,10 @@ def max_rpt(problem: Problem):
     L = problem.L
     M = np.maximum.accumulate(L)
     Lmax = M[-1]
-    p = np.diff(np.concatenate([[0.0], M])) / Lmax
+    p = np.diff(M, prepend=0.0) / Lmax
+    msg = "closed form: p_i = (M_i - M_{i-1})/L_max with M_i = max_{j<=i} L_j"
+    if not certify:
+        return RPT._trusted(p), dict(_NO_CERTIFICATE), msg
     C = problem.model.rpt_costs()
     d = C - np.concatenate([C[1:], [0.0]])
     tight = L >= M  # y_i = L_i is tight (records and ties)
@@ -61,10 +68,10 @@ def max_rpt(problem: Problem):
         "complementarity": _rel(max(np.max(np.abs(alpha * (y - L))), np.max(np.abs(beta * (y - prev)))), obj),
         "duality_gap": _rel(abs(obj - float(alpha @ L)), obj),
     }
-    return RPT(p), residuals, "closed form: p_i = (M_i - M_{i-1})/L_max with M_i = max_{j<=i} L_j"
+    return RPT._trusted(p), residuals, msg
 
 
-def max_independent(problem: Problem):
+def max_independent(problem: Problem, certify: bool = True):
     """``π_i = L_i/L_max`` for independent sampling, any cost model.
 
     For ``T = max_i L_i/π_i`` the cheapest feasible ``π`` is ``L/T`` (``E cost`` is non-decreasing
@@ -75,6 +82,8 @@ def max_independent(problem: Problem):
     L = problem.L
     Lmax = float(L.max())
     pi = L / Lmax
+    if not certify:
+        return Independent(pi), dict(_NO_CERTIFICATE), "closed form: pi_i = L_i / L_max"
     m = problem.model
     # P0, P1: probabilities that no / exactly one layer below j is sampled (running recursion)
     p0, p1, deriv = 1.0, 0.0, m.forward
@@ -91,7 +100,7 @@ def max_independent(problem: Problem):
     return Independent(pi), residuals, "closed form: pi_i = L_i / L_max"
 
 
-def max_subsets(problem: Problem):
+def max_subsets(problem: Problem, certify: bool = True):
     """The optimum over *all* subset distributions: lowest layer ``s`` with probability
     ``(M_s − M_{s−1})/L_max``, then each ``j > s`` with probability ``min(1, L_j/M_{j−1})``.
 
@@ -105,14 +114,22 @@ def max_subsets(problem: Problem):
     m = problem.model
     b = L.size
     M = np.maximum.accumulate(L)
-    Mprev = np.concatenate([[0.0], M[:-1]])
+    Mprev = np.empty_like(M)
+    Mprev[0] = 0.0
+    Mprev[1:] = M[:-1]
     rho = M - Mprev
-    x = np.minimum(L, Mprev)
     Lmax = M[-1]
-    with np.errstate(divide="ignore", invalid="ignore"):
-        theta = np.where(Mprev > 0, np.minimum(1.0, L / np.where(Mprev > 0, Mprev, 1.0)), 0.0)
-    dist = CompactSubsets(rho / Lmax, theta)
-    # dual certificate
+    theta = np.zeros_like(L)
+    np.divide(L[1:], Mprev[1:], out=theta[1:])  # M_{j-1} ≥ L_1 > 0 for j ≥ 2
+    np.minimum(theta, 1.0, out=theta)
+    rho /= Lmax
+    dist = CompactSubsets._trusted(rho, theta)
+    msg = "closed form: lowest layer ~ (M_s - M_{s-1})/L_max, keep j > s w.p. min(1, L_j/M_{j-1})"
+    if not certify:
+        return dist, dict(_NO_CERTIFICATE), msg
+    # dual certificate (rho, theta are now read-only inside dist)
+    rho = rho * Lmax
+    x = np.minimum(L, Mprev)
     v = m.per_layer
     c = m.lowest_costs()
     A = c - m.forward - v  # A_s = Σ_{j>s} a_j
@@ -139,10 +156,10 @@ def max_subsets(problem: Problem):
                 np.max(np.abs(z * (P - x)))), obj),
         "duality_gap": _rel(abs(obj - float(yd @ L)), obj),
     }
-    return dist, residuals, "closed form: lowest layer ~ (M_s - M_{s-1})/L_max, keep j > s w.p. min(1, L_j/M_{j-1})"
+    return dist, residuals, msg
 
 
-def sum_independent_linear(problem: Problem):
+def sum_independent_linear(problem: Problem, certify: bool = True):
     """Sum-form, independent sampling, linear costs (``a ≡ 0``, ``c_0 = F``): water-filling.
 
     Minimising ``(Σ_i L_i/π_i)(F + Σ_j v_j π_j)`` over ``π ∈ (0,1]^b`` (convex in ``y = π/E cost``,

@@ -42,10 +42,15 @@ def solve_convex(problem: Problem, form: Formulation):
     import cvxpy as cp
 
     # The optimal distribution is invariant to the units of L and of the costs (tested), so the
-    # program is solved with both scaled to a maximum of 1, which keeps the solver well
-    # conditioned whatever units the user chose; the distribution decodes unchanged.
-    Ls = 1.0 if problem.L is None else float(np.max(problem.L))
-    cs = float(np.max(form.cost))
+    # program is solved in units where a full step costs 1 (then y = π/E cost is of order 1 for
+    # every sensible distribution) and the objective is of order 1 (Σ L = 1 for the sum-form,
+    # max L = 1 for the max-form, weights summing to 1 for l0l1). Without this the interior-point
+    # solver loses accuracy as b grows (3e-4 relative at b = 1000 in unit costs).
+    cs = float(problem.model.full_cost)
+    if problem.L is None:
+        Ls = 1.0
+    else:
+        Ls = float(np.max(problem.L)) if problem.objective == "max" else float(np.sum(problem.L))
     Lsc = None if problem.L is None else problem.L / Ls
     cost = form.cost / cs
     th = cp.Variable(form.nvar, nonneg=True)
@@ -66,8 +71,9 @@ def solve_convex(problem: Problem, form: Formulation):
         else:
             t = cp.Variable()
             a = problem.L0 / (problem.L1**2 * problem.epsilon)
+            wsum = 1.0 + float(np.sum(a))
             named["epi"] = cp.inv_pos(y) <= t
-            objective = cp.Minimize(t + cp.sum(cp.multiply(a, cp.inv_pos(y))))
+            objective = cp.Minimize((t + cp.sum(cp.multiply(a, cp.inv_pos(y)))) / wsum)
     cons = list(named.values())
     prob = cp.Problem(objective, cons)
     with warnings.catch_warnings():
@@ -78,7 +84,10 @@ def solve_convex(problem: Problem, form: Formulation):
     resid = _residuals(obj, Lsc, problem, form, cost, theta, named, prob)
     dist = form.decode(theta)
     msg = f"cvxpy/{SOLVER}: {form.nvar} variables; status {prob.status}"
-    value = float(prob.value) * (Ls * cs if obj in ("max", "sum") else cs * 2 * problem.Delta0 / problem.epsilon)
+    if obj == "l0l1":
+        value = float(prob.value) * wsum * cs * 2 * problem.Delta0 / problem.epsilon
+    else:
+        value = float(prob.value) * Ls * cs
     return dist, resid, msg, value, status
 
 
@@ -94,10 +103,10 @@ def _residuals(obj, L, problem, form, cost, theta, named, prob) -> dict:
     The multipliers are *recovered* from θ rather than read from the solver: interior-point
     duals of degenerate problems are accurate only to ~sqrt(tolerance), while the KKT system
     ``∇f(θ) + λ·(norm or cover) + Eᵀη + Gᵀν − μ = 0`` with ``μ, ν ≥ 0`` zero off the active set
-    is a bounded linear least-squares problem in the multipliers. Its residual certifies θ.
+    is linear in the multipliers; the multipliers minimising its largest residual are found by a
+    sparse LP (HiGHS), and that residual certifies θ.
     """
     import scipy.sparse as sps
-    from scipy.optimize import lsq_linear
 
     y = form.Y @ theta
     n = form.nvar
@@ -118,7 +127,8 @@ def _residuals(obj, L, problem, form, cost, theta, named, prob) -> dict:
             extra_rows = None
         else:
             a = problem.L0 / (problem.L1**2 * problem.epsilon)
-            grad_y = -a / y**2
+            wsum = 1.0 + float(np.sum(a))
+            grad_y = -a / (wsum * y**2)
             inv = 1.0 / y
             act_t = np.flatnonzero(inv >= inv.max() * (1 - SUPPORT_RTOL))
             # κ_i ≥ 0 for active 1/y_i = t: contributes −κ_i Y_iᵀ / y_i² and Σ κ = 1 (in t)
@@ -149,12 +159,11 @@ def _residuals(obj, L, problem, form, cost, theta, named, prob) -> dict:
         row = np.zeros(A.shape[1])
         row[start : start + k] = 1.0
         A = sps.vstack([A, sps.csr_matrix(row)], format="csr")
-        rhs = np.concatenate([rhs, [1.0]])
-    sol = lsq_linear(A, rhs, bounds=(np.array(lo), np.full(len(lo), np.inf)), lsmr_tol="auto",
-                     tol=1e-14, max_iter=5000)
-    r = A @ sol.x - rhs
+        rhs = np.concatenate([rhs, [1.0 / wsum]])  # ∂/∂t of (t + …)/wsum
+    z = _min_inf_residual(A, rhs, np.array(lo))
+    r = A @ z - rhs
     scale = 1.0 + float(np.max(np.abs(rhs)))
-    mu = sol.x[len(lo) - off.size :]
+    mu = z[len(lo) - off.size :]
     comp = float(np.max(mu * theta[off], initial=0.0))
     return {
         "primal_infeasibility": float(primal),
@@ -163,3 +172,23 @@ def _residuals(obj, L, problem, form, cost, theta, named, prob) -> dict:
         "complementarity": comp / (1.0 + abs(float(prob.value))),
         "duality_gap": None,
     }
+
+
+def _min_inf_residual(A, rhs, lo):
+    """``argmin_z ‖A z − rhs‖_∞`` subject to ``z ≥ lo`` (entries of ``lo`` may be −inf), as the
+    LP ``min s`` s.t. ``−s ≤ A z − rhs ≤ s``."""
+    import scipy.sparse as sps
+    from scipy.optimize import linprog
+
+    m, k = A.shape
+    ones = sps.csr_matrix(np.ones((m, 1)))
+    A_ub = sps.vstack([sps.hstack([A, -ones]), sps.hstack([-A, -ones])], format="csr")
+    b_ub = np.concatenate([rhs, -rhs])
+    c = np.zeros(k + 1)
+    c[-1] = 1.0
+    bounds = [(None if not np.isfinite(v) else float(v), None) for v in lo] + [(0, None)]
+    res = linprog(c, A_ub=A_ub, b_ub=b_ub, bounds=bounds, method="highs",
+                  options={"primal_feasibility_tolerance": 1e-10, "dual_feasibility_tolerance": 1e-10})
+    if res.status != 0:
+        raise RuntimeError(f"recovering the KKT multipliers failed: {res.message}")
+    return res.x[:k]

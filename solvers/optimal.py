@@ -131,7 +131,7 @@ def _auto_method(problem: Problem, family: str) -> str:
     return "cvxpy"
 
 
-def _solve(problem: Problem, family: str, method: str, seed: int, starts: int):
+def _solve(problem: Problem, family: str, method: str, seed: int, starts: int, certify: bool = True):
     """Returns (distribution, residuals, message, status)."""
     obj = problem.objective
     if method == "closed-form":
@@ -147,7 +147,7 @@ def _solve(problem: Problem, family: str, method: str, seed: int, starts: int):
                 f"no closed form for objective {obj!r} with family {family!r}; closed forms exist for "
                 "max-form rpt/independent/subsets and sum-form independent (linear costs)"
             )
-        dist, res, msg = fn(problem)
+        dist, res, msg = fn(problem, certify=certify)
         return dist, res, msg, "optimal"
     if method == "lp":
         if obj != "max":
@@ -246,6 +246,7 @@ def optimal_sampling(
     distribution=None,
     seed: int = 0,
     starts: int = 8,
+    certify: bool = True,
 ) -> SamplingResult:
     r"""The layer-sampling distribution minimising total cost ``TC = K(π) · E cost``.
 
@@ -262,6 +263,8 @@ def optimal_sampling(
     method : ``"auto"``, ``"closed-form"``, ``"lp"`` (HiGHS, max-form), ``"enumerate"`` (all
         ``2^b − 1`` subsets, ``b ≤ 20``), ``"cvxpy"``, ``"scipy"`` (multi-start SLSQP, seeded) or
         ``"grid"`` (brute force, ``b ≤ 3``).
+    certify : compute the closed forms' optimality certificates (``residuals``); ``False``
+        skips them (``None``) for speed at very large ``b``.
     Delta0, epsilon : give both to get ``K`` in iterations; without them the max- and sum-form
         report ``K`` in units of ``2Δ0/ε²``.
 
@@ -294,7 +297,7 @@ def optimal_sampling(
         if distribution is not None:
             raise ValueError("distribution= is only used with family 'fixed'")
         used = _auto_method(problem, family) if method == "auto" else method
-        dist, residuals, message, status = _solve(problem, family, used, seed, starts)
+        dist, residuals, message, status = _solve(problem, family, used, seed, starts, bool(certify))
         if used in ("cvxpy", "scipy", "enumerate"):
             dist, snapped = _polish(problem, dist)
             if snapped:

@@ -39,6 +39,8 @@ _VECTOR_PREDICATES: Mapping[str, object] = {
     "real": lambda a: np.ones(a.shape, dtype=bool),
 }
 
+_BOUNDED = {"probability", "unit_open", "unit_closed"}
+
 # what each constant is, for the messages
 DESCRIPTIONS: Mapping[str, str] = {
     "L": "smoothness constants",
@@ -126,7 +128,9 @@ def check_layer_array(name: str, values, domain: str = "positive") -> np.ndarray
         fast = arr_in.astype(float, copy=True)
     if fast is not None:
         with np.errstate(invalid="ignore"):
-            ok = np.isfinite(fast) & _VECTOR_PREDICATES[domain](fast)
+            ok = _VECTOR_PREDICATES[domain](fast)  # False at NaN
+            if domain not in _BOUNDED:  # bounded domains exclude ±inf already
+                ok &= np.isfinite(fast)
         if ok.all():
             return fast
         arr_in = list(fast)  # fall through to name the first bad entry

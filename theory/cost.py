@@ -13,6 +13,7 @@ lowest layer's ``a_s``. Layers are numbered from 1.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
 import numpy as np
@@ -71,10 +72,12 @@ class CostModel:
     def nlayers(self) -> int:
         return len(self.weight)
 
-    @property
+    @functools.cached_property
     def per_layer(self) -> np.ndarray:
-        """``v_j = w_j + u_j``: the work paid only when layer ``j`` is sampled."""
-        return self.weight + self.update
+        """``v_j = w_j + u_j``: the work paid only when layer ``j`` is sampled (read-only)."""
+        v = self.weight + self.update
+        v.flags.writeable = False
+        return v
 
     def cost(self, S) -> float:
         """``cost(S)`` for a set of 1-based layer numbers; ``cost(∅) = F``."""
@@ -96,9 +99,15 @@ class CostModel:
 
     def rpt_costs(self) -> np.ndarray:
         """``cost({s, …, b})`` for every start ``s = 1..b`` (vectorised)."""
-        a_above = np.concatenate([np.cumsum(self.activation[::-1])[::-1][1:], [0.0]])
-        v_from = np.cumsum(self.per_layer[::-1])[::-1]
-        return self.forward + a_above + v_from
+        return self._rpt_costs.copy()
+
+    @functools.cached_property
+    def _a_above(self) -> np.ndarray:
+        return np.concatenate([np.cumsum(self.activation[::-1])[::-1][1:], [0.0]])
+
+    @functools.cached_property
+    def _rpt_costs(self) -> np.ndarray:
+        return self.forward + self._a_above + np.cumsum(self.per_layer[::-1])[::-1]
 
     def expected_cost_inclusion(self, pi) -> float:
         """``F + Σ_j π_{j−1} a_j + Σ_j π_j v_j``: the RPT expected cost written in ``π``."""
@@ -137,8 +146,7 @@ class CostModel:
     def lowest_costs(self) -> np.ndarray:
         """``F + A_s + v_s`` for every lowest layer ``s``: the cost a set pays for its lowest layer
         (forward, backward through every activation above it, and its own weight work)."""
-        a_above = np.concatenate([np.cumsum(self.activation[::-1])[::-1][1:], [0.0]])
-        return self.forward + a_above + self.per_layer
+        return self.forward + self._a_above + self.per_layer
 
     def expected_cost(self, distribution) -> float:
         """``E cost`` for an :class:`~theory.sampling.RPT`, :class:`~theory.sampling.Independent`,
@@ -148,20 +156,22 @@ class CostModel:
                 f"the distribution has {getattr(distribution, 'nlayers', '?')} layers but the cost "
                 f"model has {self.nlayers}"
             )
-        if isinstance(distribution, RPT):
-            return self.expected_cost_rpt(distribution.start_probs)
+        if isinstance(distribution, RPT):  # validated already: use its inclusion directly
+            pi = distribution.inclusion
+            return float(self.forward + pi[:-1] @ self.activation[1:] + pi @ self.per_layer)
         if isinstance(distribution, Independent):
             return self.expected_cost_independent(distribution.pi)
         if isinstance(distribution, SubsetDistribution):
             return self.expected_cost_subsets(distribution.sets, distribution.probs)
         if isinstance(distribution, CompactSubsets):
-            return self.expected_cost_compact(distribution.lowest_probs, distribution.include_probs)
+            d = distribution
+            return float(d.lowest_probs @ self.lowest_costs() + (self.per_layer * d.include_probs) @ d.mass_below)
         raise ValueError(f"unknown distribution {distribution!r}")
 
     @property
     def full_cost(self) -> float:
         """Cost of a full-network step ``cost({1, …, b})``."""
-        return self.rpt_cost(1)
+        return float(self._rpt_costs[0])
 
 
 def total_cost(theorem, epsilon, cost_model: CostModel, distribution, **constants) -> float:

@@ -39,7 +39,9 @@ def _probabilities(name: str, p) -> np.ndarray:
     total = float(arr.sum())
     if abs(total - 1.0) > PROBABILITY_ATOL:
         raise ValueError(f"{name} must sum to 1; got sum({name}) = {total!r}")
-    return arr / total
+    if total != 1.0:
+        arr /= total  # arr is a fresh copy
+    return arr
 
 
 def inclusion_from_start(start_probs) -> np.ndarray:
@@ -87,7 +89,26 @@ class RPT:
     start_probs: np.ndarray
 
     def __post_init__(self):
-        object.__setattr__(self, "start_probs", _probabilities("start_probs", self.start_probs))
+        p = _probabilities("start_probs", self.start_probs)
+        p.flags.writeable = False
+        object.__setattr__(self, "start_probs", p)
+        pi = np.minimum(np.cumsum(p), 1.0)
+        pi[-1] = 1.0  # exact: the last layer is in every suffix
+        pi.flags.writeable = False
+        object.__setattr__(self, "_inclusion", pi)
+
+    @classmethod
+    def _trusted(cls, start_probs: np.ndarray) -> "RPT":
+        """Build from a start distribution the caller guarantees valid (solvers' own output),
+        skipping the checks that dominate the cost at b ~ 10^6. Not for user input."""
+        obj = object.__new__(cls)
+        pi = np.cumsum(start_probs)
+        np.minimum(pi, 1.0, out=pi)
+        pi[-1] = 1.0
+        for name, arr in (("start_probs", start_probs), ("_inclusion", pi)):
+            arr.flags.writeable = False
+            object.__setattr__(obj, name, arr)
+        return obj
 
     @classmethod
     def uniform(cls, nlayers: int) -> "RPT":
@@ -109,8 +130,8 @@ class RPT:
 
     @property
     def inclusion(self) -> np.ndarray:
-        """``π_i = Σ_{s ≤ i} p_s``."""
-        return inclusion_from_start(self.start_probs)
+        """``π_i = Σ_{s ≤ i} p_s`` (read-only)."""
+        return self._inclusion
 
     def outcomes(self):
         """Yield ``(set, probability)`` for every start index with positive probability."""
@@ -237,8 +258,28 @@ class CompactSubsets:
             raise ValueError(
                 f"lowest_probs has {len(rho)} entries but include_probs has {len(theta)}"
             )
-        object.__setattr__(self, "lowest_probs", rho)
-        object.__setattr__(self, "include_probs", theta)
+        below = np.concatenate([[0.0], np.cumsum(rho)[:-1]])
+        pi = np.minimum(rho + theta * below, 1.0)
+        for name, arr in (("lowest_probs", rho), ("include_probs", theta), ("_below", below), ("_inclusion", pi)):
+            arr.flags.writeable = False
+            object.__setattr__(self, name, arr)
+
+    @classmethod
+    def _trusted(cls, lowest_probs: np.ndarray, include_probs: np.ndarray) -> "CompactSubsets":
+        """Build from arrays the caller guarantees valid (solvers' own output), skipping the
+        checks that dominate the cost at b ~ 10^6. Not for user input."""
+        obj = object.__new__(cls)
+        below = np.empty_like(lowest_probs)
+        below[0] = 0.0
+        np.cumsum(lowest_probs[:-1], out=below[1:])
+        pi = include_probs * below
+        pi += lowest_probs
+        np.minimum(pi, 1.0, out=pi)
+        for name, arr in (("lowest_probs", lowest_probs), ("include_probs", include_probs), ("_below", below),
+                          ("_inclusion", pi)):
+            arr.flags.writeable = False
+            object.__setattr__(obj, name, arr)
+        return obj
 
     @classmethod
     def from_rpt(cls, start_probs) -> "CompactSubsets":
@@ -251,13 +292,13 @@ class CompactSubsets:
 
     @property
     def mass_below(self) -> np.ndarray:
-        """``P_j = Σ_{s<j} ρ_s``: the probability that the lowest layer is below ``j``."""
-        return np.concatenate([[0.0], np.cumsum(self.lowest_probs)[:-1]])
+        """``P_j = Σ_{s<j} ρ_s``: the probability that the lowest layer is below ``j`` (read-only)."""
+        return self._below
 
     @property
     def inclusion(self) -> np.ndarray:
-        """``π_j = ρ_j + θ_j P_j``."""
-        return np.minimum(self.lowest_probs + self.include_probs * self.mass_below, 1.0)
+        """``π_j = ρ_j + θ_j P_j`` (read-only)."""
+        return self._inclusion
 
     def outcomes(self):
         """Yield ``(set, probability)`` for every set with positive probability (``b ≤ 20``)."""
