@@ -30,6 +30,10 @@ $(VENV)/.test: $(VENV)/.core
 	@touch $@
 
 demo: $(VENV)/.core
+	$(BIN)/dropmuon sample --L 1,5,3,2 --costs 1,1,1,1 --forward-cost 2
+	@echo
+	$(BIN)/dropmuon sample --L 1,5,3,2 --costs 1,1,1,1 --forward-cost 2 --family subsets
+	@echo
 	$(BIN)/dropmuon bound --list
 	@echo
 	$(BIN)/dropmuon bound --theorem smooth-deterministic --L 1,4,2 --pi 0.5,1,1 --delta0 10 --eps 0.1
