@@ -39,6 +39,8 @@ demo: $(VENV)/.core
 	$(BIN)/dropmuon bound --theorem smooth-deterministic --L 1,4,2 --pi 0.5,1,1 --delta0 10 --eps 0.1
 	@echo
 	$(BIN)/dropmuon bound --theorem l0l1-deterministic --L0 0,0,0 --L1 1,4,2 --pi 0.5,1,1 --delta0 10 --eps 0.1
+	@echo
+	$(BIN)/dropmuon verify --suite quick --no-progress
 
 test: $(VENV)/.test
 	$(BIN)/python -m pytest -q

@@ -8,12 +8,12 @@ from __future__ import annotations
 
 import sys
 
-from . import bound, sample
+from . import bound, sample, verify
 from ._common import EXIT_BAD_INPUT, CLIError, Parser, join_negative_values
 
 __all__ = ["main", "build_parser"]
 
-SUBCOMMANDS = [bound, sample]
+SUBCOMMANDS = [bound, sample, verify]
 
 
 def build_parser() -> Parser:

@@ -1,0 +1,188 @@
+"""Item 6: T4's inexact-LMO coupling — δ tables, the theorem's tuned (η, β) against δ, and the
+empirically best step and momentum on a synthetic problem (verification.coupling)."""
+
+import json
+import math
+from statistics import NormalDist
+
+import numpy as np
+import pytest
+
+from theory import RPT, Independent
+from verification.checks import CONFIDENCE
+from verification.coupling import (
+    ALIGN_RTOL,
+    ETA_RTOL,
+    _ns_batched,
+    coupling_checks,
+    coupling_problem,
+    delta_summary,
+    empirical_coupling,
+    grid_run,
+    newton_schulz_coupling,
+    theory_coupling,
+    tune,
+)
+from verification.dropmuon import LMO, ConstantRadius, Sampler, paths
+from verification.newton_schulz import coefficients, delta, newton_schulz, normalisation
+from verification.problems import SeparableQuadratic, Stochastic
+
+# The vectorised run against dropmuon.paths on the same sampling paths: both perform the same
+# float operations per step (SVD-based polar factor / Newton-Schulz matmuls, K ≤ 5 steps) in a
+# different order and batch layout, so the metrics agree to ~1e-15 relative (measured); 1e-12.
+ENGINE_RTOL = 1e-12
+# Batched Newton-Schulz against the reference on matrices of norm ~1: ≤ 10 quintic steps of a few
+# matmuls each, in float64: 1e-12 absolute.
+NS_ATOL = 1e-12
+# Monte Carlo comparison of two independent samples: their difference is within this many standard
+# errors with probability 1 − 1e-6 (two-sided normal quantile), so a real discrepancy fails and
+# chance essentially never does.
+MC_Z = 4.9
+
+
+def _paths_metric(problem, dist, K, eta, beta=1.0, lmo=LMO(), **kw):
+    P = paths(problem, ConstantRadius(eta, dist.inclusion), Sampler(dist), K, beta=beta, lmo=lmo, **kw)
+    per = P.gnorms.sum(axis=2).mean(axis=1)
+    return P, per
+
+
+@pytest.mark.parametrize("lmo", [LMO(), LMO("perturbed", delta=0.3, mode="overshoot"),
+                                 LMO("perturbed", delta=0.4, mode="shrink"),
+                                 LMO("newton-schulz", preset="muon", steps=2)],
+                         ids=["exact", "overshoot", "shrink", "ns-muon-2"])
+@pytest.mark.parametrize("dist", [RPT.uniform(2), Independent([0.5, 0.8])], ids=["rpt", "independent"])
+def test_grid_run_equals_paths_exact_enumeration(lmo, dist):
+    p = coupling_problem()
+    etas = [0.1, 0.3]
+    r = grid_run(p, dist, 5, etas, lmo=lmo)
+    assert r.method == "exact"
+    for a, eta in enumerate(etas):
+        P, per = _paths_metric(p, dist, 5, eta, lmo=lmo)
+        assert r.metric[a, 0] == pytest.approx(P.expectation(per), rel=ENGINE_RTOL)
+        if lmo.kind == "newton-schulz":
+            one = grid_run(p, dist, 5, [eta], lmo=lmo)
+            np.testing.assert_allclose(one.delta_max, P.delta_max, rtol=ENGINE_RTOL)
+
+
+def test_grid_run_with_momentum_matches_paths_in_distribution():
+    """With gradient noise both are Monte Carlo with different random streams: their means agree
+    within MC_Z combined standard errors."""
+    p = coupling_problem(2.0)
+    dist = RPT.uniform(2)
+    r = grid_run(p, dist, 8, [0.15], [0.4], mc_paths=400, seed=1)
+    P, per = _paths_metric(p, dist, 8, 0.15, beta=0.4, stochastic=True, mc_paths=150, seed=2)
+    z = NormalDist().inv_cdf(CONFIDENCE)  # grid_run's half-width is z standard errors
+    se = math.sqrt((r.half_width[0, 0] / z) ** 2 + per.var(ddof=1) / len(per))
+    assert abs(r.metric[0, 0] - per.mean()) <= MC_Z * se
+
+
+def test_overshoot_is_a_larger_step_path_by_path():
+    """The reduction behind the empirical predictions: D̃ = (1+δ)LMO_t, so the run at η with an
+    overshooting LMO is the exact run at η(1+δ) — with noise and momentum, under common random numbers."""
+    p = coupling_problem(1.0)
+    etas, betas = np.array([0.1, 0.2]), [0.3, 1.0]
+    a = grid_run(p, RPT.uniform(2), 10, etas, betas, lmo=LMO("perturbed", delta=0.5, mode="overshoot"), mc_paths=8)
+    b = grid_run(p, RPT.uniform(2), 10, etas * 1.5, betas, mc_paths=8)
+    np.testing.assert_allclose(a.metric, b.metric, rtol=ENGINE_RTOL)
+
+
+def test_batched_newton_schulz_equals_the_reference():
+    rng = np.random.default_rng(0)
+    for shape in [(4, 4), (3, 7), (7, 3)]:
+        M = rng.standard_normal((5,) + shape)
+        for preset, steps in [("muon", 5), ("polar-express", 8), ("you", 3)]:
+            Q = _ns_batched(M, coefficients(preset, steps), normalisation(preset))
+            for j in range(5):
+                np.testing.assert_allclose(Q[j], newton_schulz(M[j], preset, steps), atol=NS_ATOL, rtol=0)
+
+
+def test_delta_summary_numbers():
+    s = delta_summary()
+    assert len(s.worst) == 3 * 10 * 3
+    assert s.worst_delta("muon", 5, 10) == pytest.approx(0.3182, abs=1e-4)      # THEORY.md: δ ≈ 0.3
+    assert s.worst_delta("muon", 5, 1000) == pytest.approx(0.9389, abs=1e-4)
+    assert s.worst_delta("polar-express", 10, 1000) < 1e-3
+    # the worst case over κ is monotone in κ for every preset and step count
+    for p in ("muon", "you", "polar-express"):
+        for k in range(1, 11):
+            w = [s.worst_delta(p, k, kap) for kap in (10, 100, 1000)]
+            assert w == sorted(w)
+    rng = np.random.default_rng(0)
+    A = rng.standard_normal((4, 4))  # the first default matrix, drawn with seed 0
+    row = next(r for r in s.per_matrix if r.matrix == "gaussian-4x4" and r.preset == "muon" and r.steps == 5)
+    assert row.delta == delta(A, "muon", 5)
+    json.dumps(s.as_dict())
+
+
+def test_theory_step_shrinks_as_one_over_one_plus_delta():
+    rs = theory_coupling((0.0, 0.1, 0.3, 0.6))
+    quiet = [r for r in rs if r.setting == "noiseless"]
+    for r in quiet:
+        assert r.beta == 1.0
+        assert r.eta * (1 + r.delta) == pytest.approx(quiet[0].eta, rel=ETA_RTOL)
+    noisy = [r for r in rs if r.setting == "noisy"]
+    etas = [r.eta for r in noisy]
+    joint = [r.beta for r in noisy]
+    pair = [r.beta_fixed_pairing for r in noisy]
+    assert etas == sorted(etas, reverse=True) and len(set(etas)) == 4
+    # docs/theory.md §T4: the jointly tuned β grows slightly with δ; at a fixed pairing it shrinks
+    assert joint == sorted(joint) and joint[-1] > joint[0]
+    assert pair == sorted(pair, reverse=True) and pair[-1] < pair[0]
+    assert pair[0] == pytest.approx(joint[0], rel=1e-9)
+
+
+def test_empirical_best_step_follows_the_exact_reductions():
+    etas = 0.25 * np.geomspace(0.5, 2.0, 9)
+    over = empirical_coupling((0.0, 0.25), mode="overshoot", etas=etas, mc_paths=8)
+    shrink = empirical_coupling((0.0, 0.25), mode="shrink", etas=etas, mc_paths=8)
+    assert over[1].best_eta * 1.25 == pytest.approx(over[0].best_eta, rel=1e-3)
+    assert shrink[1].best_eta * 0.75 == pytest.approx(shrink[0].best_eta, rel=1e-3)
+    assert over[1].metric == pytest.approx(over[0].metric, rel=1e-6)
+
+
+def test_tune_refines_between_grid_points():
+    p = SeparableQuadratic([1.0, 2.0], shapes=[(3, 3), (3, 3)], norms="spectral", seed=0)
+    t = tune(p, RPT.full(2), 8, np.geomspace(0.05, 0.8, 9))
+    fine = grid_run(p, RPT.full(2), 8, np.geomspace(t.eta / 1.05, t.eta * 1.05, 41))
+    assert t.metric <= fine.metric.min() * (1 + 1e-9)
+
+
+def test_newton_schulz_coupling_reports_measured_delta():
+    rs = newton_schulz_coupling([("polar-express", 8), ("muon", 1)], K=4, etas=[0.15, 0.25, 0.4], mc_paths=4)
+    assert [r.lmo for r in rs] == ["exact", "newton-schulz(polar-express, 8)", "newton-schulz(muon, 1)"]
+    assert rs[0].delta_measured is None and rs[2].delta_measured > 0.5
+
+
+def test_coupling_checks_quick_all_hold():
+    rs = coupling_checks(seed=0, size="quick")
+    assert len(rs) == 6
+    for r in rs:
+        assert r.holds, (r.name, r.note)
+        assert r.kind == "coupling" and r.theorem == "inexact-constant-radius"
+    step = rs[3]
+    assert step.observed < 1 and step.observed == pytest.approx(1 / 1.5, rel=1e-3)
+    momentum = rs[5]
+    assert momentum.observed == 1.0 and "THEORY.md" in momentum.note
+    assert ALIGN_RTOL < 1e-6
+    json.dumps([r.as_dict() for r in rs])
+
+
+@pytest.mark.parametrize("call,match", [
+    (lambda: theory_coupling((0.1, 0.2)), "deltas must start at 0"),
+    (lambda: theory_coupling((0.0, 1.2)), r"deltas\[1\] = 1.2"),
+    (lambda: empirical_coupling((0.0, 0.1), mode="sideways"), "mode = 'sideways'"),
+    (lambda: grid_run(coupling_problem(), RPT.uniform(2), 3, [-0.1]), "eta"),
+    (lambda: grid_run(coupling_problem(), RPT.uniform(2), 0, [0.1]), "K"),
+    (lambda: grid_run(coupling_problem(), RPT.uniform(3), 3, [0.1]), "3 layers but the problem has 2"),
+    (lambda: grid_run(coupling_problem(1.0), RPT.uniform(2), 3, [0.1], method="exact"), "exact enumeration"),
+    (lambda: grid_run(SeparableQuadratic([1.0], shapes=[(2, 2)], norms="linf"), RPT.full(1), 3, [0.1]), "'linf'"),
+    (lambda: grid_run(SeparableQuadratic([1.0], shapes=[(2, 2)]), RPT.full(1), 3, [0.1],
+                      lmo=LMO("newton-schulz")), "spectral"),
+    (lambda: grid_run(Stochastic(SeparableQuadratic([1.0], shapes=[(2, 2)]), 0.1), RPT.full(1), 3, [0.1],
+                      betas=[0.0]), "beta"),
+    (lambda: coupling_checks(size="huge"), "size = 'huge'"),
+    (lambda: coupling_checks(seed=1.5), "seed = 1.5"),
+])
+def test_bad_input_raises_a_clear_error(call, match):
+    with pytest.raises(ValueError, match=match):
+        call()
