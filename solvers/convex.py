@@ -116,7 +116,9 @@ def _residuals(obj, L, problem, form, cost, theta, named, prob) -> dict:
     off = np.flatnonzero(theta <= SUPPORT_RTOL * tscale)
     if obj == "max":
         g = cost.copy()  # ∇ of cost·θ
-        act = np.flatnonzero(y <= L * (1 + SUPPORT_RTOL))
+        # slack measured against the largest constant: the solver's error is absolute at the
+        # problem's scale, so a small L_i's cover row can be active with a larger relative slack
+        act = np.flatnonzero(y - L <= SUPPORT_RTOL * float(np.max(L)))
         cols.append(-form.Y[act].T)  # λ_i ≥ 0 on active cover rows y_i ≥ L_i
         lo += [0.0] * act.size
         extra_rows = None

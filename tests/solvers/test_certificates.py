@@ -89,3 +89,15 @@ def test_closed_form_certificate_detects_wrong_costs():
 
     _, res, _ = closed_form.max_rpt(Tampered())
     assert res["dual_infeasibility"] > 0.1
+
+
+def test_cvxpy_certificate_with_a_small_constant():
+    """Regression (found by hypothesis): with L_1 = 0.125 ≪ max L the interior-point solution's
+    slack on layer 1's cover row, 1e-7 relative to L_1, is rounding at the problem's scale; it must
+    still count as active, or the recovered multipliers cannot certify the optimum."""
+    model = CostModel(forward=0.0, activation=np.zeros(3), weight=np.array([0.109375, 1.0, 1.0]),
+                      update=np.zeros(3))
+    r = optimal_sampling([0.125, 5.0, 4.0], model, family="rpt", objective="max", method="cvxpy")
+    assert r.status == "optimal"
+    _check(r.residuals, KKT_CONVEX)
+    assert r.total_cost == pytest.approx(10.013671875, rel=1e-8)  # the closed form's value
