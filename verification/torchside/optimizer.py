@@ -1,0 +1,202 @@
+"""``DropMuon``: Muon applied to the layers a step samples, as a ``torch.optim.Optimizer``.
+
+A layer whose parameters have no gradient this step is skipped entirely — weights, momentum and
+weight decay untouched — exactly like ``torch.optim.Muon`` skips ``grad is None``. The savings come
+from :func:`dropmuon_training_step`: for a step starting at layer ``s`` the layers below ``s`` do
+not require gradients, so autograd stops at layer ``s`` (THEORY.md §2, §7).
+"""
+
+from __future__ import annotations
+
+import math
+from contextlib import contextmanager
+from typing import Iterable, Sequence
+
+import torch
+from torch import Tensor
+
+__all__ = ["DropMuon", "dropmuon_training_step", "freeze_below", "layer_matrix_shape", "PRESETS"]
+
+#: per-step Newton–Schulz coefficient tables (the same presets as verification.newton_schulz)
+PRESETS = {
+    "muon": ((3.4445, -4.7750, 2.0315),),
+    "you": tuple((a / 1024, b / 1024, c / 1024) for a, b, c in (
+        (3955, -8306, 5008), (3735, -6681, 3463), (3799, -6499, 3211),
+        (4019, -6385, 2906), (2677, -3029, 1162), (2172, -1833, 682))),
+}
+EPS = 1e-7  # torch.optim.Muon's normaliser guard
+
+
+def layer_matrix_shape(shape: Sequence[int]) -> tuple[int, int]:
+    """The matrix a parameter is treated as (THEORY.md §1): conv kernels ``C_out × C_in × k × k``
+    become ``C_out × (C_in k k)``, biases ``m × 1``.
+
+    >>> layer_matrix_shape((64, 1, 3, 3))
+    (64, 9)
+    >>> layer_matrix_shape((10,))
+    (10, 1)
+    """
+    shape = tuple(int(d) for d in shape)
+    if len(shape) == 0:
+        raise ValueError("a scalar parameter has no matrix shape")
+    if len(shape) == 1:
+        return shape[0], 1
+    return shape[0], math.prod(shape[1:])
+
+
+def _coefficients(ns, steps: int) -> list[tuple]:
+    """Per-step ``(a, b, c)``: a preset name, one triple (every step) or a table (last row repeats)."""
+    if isinstance(ns, str):
+        table = PRESETS[ns]
+    elif len(ns) == 3 and all(isinstance(v, (int, float)) for v in ns):
+        table = (tuple(ns),)
+    else:
+        table = tuple(tuple(row) for row in ns)
+    return [table[min(k, len(table) - 1)] for k in range(steps)]
+
+
+def _newton_schulz(G: Tensor, coeffs, eps: float, dtype) -> Tensor:
+    """``torch.optim.Muon``'s iteration (same operations, so the same bits for the default
+    coefficients in bfloat16), with per-step coefficients."""
+    X = G.to(dtype)
+    tall = G.size(0) > G.size(1)
+    if tall:
+        X = X.T
+    X = X / X.norm().clamp(min=eps)
+    for a, b, c in coeffs:
+        A = X @ X.T
+        B = torch.addmm(A, A, A, beta=b, alpha=c)
+        X = torch.addmm(X, B, X, beta=a)
+    return X.T if tall else X
+
+
+def _polar(G: Tensor) -> Tensor:
+    """Exact ``U Vᵀ`` by SVD (float64 for accuracy), in ``G``'s dtype."""
+    U, _, Vh = torch.linalg.svd(G.double(), full_matrices=False)
+    return (U @ Vh).to(G.dtype)
+
+
+class DropMuon(torch.optim.Optimizer):
+    r"""Muon on the sampled layers; unsampled layers (``grad is None``) are untouched.
+
+    For each parameter with a gradient ``G`` (viewed as the matrix :func:`layer_matrix_shape`)::
+
+        B ← μB + (1 − μ)G            (torch's lerp form; β = 1 − μ weighs the new gradient)
+        U = G + μ(B − G) if nesterov else B
+        O = NS(U)  (or the exact polar factor with ``sharp="svd"``)
+        W ← (1 − lr·wd) W − lr·sqrt(max(1, m/n)) · O
+
+    with ``m × n`` the *flattened* shape — identical to ``torch.optim.Muon`` on 2-D parameters.
+    ``ns_coefficients`` is a triple, a per-step table or a preset name (``"muon"``, ``"you"``);
+    ``ns_dtype`` defaults to bfloat16 as in torch (use float32/float64 for accuracy).
+
+    Param groups may carry a ``"layer"`` key (1-based, input first) used by
+    :func:`dropmuon_training_step`; pass ``layers=[params_1, params_2, …]`` to build them.
+    """
+
+    def __init__(self, params: Iterable | None = None, lr: float = 0.02, weight_decay: float = 0.0,
+                 momentum: float = 0.95, nesterov: bool = True, ns_coefficients="muon", ns_steps: int = 5,
+                 eps: float = EPS, sharp: str = "newton-schulz", ns_dtype=torch.bfloat16,
+                 adjust_lr: bool = True, *, layers: Sequence[Iterable[Tensor]] | None = None):
+        if (params is None) == (layers is None):
+            raise ValueError("give either params or layers=[params of layer 1, params of layer 2, ...]")
+        if layers is not None:
+            params = [{"params": list(p), "layer": j} for j, p in enumerate(layers, start=1)]
+        if not (isinstance(lr, (int, float)) and math.isfinite(lr) and lr >= 0):
+            raise ValueError(f"lr must be a non-negative number; got lr = {lr!r}")
+        if not 0.0 <= momentum < 1.0:
+            raise ValueError(f"momentum must be in [0, 1); got momentum = {momentum!r}")
+        if not weight_decay >= 0:
+            raise ValueError(f"weight_decay must be non-negative; got weight_decay = {weight_decay!r}")
+        if sharp not in ("newton-schulz", "svd"):
+            raise ValueError(f"sharp must be 'newton-schulz' or 'svd'; got sharp = {sharp!r}")
+        if isinstance(ns_coefficients, str) and ns_coefficients not in PRESETS:
+            raise ValueError(f"unknown Newton-Schulz preset {ns_coefficients!r}; known: {', '.join(PRESETS)}")
+        if not (isinstance(ns_steps, int) and ns_steps >= 1):
+            raise ValueError(f"ns_steps must be a positive integer; got ns_steps = {ns_steps!r}")
+        defaults = dict(lr=lr, weight_decay=weight_decay, momentum=momentum, nesterov=nesterov,
+                        ns_coefficients=ns_coefficients, ns_steps=ns_steps, eps=eps, sharp=sharp,
+                        ns_dtype=ns_dtype, adjust_lr=adjust_lr, layer=None)
+        super().__init__(params, defaults)
+        for g in self.param_groups:
+            for p in g["params"]:
+                if p.ndim == 0:
+                    raise ValueError(f"DropMuon needs parameters with at least one dimension; got shape {tuple(p.shape)}")
+
+    @torch.no_grad()
+    def step(self, closure=None):
+        """One step on every parameter that has a gradient; the others are not touched."""
+        loss = None
+        if closure is not None:
+            with torch.enable_grad():
+                loss = closure()
+        for g in self.param_groups:
+            coeffs = _coefficients(g["ns_coefficients"], g["ns_steps"])
+            mu = g["momentum"]
+            for p in g["params"]:
+                if p.grad is None:
+                    continue  # frozen this step: weights, momentum and decay untouched
+                grad = p.grad.reshape(layer_matrix_shape(p.shape))
+                state = self.state[p]
+                if "momentum_buffer" not in state:
+                    state["momentum_buffer"] = torch.zeros_like(grad)
+                buf = state["momentum_buffer"]
+                buf.lerp_(grad, 1 - mu)
+                upd = grad.lerp(buf, mu) if g["nesterov"] else buf
+                if g["sharp"] == "svd":
+                    O = _polar(upd)  # noqa: E741
+                else:
+                    O = _newton_schulz(upd, coeffs, g["eps"], g["ns_dtype"])  # noqa: E741
+                m, n = grad.shape
+                lr = g["lr"] * (math.sqrt(max(1.0, m / n)) if g["adjust_lr"] else 1.0)
+                p.mul_(1 - g["lr"] * g["weight_decay"])
+                p.add_(O.reshape(p.shape), alpha=-lr)
+        return loss
+
+    def layer_groups(self) -> dict[int, list]:
+        """``{layer: [param groups]}`` for groups with a ``"layer"`` key."""
+        out: dict[int, list] = {}
+        for g in self.param_groups:
+            if g.get("layer") is not None:
+                out.setdefault(int(g["layer"]), []).append(g)
+        return out
+
+
+@contextmanager
+def freeze_below(optimizer: DropMuon, start: int):
+    """Within the block, parameters of layers ``< start`` do not require gradients (and have
+    ``grad = None``), so a backward pass stops at layer ``start``; restored afterwards."""
+    groups = optimizer.layer_groups()
+    if not groups:
+        raise ValueError("the optimizer's param groups carry no 'layer' key; build it with layers=[...]")
+    b = max(groups)
+    if not (isinstance(start, int) and 1 <= start <= b):
+        raise ValueError(f"start layer must be in 1..{b}; got start = {start!r}")
+    saved = []
+    for j, gs in groups.items():
+        for g in gs:
+            for p in g["params"]:
+                saved.append((p, p.requires_grad))
+                if j < start:
+                    p.requires_grad_(False)
+                    p.grad = None
+    try:
+        yield
+    finally:
+        for p, r in saved:
+            p.requires_grad_(r)
+
+
+def dropmuon_training_step(model, optimizer: DropMuon, loss_fn, inputs: Tensor, targets: Tensor,
+                           start: int) -> Tensor:
+    """One Drop-Muon step with RPT start layer ``start``: layers ``start..b`` are updated, the
+    backward pass stops at layer ``start`` (lower layers and the input do not require gradients),
+    and the lower layers' weights and momentum stay bit for bit unchanged. Returns the loss."""
+    with freeze_below(optimizer, start):
+        for g in optimizer.param_groups:
+            for p in g["params"]:
+                p.grad = None
+        loss = loss_fn(model(inputs), targets)
+        loss.backward()
+        optimizer.step()
+    return loss.detach()
