@@ -8,12 +8,12 @@ from __future__ import annotations
 
 import sys
 
-from . import bound, sample, verify
+from . import bound, estimate, sample, verify
 from ._common import EXIT_BAD_INPUT, CLIError, Parser, join_negative_values
 
 __all__ = ["main", "build_parser"]
 
-SUBCOMMANDS = [bound, sample, verify]
+SUBCOMMANDS = [bound, sample, verify, estimate]
 
 
 def build_parser() -> Parser:

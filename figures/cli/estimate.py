@@ -1,0 +1,123 @@
+"""``dropmuon estimate``: measured layer-wise constants (trajectory estimate, (L0,L1) fit, Hessian
+top eigenvalue) and per-layer costs of the paper's CNN, in torch (torch extra)."""
+
+from __future__ import annotations
+
+from ._common import CLIError, emit_json
+
+LIST_OPTIONS = ()
+
+HELP = "measure a CNN's layer-wise constants and per-layer costs (torch)"
+
+
+def add_parser(sub):
+    p = sub.add_parser(
+        "estimate",
+        help=HELP,
+        description=(
+            "Train the paper's CNN (3 conv layers 64/128/256 + linear head) with full Muon for a few "
+            "steps and measure, per layer and in the layer's own norm (spectral; dual nuclear), "
+            "the trajectory estimate L, the (L0,L1) fit with a penalty on under-estimation, the "
+            "Euclidean Hessian top eigenvalue, and the time per step for every set of updated "
+            "layers with the fitted cost model. Data: scikit-learn's digits, or --data FILE.npz."
+        ),
+    )
+    add_common(p)
+    p.add_argument("--steps", default="20", help="trajectory steps (default 20)")
+    p.add_argument("--repeats", default="7", help="timing repeats per layer set (default 7)")
+    p.add_argument("--json", action="store_true", help="print a JSON list of per-layer records")
+    p.set_defaults(run=run)
+    return p
+
+
+def add_common(p):
+    """Options shared by the torch subcommands."""
+    p.add_argument("--device", default="auto", help="auto | cpu | cuda (default auto)")
+    p.add_argument("--seed", default="0", help="seed of data split, initialisation and batches (default 0)")
+    p.add_argument("--data", default=None, help="a local .npz with x_train, y_train, x_test, y_test")
+    p.add_argument("--batch", default="256", help="minibatch size (default 256)")
+    p.add_argument("--width", default="1.0", help="channel multiplier (1.0 = 64/128/256)")
+    p.add_argument("--lr", default="0.02", help="learning rate (default 0.02)")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")
+
+
+def number(opt, text, kind=float, positive=True):
+    """Parse an option value; a clear one-line error naming it otherwise."""
+    try:
+        v = kind(text)
+    except ValueError:
+        raise CLIError(f"{opt} is {text!r}, not {'an integer' if kind is int else 'a number'}") from None
+    if positive and not v > 0:
+        raise CLIError(f"{opt} must be positive; got {text}")
+    return v
+
+
+def device(text: str):
+    """``auto`` → cuda when available, else cpu; ``cuda`` without a GPU is an error."""
+    import torch
+
+    if text not in ("auto", "cpu", "cuda"):
+        raise CLIError(f"unknown device {text!r}; choose auto, cpu or cuda")
+    if text == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if text == "cuda" and not torch.cuda.is_available():
+        raise CLIError("--device cuda was asked for but no CUDA device is available")
+    return text
+
+
+def _torch():
+    try:
+        import torch  # noqa: F401
+    except ImportError:
+        raise CLIError("this command needs the torch extra: pip install 'dropmuon[torch]'") from None
+
+
+def run(args) -> int:
+    _torch()
+    import torch
+
+    from verification.torchside import DropMuon, load_data, make_cnn, measure_costs
+    from verification.torchside.constants import estimate_constants
+
+    dev = device(args.device)
+    seed = number("--seed", args.seed, int, positive=False)
+    steps = number("--steps", args.steps, int)
+    batch = number("--batch", args.batch, int)
+    repeats = number("--repeats", args.repeats, int)
+    width = number("--width", args.width)
+    lr = number("--lr", args.lr)
+    data = load_data(args.data, seed).to(dev)
+    model = make_cnn(data.image_shape[0], data.num_classes, width=width, seed=seed, device=dev)
+    opt = DropMuon(layers=model.layer_parameters(), lr=lr)
+    loss = torch.nn.functional.cross_entropy
+    progress = None if not args.no_progress else False
+    gen = torch.Generator().manual_seed(seed)
+    idx = torch.randint(0, len(data.x_train), (batch,), generator=gen).to(dev)
+    costs = measure_costs(model, opt, loss, data.x_train[idx], data.y_train[idx], repeats=repeats,
+                          device=dev, progress=progress)
+    consts, overhead = estimate_constants(model, opt, loss, data, steps=steps, batch=batch, seed=seed,
+                                          device=dev, progress=progress)
+    records = []
+    for c in consts:
+        j = c.layer - 1
+        rec = {k: v for k, v in c.as_dict().items()}
+        rec["costs"] = {
+            "forward_s": costs.forward, "activation_s": float(costs.activation[j]),
+            "weight_s": float(costs.weight[j]), "update_s": float(costs.update[j]),
+            "start_measured_s": float(costs.start_measured[j]),
+            "start_predicted_s": float(costs.start_predicted[j]),
+        }
+        rec.update(device=dev, data=data.name, seed=seed, overhead=overhead)
+        records.append(rec)
+    if args.json:
+        emit_json(records)
+    else:
+        print(f"{data.name} on {dev}, {steps} steps, batch {batch}; estimation overhead "
+              f"{overhead['estimate_s']:.1f} s vs training {overhead['train_s']:.1f} s")
+        print(f"{'layer':>5s} {'shape':>18s} {'L':>9s} {'L0':>9s} {'L1':>9s} {'Hess eig':>9s} "
+              f"{'t(s=layer)':>11s} {'predicted':>10s}")
+        for r in records:
+            c = r["costs"]
+            print(f"{r['layer']:>5d} {str(tuple(r['shape'])):>18s} {r['L']:>9.4g} {r['L0']:>9.4g} {r['L1']:>9.4g} "
+                  f"{r['hessian_top_eig']:>9.4g} {c['start_measured_s'] * 1e3:>11.2f} {c['start_predicted_s'] * 1e3:>10.2f}")
+    return 0
