@@ -109,8 +109,9 @@ class LMO:
             if not np.any(M):
                 return np.zeros_like(M)
             Q = newton_schulz(as_matrix(M), self.preset, self.steps).reshape(np.shape(M))
-            # LMO_t(M) = −t U Vᵀ / s for the norm s‖·‖_op (s = 1 for spectral)
-            s = norm.norm(polar_unit(M))
+            # LMO_t(M) = −t U Vᵀ / s for the norm s‖·‖_op, s = the norm of any matrix of M's
+            # shape with all singular values 1 (s = 1 for spectral)
+            s = norm.norm(np.eye(*as_matrix(M).shape))
             return (-t / s) * Q
         D = norm.lmo(M, t)
         if not np.any(M) or self.delta == 0:
@@ -123,13 +124,6 @@ class LMO:
             raise ValueError("the 'random' perturbation needs a random generator")
         E = rng.standard_normal(M.shape)
         return D + self.delta * t * E / norm.norm(E)
-
-
-def polar_unit(M: np.ndarray) -> np.ndarray:
-    """A matrix with all singular values 1 of ``M``'s shape (to read a norm's scale factor)."""
-    A = np.zeros(M.shape)
-    A.reshape(A.shape[0], -1)[tuple(np.arange(min(A.shape[0], A.size // A.shape[0])) for _ in range(2))] = 1.0
-    return A
 
 
 EXACT_LMO = LMO()

@@ -10,7 +10,7 @@ import sys
 
 import numpy as np
 
-__all__ = ["CLIError", "Parser", "parse_floats", "emit_json", "to_jsonable", "EXIT_BAD_INPUT"]
+__all__ = ["CLIError", "Parser", "parse_floats", "parse_number", "emit_json", "to_jsonable", "EXIT_BAD_INPUT"]
 
 EXIT_BAD_INPUT = 2
 
@@ -44,6 +44,20 @@ def parse_floats(option: str, text: str | None) -> list[float] | None:
         except ValueError:
             raise CLIError(f"{option}: item {k} is {t!r}, not a number") from None
     return out
+
+
+def parse_number(option: str, text: str | None, kind=float, positive: bool = False):
+    """Parse one option value (``None`` stays ``None``); a bad value raises :class:`CLIError`
+    naming the option, as does a non-positive one when ``positive``."""
+    if text is None:
+        return None
+    try:
+        value = kind(text)
+    except ValueError:
+        raise CLIError(f"{option} is {text!r}, not {'an integer' if kind is int else 'a number'}") from None
+    if positive and not value > 0:
+        raise CLIError(f"{option} must be positive; got {text}")
+    return value
 
 
 def to_jsonable(x):

@@ -3,7 +3,7 @@ top eigenvalue) and per-layer costs of the paper's CNN, in torch (torch extra)."
 
 from __future__ import annotations
 
-from ._common import CLIError, emit_json
+from ._common import CLIError, emit_json, parse_number
 
 LIST_OPTIONS = ()
 
@@ -41,17 +41,6 @@ def add_common(p):
     p.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")
 
 
-def number(opt, text, kind=float, positive=True):
-    """Parse an option value; a clear one-line error naming it otherwise."""
-    try:
-        v = kind(text)
-    except ValueError:
-        raise CLIError(f"{opt} is {text!r}, not {'an integer' if kind is int else 'a number'}") from None
-    if positive and not v > 0:
-        raise CLIError(f"{opt} must be positive; got {text}")
-    return v
-
-
 def device(text: str):
     """``auto`` → cuda when available, else cpu; ``cuda`` without a GPU is an error."""
     import torch
@@ -80,12 +69,12 @@ def run(args) -> int:
     from verification.torchside.constants import estimate_constants
 
     dev = device(args.device)
-    seed = number("--seed", args.seed, int, positive=False)
-    steps = number("--steps", args.steps, int)
-    batch = number("--batch", args.batch, int)
-    repeats = number("--repeats", args.repeats, int)
-    width = number("--width", args.width)
-    lr = number("--lr", args.lr)
+    seed = parse_number("--seed", args.seed, int)
+    steps = parse_number("--steps", args.steps, int, positive=True)
+    batch = parse_number("--batch", args.batch, int, positive=True)
+    repeats = parse_number("--repeats", args.repeats, int, positive=True)
+    width = parse_number("--width", args.width, positive=True)
+    lr = parse_number("--lr", args.lr, positive=True)
     data = load_data(args.data, seed).to(dev)
     model = make_cnn(data.image_shape[0], data.num_classes, width=width, seed=seed, device=dev)
     opt = DropMuon(layers=model.layer_parameters(), lr=lr)

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ._common import CLIError, emit_json, parse_floats
+from ._common import CLIError, emit_json, parse_floats, parse_number
 
 LIST_OPTIONS = (
     "--L", "--costs", "--L0", "--L1", "--activation-costs", "--weight-costs", "--update-costs",
@@ -50,22 +50,13 @@ def add_parser(sub):
     return p
 
 
-def _num(opt, text, kind=float):
-    if text is None:
-        return None
-    try:
-        return kind(text)
-    except ValueError:
-        raise CLIError(f"{opt} is {text!r}, not {'an integer' if kind is int else 'a number'}") from None
-
-
 def _costs(args):
     from theory import CostModel
 
     full = {k: parse_floats(o, getattr(args, k)) for k, o in [
         ("activation_costs", "--activation-costs"), ("weight_costs", "--weight-costs"),
         ("update_costs", "--update-costs")]}
-    F = _num("--forward-cost", args.forward_cost)
+    F = parse_number("--forward-cost", args.forward_cost)
     c = parse_floats("--costs", args.costs)
     if c is not None and any(v is not None for v in full.values()):
         raise CLIError("give either --costs (one number per layer) or the full model "
@@ -123,11 +114,11 @@ def run(args) -> int:
         forward_cost=F,
         L0=parse_floats("--L0", args.L0),
         L1=parse_floats("--L1", args.L1),
-        Delta0=_num("--delta0", args.delta0),
-        epsilon=_num("--eps", args.eps),
+        Delta0=parse_number("--delta0", args.delta0),
+        epsilon=parse_number("--eps", args.eps),
         distribution=dist,
-        seed=_num("--seed", args.seed, int),
-        starts=_num("--starts", args.starts, int),
+        seed=parse_number("--seed", args.seed, int),
+        starts=parse_number("--starts", args.starts, int),
     )
     record = r.to_dict()
     if args.json:

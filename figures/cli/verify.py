@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import sys
 
-from ._common import CLIError, emit_json
+from ._common import CLIError, emit_json, parse_number
 
 LIST_OPTIONS = ()
 
@@ -48,10 +48,7 @@ def run(args) -> int:
 
     if args.suite not in SUITES:
         raise CLIError(f"unknown suite {args.suite!r}; choose one of: {', '.join(SUITES)}")
-    try:
-        seed = int(args.seed)
-    except ValueError:
-        raise CLIError(f"--seed is {args.seed!r}, not an integer") from None
+    seed = parse_number("--seed", args.seed, int)
     results = run_suite(args.suite, seed=seed, progress=None if not args.no_progress else False)
     failed = [r for r in results if not r.holds]
     if args.json:

@@ -3,9 +3,9 @@ step that realises Drop-Muon's savings. Importing this package imports torch; th
 :mod:`verification` never does."""
 
 from .cnn import CNN, make_cnn
-from .costs import CostMeasurement, freeze_except, measure_costs
+from .costs import CostMeasurement, measure_costs
 from .data import Dataset, load_data, load_digits, load_npz
-from .optimizer import DropMuon, dropmuon_training_step, freeze_below, layer_matrix_shape
+from .optimizer import DropMuon, dropmuon_training_step, freeze_below, freeze_except, layer_matrix_shape
 
 __all__ = [
     "DropMuon", "dropmuon_training_step", "freeze_below", "freeze_except", "layer_matrix_shape",

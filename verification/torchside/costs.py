@@ -8,7 +8,6 @@ from __future__ import annotations
 import itertools
 import statistics
 import time
-from contextlib import contextmanager
 from dataclasses import dataclass
 
 import numpy as np
@@ -16,32 +15,9 @@ import torch
 
 from theory import CostModel
 
-from .optimizer import DropMuon
+from .optimizer import DropMuon, freeze_except
 
-__all__ = ["CostMeasurement", "measure_costs", "freeze_except"]
-
-
-@contextmanager
-def freeze_except(optimizer: DropMuon, S):
-    """Layers outside ``S`` (1-based) do not require gradients within the block: autograd stops at
-    ``min S`` and computes weight gradients only for ``S``; restored afterwards."""
-    groups = optimizer.layer_groups()
-    S = set(S)
-    bad = [j for j in S if j not in groups]
-    if bad:
-        raise ValueError(f"layers {sorted(bad)} are not among the optimizer's layers {sorted(groups)}")
-    saved = []
-    for j, gs in groups.items():
-        for g in gs:
-            for p in g["params"]:
-                saved.append((p, p.requires_grad))
-                p.grad = None
-                p.requires_grad_(j in S)
-    try:
-        yield
-    finally:
-        for p, r in saved:
-            p.requires_grad_(r)
+__all__ = ["CostMeasurement", "measure_costs"]
 
 
 def _sync(device):
@@ -130,7 +106,13 @@ def measure_costs(model, optimizer: DropMuon, loss_fn, inputs, targets, *, repea
     saved_model = {k: v.detach().clone() for k, v in model.state_dict().items()}
     saved_opt = optimizer.state_dict()
 
+    def clear_grads():
+        for g in optimizer.param_groups:
+            for p in g["params"]:
+                p.grad = None
+
     def step(S):
+        clear_grads()
         with freeze_except(optimizer, S):
             loss = loss_fn(model(inputs), targets)
             if S:
@@ -157,6 +139,7 @@ def measure_costs(model, optimizer: DropMuon, loss_fn, inputs, targets, *, repea
                 seconds.append(timed(lambda: step(S)))
                 bar.update()
             # the update alone: a stored gradient, the optimizer step on that layer only
+            clear_grads()
             with freeze_except(optimizer, range(1, b + 1)):
                 loss_fn(model(inputs), targets).backward()
             grads = {id(p): p.grad for g in optimizer.param_groups for p in g["params"]}
@@ -173,9 +156,7 @@ def measure_costs(model, optimizer: DropMuon, loss_fn, inputs, targets, *, repea
     finally:
         model.load_state_dict(saved_model)
         optimizer.load_state_dict(saved_opt)
-        for g in optimizer.param_groups:
-            for p in g["params"]:
-                p.grad = None
+        clear_grads()
     seconds = np.array(seconds)
     A = _design(todo, b)
     x, _ = nnls(A, seconds)

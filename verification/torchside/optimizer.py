@@ -15,15 +15,11 @@ from typing import Iterable, Sequence
 import torch
 from torch import Tensor
 
-__all__ = ["DropMuon", "dropmuon_training_step", "freeze_below", "layer_matrix_shape", "PRESETS"]
+from ..newton_schulz import coefficients as ns_coefficients
+from ..newton_schulz import normalisation
 
-#: per-step Newton–Schulz coefficient tables (the same presets as verification.newton_schulz)
-PRESETS = {
-    "muon": ((3.4445, -4.7750, 2.0315),),
-    "you": tuple((a / 1024, b / 1024, c / 1024) for a, b, c in (
-        (3955, -8306, 5008), (3735, -6681, 3463), (3799, -6499, 3211),
-        (4019, -6385, 2906), (2677, -3029, 1162), (2172, -1833, 682))),
-}
+__all__ = ["DropMuon", "dropmuon_training_step", "freeze_below", "freeze_except", "layer_matrix_shape"]
+
 EPS = 1e-7  # torch.optim.Muon's normaliser guard
 
 
@@ -45,24 +41,21 @@ def layer_matrix_shape(shape: Sequence[int]) -> tuple[int, int]:
 
 
 def _coefficients(ns, steps: int) -> list[tuple]:
-    """Per-step ``(a, b, c)``: a preset name, one triple (every step) or a table (last row repeats)."""
-    if isinstance(ns, str):
-        table = PRESETS[ns]
-    elif len(ns) == 3 and all(isinstance(v, (int, float)) for v in ns):
-        table = (tuple(ns),)
-    else:
-        table = tuple(tuple(row) for row in ns)
-    return [table[min(k, len(table) - 1)] for k in range(steps)]
+    """Per-step ``(a, b, c)`` as Python floats (:func:`verification.newton_schulz.coefficients`:
+    a preset name or a table whose last row repeats); a single triple is used at every step."""
+    if not isinstance(ns, str) and len(ns) == 3 and all(isinstance(v, (int, float)) for v in ns):
+        ns = [tuple(ns)]
+    return [tuple(float(v) for v in row) for row in ns_coefficients(ns, steps)]
 
 
-def _newton_schulz(G: Tensor, coeffs, eps: float, dtype) -> Tensor:
+def _newton_schulz(G: Tensor, coeffs, eps: float, dtype, scale: float = 1.0) -> Tensor:
     """``torch.optim.Muon``'s iteration (same operations, so the same bits for the default
     coefficients in bfloat16), with per-step coefficients."""
     X = G.to(dtype)
     tall = G.size(0) > G.size(1)
     if tall:
         X = X.T
-    X = X / X.norm().clamp(min=eps)
+    X = X / (scale * X.norm()).clamp(min=eps)
     for a, b, c in coeffs:
         A = X @ X.T
         B = torch.addmm(A, A, A, beta=b, alpha=c)
@@ -87,7 +80,9 @@ class DropMuon(torch.optim.Optimizer):
         W ← (1 − lr·wd) W − lr·sqrt(max(1, m/n)) · O
 
     with ``m × n`` the *flattened* shape — identical to ``torch.optim.Muon`` on 2-D parameters.
-    ``ns_coefficients`` is a triple, a per-step table or a preset name (``"muon"``, ``"you"``);
+    ``ns_coefficients`` is a triple, a per-step table or a preset name of
+    :data:`verification.newton_schulz.PRESETS` (``"muon"``, ``"you"``, ``"polar-express"``, with its
+    normalisation ``1.01‖U‖_F``);
     ``ns_dtype`` defaults to bfloat16 as in torch (use float32/float64 for accuracy).
 
     Param groups may carry a ``"layer"`` key (1-based, input first) used by
@@ -110,10 +105,9 @@ class DropMuon(torch.optim.Optimizer):
             raise ValueError(f"weight_decay must be non-negative; got weight_decay = {weight_decay!r}")
         if sharp not in ("newton-schulz", "svd"):
             raise ValueError(f"sharp must be 'newton-schulz' or 'svd'; got sharp = {sharp!r}")
-        if isinstance(ns_coefficients, str) and ns_coefficients not in PRESETS:
-            raise ValueError(f"unknown Newton-Schulz preset {ns_coefficients!r}; known: {', '.join(PRESETS)}")
         if not (isinstance(ns_steps, int) and ns_steps >= 1):
             raise ValueError(f"ns_steps must be a positive integer; got ns_steps = {ns_steps!r}")
+        _coefficients(ns_coefficients, ns_steps)  # a clear error for an unknown preset or a bad table
         defaults = dict(lr=lr, weight_decay=weight_decay, momentum=momentum, nesterov=nesterov,
                         ns_coefficients=ns_coefficients, ns_steps=ns_steps, eps=eps, sharp=sharp,
                         ns_dtype=ns_dtype, adjust_lr=adjust_lr, layer=None)
@@ -132,6 +126,7 @@ class DropMuon(torch.optim.Optimizer):
                 loss = closure()
         for g in self.param_groups:
             coeffs = _coefficients(g["ns_coefficients"], g["ns_steps"])
+            scale = normalisation(g["ns_coefficients"]) if isinstance(g["ns_coefficients"], str) else 1.0
             mu = g["momentum"]
             for p in g["params"]:
                 if p.grad is None:
@@ -146,7 +141,7 @@ class DropMuon(torch.optim.Optimizer):
                 if g["sharp"] == "svd":
                     O = _polar(upd)  # noqa: E741
                 else:
-                    O = _newton_schulz(upd, coeffs, g["eps"], g["ns_dtype"])  # noqa: E741
+                    O = _newton_schulz(upd, coeffs, g["eps"], g["ns_dtype"], scale)  # noqa: E741
                 m, n = grad.shape
                 lr = g["lr"] * (math.sqrt(max(1.0, m / n)) if g["adjust_lr"] else 1.0)
                 p.mul_(1 - g["lr"] * g["weight_decay"])
@@ -163,21 +158,23 @@ class DropMuon(torch.optim.Optimizer):
 
 
 @contextmanager
-def freeze_below(optimizer: DropMuon, start: int):
-    """Within the block, parameters of layers ``< start`` do not require gradients (and have
-    ``grad = None``), so a backward pass stops at layer ``start``; restored afterwards."""
+def freeze_except(optimizer: DropMuon, S):
+    """Within the block only layers in ``S`` (1-based) require gradients; the others have
+    ``grad = None``, so autograd stops at ``min S`` and forms weight gradients for ``S`` alone.
+    Restored afterwards."""
     groups = optimizer.layer_groups()
     if not groups:
         raise ValueError("the optimizer's param groups carry no 'layer' key; build it with layers=[...]")
-    b = max(groups)
-    if not (isinstance(start, int) and 1 <= start <= b):
-        raise ValueError(f"start layer must be in 1..{b}; got start = {start!r}")
+    S = set(S)
+    bad = [j for j in S if j not in groups]
+    if bad:
+        raise ValueError(f"layers {sorted(bad)} are not among the optimizer's layers {sorted(groups)}")
     saved = []
     for j, gs in groups.items():
         for g in gs:
             for p in g["params"]:
                 saved.append((p, p.requires_grad))
-                if j < start:
+                if j not in S:
                     p.requires_grad_(False)
                     p.grad = None
     try:
@@ -185,6 +182,18 @@ def freeze_below(optimizer: DropMuon, start: int):
     finally:
         for p, r in saved:
             p.requires_grad_(r)
+
+
+def freeze_below(optimizer: DropMuon, start: int):
+    """:func:`freeze_except` for the RPT set ``{start, …, b}``: a backward pass stops at layer
+    ``start``."""
+    groups = optimizer.layer_groups()
+    if not groups:
+        raise ValueError("the optimizer's param groups carry no 'layer' key; build it with layers=[...]")
+    b = max(groups)
+    if not (isinstance(start, int) and 1 <= start <= b):
+        raise ValueError(f"start layer must be in 1..{b}; got start = {start!r}")
+    return freeze_except(optimizer, range(start, b + 1))
 
 
 def dropmuon_training_step(model, optimizer: DropMuon, loss_fn, inputs: Tensor, targets: Tensor,
