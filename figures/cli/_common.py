@@ -8,7 +8,7 @@ import math
 import re
 import sys
 
-import numpy as np
+from theory._io import to_jsonable
 
 __all__ = ["CLIError", "Parser", "parse_floats", "parse_number", "emit_json", "to_jsonable", "EXIT_BAD_INPUT"]
 
@@ -58,25 +58,6 @@ def parse_number(option: str, text: str | None, kind=float, positive: bool = Fal
     if positive and not value > 0:
         raise CLIError(f"{option} must be positive; got {text}")
     return value
-
-
-def to_jsonable(x):
-    """Convert numpy scalars/arrays (and nested containers) to plain JSON types; NaN becomes
-    ``null`` and ±inf the strings ``"inf"``/``"-inf"``, so the output is strict JSON."""
-    if isinstance(x, dict):
-        return {str(k): to_jsonable(v) for k, v in x.items()}
-    if isinstance(x, (list, tuple)):
-        return [to_jsonable(v) for v in x]
-    if isinstance(x, np.ndarray):
-        return [to_jsonable(v) for v in x.tolist()]
-    if isinstance(x, (np.integer,)):
-        return int(x)
-    if isinstance(x, (float, np.floating)):
-        f = float(x)
-        if math.isnan(f):
-            return None
-        return f if math.isfinite(f) else str(f)
-    return x
 
 
 def emit_json(obj) -> None:
