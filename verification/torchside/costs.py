@@ -83,17 +83,31 @@ def _design(sets, b):
 
 
 def measure_costs(model, optimizer: DropMuon, loss_fn, inputs, targets, *, repeats: int = 7, warmup: int = 2,
-                  sets="all", device="cpu", progress=None) -> CostMeasurement:
+                  sets="all", device="cpu", progress=None, seed: int = 0) -> CostMeasurement:
     """Time a training step for each set of updated layers (``"all"``: every subset, ``b ≤ 6``;
-    ``"suffixes"``: the RPT sets and singletons) and the optimizer update of each layer alone; fit
-    ``F, a_j, v_j = w_j + u_j`` by non-negative least squares; ``u_j`` is measured directly and
-    ``w_j = max(v_j − u_j, 0)``. Model and optimizer states are restored afterwards."""
+    ``"suffixes"``: the RPT sets and singletons) and the optimizer update of each layer alone, and
+    fit the cost model.
+
+    Timing runs in *rounds*: each round times every case once, in an order shuffled with
+    ``seed``, and each case's time is the median over ``repeats`` rounds (after ``warmup`` untimed
+    rounds). Interleaving spreads slow drifts of the machine (frequency scaling, other processes)
+    over all cases instead of loading them onto whichever case was timed during the drift.
+
+    The fit minimises the *relative* error, ``Σ_S ((A x)_S − t_S)² / t_S²`` over non-negative
+    ``x = (F, a_2..a_b, v_1..v_b)`` with ``v_j = w_j + u_j`` (the goal is a relative accuracy per
+    start, and an absolute fit lets the long steps dominate the short ones); ``u_j`` is measured
+    directly and ``w_j = max(v_j − u_j, 0)``. Model and optimizer states are restored afterwards.
+    On a CPU, call ``torch.set_flush_denormal(True)`` before torch's first parallel operation
+    (:func:`~verification.torchside.optimizer.denormals_flushed` says why).
+    """
     from scipy.optimize import nnls
 
     from .._progress import Progress
 
     if not (isinstance(repeats, int) and repeats >= 3):
         raise ValueError(f"repeats must be an integer >= 3 (a median of repeats); got repeats = {repeats!r}")
+    if not (isinstance(warmup, int) and warmup >= 0):
+        raise ValueError(f"warmup must be a non-negative integer; got warmup = {warmup!r}")
     b = len(optimizer.layer_groups())
     if sets == "all":
         if b > 6:
@@ -120,46 +134,78 @@ def measure_costs(model, optimizer: DropMuon, loss_fn, inputs, targets, *, repea
                 optimizer.step()
         _sync(device)
 
-    def timed(fn):
-        for _ in range(warmup):
-            fn()
-        out = []
-        for _ in range(repeats):
-            _sync(device)
-            t0 = time.perf_counter()
-            fn()
-            out.append(time.perf_counter() - t0)
-        return statistics.median(out)
+    layer_params = {j: {id(q) for h in gs for q in h["params"]} for j, gs in optimizer.layer_groups().items()}
 
-    seconds = []
-    upd = np.zeros(b)
+    def update_only(j, grads):
+        for g in optimizer.param_groups:
+            for p in g["params"]:
+                p.grad = grads[id(p)] if id(p) in layer_params[j] else None
+        with torch.no_grad():
+            optimizer.step()
+        _sync(device)
+
+    params = [p for g in optimizer.param_groups for p in g["params"]]
+    saved_params = [p.detach().clone() for p in params]
+    saved_state = {p: {k: (v.detach().clone() if torch.is_tensor(v) else v) for k, v in optimizer.state[p].items()}
+                   for p in params if p in optimizer.state}
+
+    def restore():
+        # in place, so the restored tensors keep their memory (and stay in cache) as in training
+        with torch.no_grad():
+            for p, w in zip(params, saved_params):
+                p.copy_(w)
+            for p in params:
+                if p not in saved_state:
+                    optimizer.state.pop(p, None)
+                    continue
+                st = optimizer.state[p]
+                for k, v in saved_state[p].items():
+                    if torch.is_tensor(v) and torch.is_tensor(st.get(k)):
+                        st[k].copy_(v)
+                    else:
+                        st[k] = v.clone() if torch.is_tensor(v) else v
+
+    rng = np.random.default_rng(seed)
     try:
-        with Progress(len(todo) + b, "timing", enabled=progress) as bar:
-            for S in todo:
-                seconds.append(timed(lambda: step(S)))
-                bar.update()
-            # the update alone: a stored gradient, the optimizer step on that layer only
-            clear_grads()
-            with freeze_except(optimizer, range(1, b + 1)):
-                loss_fn(model(inputs), targets).backward()
-            grads = {id(p): p.grad for g in optimizer.param_groups for p in g["params"]}
-            for j, gs in sorted(optimizer.layer_groups().items()):
-                def only_j(gs=gs):
-                    for g in optimizer.param_groups:
-                        for p in g["params"]:
-                            p.grad = grads[id(p)] if any(p is q for h in gs for q in h["params"]) else None
-                    with torch.no_grad():
-                        optimizer.step()
+        # a stored full gradient for the update-alone cases
+        clear_grads()
+        with freeze_except(optimizer, range(1, b + 1)):
+            loss_fn(model(inputs), targets).backward()
+        grads = {id(p): p.grad for g in optimizer.param_groups for p in g["params"]}
+        cases = [("set", S) for S in todo] + [("update", j) for j in range(1, b + 1)]
+
+        def run(case):
+            kind, arg = case
+            if kind == "set":
+                step(arg)
+            else:
+                update_only(arg, grads)
+
+        times = [[] for _ in cases]
+        with Progress(warmup + repeats, "timing rounds", enabled=progress) as bar:
+            for r in range(warmup + repeats):
+                for c in rng.permutation(len(cases)):
+                    # every case starts from the measured state: repeated steps on one batch would
+                    # otherwise drift the weights far from training (at lr 0.1 into values that
+                    # underflow to subnormal floats, which made CPU steps 2x slower)
+                    restore()
+                    run(cases[c])  # untimed: warms the caches for this case as in a training loop
                     _sync(device)
-                upd[j - 1] = timed(only_j)
+                    t0 = time.perf_counter()
+                    run(cases[c])
+                    dt = time.perf_counter() - t0
+                    if r >= warmup:
+                        times[c].append(dt)
                 bar.update()
     finally:
-        model.load_state_dict(saved_model)
+        restore()
+        model.load_state_dict(saved_model)  # buffers and anything outside the optimizer
         optimizer.load_state_dict(saved_opt)
         clear_grads()
-    seconds = np.array(seconds)
+    med = np.array([statistics.median(t) for t in times])
+    seconds, upd = med[:len(todo)], med[len(todo):]
     A = _design(todo, b)
-    x, _ = nnls(A, seconds)
+    x, _ = nnls(A / seconds[:, None], np.ones_like(seconds))
     F, a, v = x[0], np.concatenate([[0.0], x[1:b]]), x[b:]
     rpt = [tuple(range(s, b + 1)) for s in range(1, b + 1)]
     measured = np.array([seconds[todo.index(S)] for S in rpt])
