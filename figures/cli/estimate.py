@@ -3,6 +3,8 @@ top eigenvalue) and per-layer costs of the paper's CNN, in torch (torch extra)."
 
 from __future__ import annotations
 
+from contextlib import contextmanager
+
 from ._common import CLIError, emit_json, parse_number
 
 LIST_OPTIONS = ()
@@ -37,8 +39,11 @@ def add_common(p):
     p.add_argument("--data", default=None, help="a local .npz with x_train, y_train, x_test, y_test")
     p.add_argument("--batch", default="256", help="minibatch size (default 256)")
     p.add_argument("--width", default="1.0", help="channel multiplier (1.0 = 64/128/256)")
-    p.add_argument("--lr", default="0.02", help="learning rate (default 0.02)")
+    p.add_argument("--lr", default="0.1", help="learning rate (default 0.1, the paper's MNIST setting)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")
+    p.add_argument("--keep-denormals", action="store_true",
+                   help="do not flush subnormal floats to zero while timing (on a CPU they slow late-training "
+                        "steps down by up to ~1.7x; see docs/torch.md)")
 
 
 def device(text: str):
@@ -61,12 +66,30 @@ def _torch():
         raise CLIError("this command needs the torch extra: pip install 'dropmuon[torch]'") from None
 
 
-def run(args) -> int:
+@contextmanager
+def torch_session(args):
+    """Checks that torch is installed and, unless ``--keep-denormals``, flushes subnormal floats to
+    zero for the command (set before torch's first parallel operation, so its worker threads
+    inherit it; ``verification.torchside.optimizer.denormals_flushed`` says why). Restored after,
+    so an in-process caller keeps torch's default."""
     _torch()
     import torch
 
-    from verification.torchside import DropMuon, load_data, make_cnn, measure_costs
-    from verification.torchside.constants import estimate_constants
+    torch.set_flush_denormal(not args.keep_denormals)
+    try:
+        yield
+    finally:
+        torch.set_flush_denormal(False)
+
+
+def run(args) -> int:
+    with torch_session(args):
+        return _run(args)
+
+
+def _run(args) -> int:
+    from verification.torchside import DropMuon, load_data, make_cnn
+    from verification.torchside.experiment import measure_network
 
     dev = device(args.device)
     seed = parse_number("--seed", args.seed, int)
@@ -78,35 +101,34 @@ def run(args) -> int:
     data = load_data(args.data, seed).to(dev)
     model = make_cnn(data.image_shape[0], data.num_classes, width=width, seed=seed, device=dev)
     opt = DropMuon(layers=model.layer_parameters(), lr=lr)
-    loss = torch.nn.functional.cross_entropy
-    progress = None if not args.no_progress else False
-    gen = torch.Generator().manual_seed(seed)
-    idx = torch.randint(0, len(data.x_train), (batch,), generator=gen).to(dev)
-    costs = measure_costs(model, opt, loss, data.x_train[idx], data.y_train[idx], repeats=repeats,
-                          device=dev, progress=progress)
-    consts, overhead = estimate_constants(model, opt, loss, data, steps=steps, batch=batch, seed=seed,
-                                          device=dev, progress=progress)
-    records = []
-    for c in consts:
-        j = c.layer - 1
-        rec = {k: v for k, v in c.as_dict().items()}
-        rec["costs"] = {
-            "forward_s": costs.forward, "activation_s": float(costs.activation[j]),
-            "weight_s": float(costs.weight[j]), "update_s": float(costs.update[j]),
-            "start_measured_s": float(costs.start_measured[j]),
-            "start_predicted_s": float(costs.start_predicted[j]),
-        }
-        rec.update(device=dev, data=data.name, seed=seed, overhead=overhead)
-        records.append(rec)
+    cal = measure_network(model, opt, data, batch=batch, steps=steps, repeats=repeats, seed=seed, device=dev,
+                          progress=progress_flag(args))
+    records = [dict(r, device=dev, data=data.name, seed=seed, lr=lr, batch=batch, width=width,
+                    overhead=cal["overhead"]) for r in cal["layers"]]
     if args.json:
         emit_json(records)
-    else:
-        print(f"{data.name} on {dev}, {steps} steps, batch {batch}; estimation overhead "
-              f"{overhead['estimate_s']:.1f} s vs training {overhead['train_s']:.1f} s")
-        print(f"{'layer':>5s} {'shape':>18s} {'L':>9s} {'L0':>9s} {'L1':>9s} {'Hess eig':>9s} "
-              f"{'t(s=layer)':>11s} {'predicted':>10s}")
-        for r in records:
-            c = r["costs"]
-            print(f"{r['layer']:>5d} {str(tuple(r['shape'])):>18s} {r['L']:>9.4g} {r['L0']:>9.4g} {r['L1']:>9.4g} "
-                  f"{r['hessian_top_eig']:>9.4g} {c['start_measured_s'] * 1e3:>11.2f} {c['start_predicted_s'] * 1e3:>10.2f}")
+        return 0
+    o = cal["overhead"]
+    print(f"{data.name} on {dev}, {steps} steps of full Muon (lr {lr:g}), batch {batch}; cost timing "
+          f"{o['cost_measurement_s']:.1f} s, constants {o['estimate_s']:.1f} s (training itself {o['train_s']:.1f} s)")
+    print(f"{'layer':>5s} {'shape':>18s} {'L':>9s} {'L0':>9s} {'L1':>9s} {'Hess eig':>9s} "
+          f"{'t(s=layer)':>11s} {'predicted':>10s} {'error':>6s}")
+    for r in records:
+        c = r["costs"]
+        print(f"{r['layer']:>5d} {str(tuple(r['shape'])):>18s} {r['L']:>9.4g} {r['L0']:>9.4g} {r['L1']:>9.4g} "
+              f"{r['hessian_top_eig']:>9.4g} {c['start_measured_s'] * 1e3:>8.2f} ms {c['start_predicted_s'] * 1e3:>7.2f} ms "
+              f"{c['start_relative_error']:>6.1%}")
+    cm = cal["cost_model"]
+    print(f"cost model (ms): F = {cm['forward'] * 1e3:.2f}, a = {_ms(cm['activation'])}, w = {_ms(cm['weight'])}, "
+          f"u = {_ms(cm['update'])}")
+    print("t(s=layer): measured time of a step starting at that layer (RPT set {s..b}); predicted: the fitted cost model")
     return 0
+
+
+def _ms(xs):
+    return "(" + ", ".join(f"{x * 1e3:.2f}" for x in xs) + ")"
+
+
+def progress_flag(args):
+    """``None`` (a bar when stderr is a terminal) unless ``--no-progress``."""
+    return False if args.no_progress else None

@@ -1,0 +1,127 @@
+"""``dropmuon train``: one training run of the paper's CNN with one layer-sampling schedule, timed to
+a target training accuracy (torch extra)."""
+
+from __future__ import annotations
+
+from ._common import CLIError, emit_json, parse_floats, parse_number
+from .estimate import add_common, device, progress_flag, torch_session
+
+LIST_OPTIONS = ("--probs",)
+
+HELP = "train the CNN with one Drop-Muon sampling schedule and time it (torch)"
+
+
+def add_parser(sub):
+    from verification.schedules import SAMPLINGS
+
+    p = sub.add_parser(
+        "train",
+        help=HELP,
+        description=(
+            "Train the paper's CNN with Drop-Muon under one sampling schedule until the training "
+            "accuracy reaches --target-acc, --max-steps steps are done, or --max-seconds pass. "
+            "Reports wall-clock seconds (training steps only) and iterations to the target, final "
+            "train and held-out accuracy, and seconds per step. The optimal schedules need "
+            "smoothness constants and costs: --constants FILE (from dropmuon estimate --json), or "
+            "they are measured first."
+        ),
+    )
+    add_common(p)
+    p.add_argument("--sampling", default="full", choices=SAMPLINGS, metavar="|".join(SAMPLINGS),
+                   help="layer-sampling schedule (default full)")
+    p.add_argument("--probs", default=None, help="start probabilities p_1..p_b for --sampling custom")
+    p.add_argument("--constants", default=None, help="JSON from dropmuon estimate --json (for optimal-*)")
+    add_run_limits(p)
+    p.add_argument("--epoch-length", default=None, help="steps per epoch for epoch-shift (default: one pass)")
+    p.add_argument("--json", action="store_true", help="print one JSON object")
+    p.set_defaults(run=run)
+    return p
+
+
+def add_run_limits(p, *, target_default=None):
+    """Options bounding one training run."""
+    p.add_argument("--max-steps", default="300", help="step limit (default 300)")
+    p.add_argument("--target-acc", default=target_default,
+                   help="target training accuracy in (0, 1]" + (f" (default {target_default})" if target_default else ""))
+    p.add_argument("--max-seconds", default=None, help="wall-clock limit per run, evaluations included")
+    p.add_argument("--eval-every", default="5", help="evaluate the training accuracy every K steps (default 5)")
+
+
+def parse_run_limits(args) -> dict:
+    target = parse_number("--target-acc", args.target_acc)
+    if target is not None and not 0 < target <= 1:
+        raise CLIError(f"--target-acc must be in (0, 1]; got {args.target_acc}")
+    return {
+        "max_steps": parse_number("--max-steps", args.max_steps, int, positive=True),
+        "target_acc": target,
+        "max_seconds": parse_number("--max-seconds", args.max_seconds, positive=True),
+        "eval_every": parse_number("--eval-every", args.eval_every, int, positive=True),
+    }
+
+
+def run(args) -> int:
+    with torch_session(args):
+        return _run(args)
+
+
+def _run(args) -> int:
+    import math
+
+    import torch
+
+    from verification.torchside import DropMuon, load_data, make_cnn
+    from verification.torchside.experiment import load_constants, measure_network
+    from verification.torchside.training import make_schedule, train
+
+    dev = device(args.device)
+    seed = parse_number("--seed", args.seed, int)
+    batch = parse_number("--batch", args.batch, int, positive=True)
+    width = parse_number("--width", args.width, positive=True)
+    lr = parse_number("--lr", args.lr, positive=True)
+    limits = parse_run_limits(args)
+    probs = parse_floats("--probs", args.probs)
+    if probs is not None and args.sampling != "custom":
+        raise CLIError(f"--probs is for --sampling custom; got --sampling {args.sampling}")
+    if args.constants is not None and not args.sampling.startswith("optimal"):
+        raise CLIError(f"--constants is for the optimal-max/optimal-sum schedules; got --sampling {args.sampling}")
+    data = load_data(args.data, seed).to(dev)
+    epoch_length = parse_number("--epoch-length", args.epoch_length, int, positive=True)
+    if epoch_length is None:
+        epoch_length = max(1, math.ceil(len(data.x_train) / batch))
+    model = make_cnn(data.image_shape[0], data.num_classes, width=width, seed=seed, device=dev)
+    b = len(model.layer_parameters())
+    L = costs = None
+    source = None
+    if args.sampling.startswith("optimal"):
+        if args.constants is not None:
+            L, costs = load_constants(args.constants)
+            source = args.constants
+        else:  # measure on a copy initialised like the model, so the run itself starts fresh
+            probe = make_cnn(data.image_shape[0], data.num_classes, width=width, seed=seed, device=dev)
+            cal = measure_network(probe, DropMuon(layers=probe.layer_parameters(), lr=lr), data, batch=batch,
+                                  seed=seed, device=dev, progress=progress_flag(args))
+            L, costs = load_constants(cal)
+            source = "measured in this run"
+    sampler, info = make_schedule(args.sampling, b, L=L, costs=costs, probs=probs, epoch_length=epoch_length)
+    if source is not None:
+        info.update(constants_source=source, L=L)
+    opt = DropMuon(layers=model.layer_parameters(), lr=lr)
+    r = train(model, opt, data, sampler, batch=batch, seed=seed, device=dev, loss_fn=torch.nn.functional.cross_entropy,
+              progress=progress_flag(args), info=info, **limits)
+    out = dict(r.as_dict(), data=data.name, lr=lr, batch=batch, width=width, max_steps=limits["max_steps"],
+               max_seconds=limits["max_seconds"], eval_every=limits["eval_every"])
+    if args.json:
+        emit_json(out)
+        return 0
+    print(f"{args.sampling} on {data.name} ({dev}), seed {seed}, lr {lr:g}, batch {batch}; start probabilities "
+          f"{tuple(round(x, 4) for x in info['start_probs'])}")
+    if r.target_acc is None:
+        print("no target accuracy set")
+    elif r.iterations_to_target is None:
+        print(f"target training accuracy {r.target_acc:g} NOT reached ({r.stop_reason} after {r.steps} steps)")
+    else:
+        print(f"target training accuracy {r.target_acc:g} reached after {r.iterations_to_target} steps, "
+              f"{r.time_to_target_s:.3f} s of training")
+    print(f"{r.steps} steps, {r.seconds_per_step * 1e3:.2f} ms per step; final train accuracy {r.final_train_acc:.4f}, "
+          f"held-out accuracy {r.test_acc:.4f}; steps starting at layer s: {list(r.start_counts)}")
+    return 0

@@ -1,0 +1,106 @@
+"""``dropmuon train`` and ``dropmuon experiment``: the JSON interface of the acceptance checks and
+one-line errors for bad input."""
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+pytest.importorskip("sklearn")
+
+from figures.cli import main  # noqa: E402
+
+# in-process runs keep torch's default for subnormals: this process's thread pool already exists,
+# so flushing would reach the main thread only (test_cli_flushes_denormals runs a fresh process)
+TINY = ["--device", "cpu", "--width", "0.125", "--batch", "32", "--no-progress", "--keep-denormals"]
+
+
+def _json(capsys, argv):
+    code = main(argv)
+    out, err = capsys.readouterr()
+    assert code == 0, err
+    return json.loads(out)
+
+
+def test_train_json(capsys):
+    r = _json(capsys, ["train", *TINY, "--sampling", "uniform", "--max-steps", "40", "--target-acc", "0.3",
+                       "--seed", "1", "--eval-every", "2", "--json"])
+    for k in ("time_to_target_s", "iterations_to_target", "final_train_acc", "test_acc", "seconds_per_step"):
+        assert k in r
+    assert r["sampling"] == "uniform" and r["start_probs"] == [0.25] * 4
+    assert r["iterations_to_target"] is not None and r["iterations_to_target"] % 2 == 0
+    assert r["final_train_acc"] >= 0.3 and r["stop_reason"] == "target"
+
+
+def test_train_unreached_target_is_reported(capsys):
+    r = _json(capsys, ["train", *TINY, "--max-steps", "2", "--target-acc", "1.0", "--seed", "0", "--json"])
+    assert r["iterations_to_target"] is None and r["time_to_target_s"] is None
+    assert r["stop_reason"] == "max_steps" and r["steps"] == 2
+    main(["train", *TINY, "--max-steps", "2", "--target-acc", "1.0"])
+    assert "NOT reached (max_steps after 2 steps)" in capsys.readouterr().out
+
+
+def test_train_optimal_with_constants_file(capsys, tmp_path):
+    recs = _json(capsys, ["estimate", *TINY, "--steps", "3", "--repeats", "3", "--json"])
+    f = tmp_path / "constants.json"
+    f.write_text(json.dumps(recs))
+    r = _json(capsys, ["train", *TINY, "--sampling", "optimal-max", "--constants", str(f), "--max-steps", "4",
+                       "--json"])
+    # the max-form RPT optimum: π_i = max_{j≤i} L_j / max_j L_j (THEORY.md §5)
+    L = np.array([rec["L"] for rec in recs])
+    pi = np.cumsum(r["start_probs"])
+    assert np.allclose(pi, np.maximum.accumulate(L) / L.max(), atol=1e-12)
+    assert r["constants_source"] == str(f) and r["steps"] == 4
+
+
+def test_train_bad_input(capsys, tmp_path):
+    cases = [
+        (["--device", "tpu"], "unknown device 'tpu'"),
+        (["--sampling", "custom", "--probs", "0.5,0.5"], "2 entries but the network has 4 layers"),
+        (["--sampling", "custom"], "needs start probabilities"),
+        (["--sampling", "uniform", "--probs", "1,0,0,0"], "--probs is for --sampling custom"),
+        (["--target-acc", "1.5"], "--target-acc must be in (0, 1]"),
+        (["--max-steps", "0"], "--max-steps must be positive"),
+        (["--sampling", "optimal-max", "--constants", str(tmp_path / "none.json")], "cannot read the constants file"),
+    ]
+    for extra, msg in cases:
+        assert main(["train", *TINY, *extra]) == 2, extra
+        err = capsys.readouterr().err
+        assert msg in err and err.count("\n") == 1, (extra, err)
+    bad = tmp_path / "bad.npz"
+    np.savez(bad, x_train=np.zeros((4, 8, 8)), y_train=np.zeros(4, dtype=int), x_test=np.zeros((2, 9, 9)),
+             y_test=np.zeros(2, dtype=int))
+    assert main(["train", *TINY, "--data", str(bad)]) == 2
+    assert "train and test images differ in shape" in capsys.readouterr().err
+    assert main(["train", *TINY, "--sampling", "best"]) == 2
+    assert "invalid choice: 'best'" in capsys.readouterr().err
+
+
+def test_experiment_json_and_resume(capsys, tmp_path):
+    argv = ["experiment", *TINY, "--seeds", "2", "--samplings", "full,uniform,optimal-max", "--max-steps", "16",
+            "--target-acc", "0.3", "--eval-every", "4", "--estimate-steps", "3", "--repeats", "3",
+            "--out", str(tmp_path), "--json"]
+    s = _json(capsys, argv)
+    assert list(s["rows"]) == ["full", "uniform", "optimal-max"]
+    assert s["verdict"]["predicted_winner_max"] in ("full", "optimal-max")  # full ties when L_1 = max L
+    assert len(list((tmp_path / "runs").iterdir())) == 6
+    again = _json(capsys, argv)  # resumed: the same runs, so the same numbers
+    assert again["rows"] == s["rows"]
+    assert main(argv[:-1]) == 0
+    out = capsys.readouterr().out
+    assert "measured winner" in out and "optimal-max" in out
+    assert main(["experiment", *TINY, "--samplings", "uniform,optimal-max", "--out", str(tmp_path)]) == 2
+    assert "needs the 'full' sampling" in capsys.readouterr().err
+
+
+def test_cli_flushes_denormals_in_every_thread():
+    """A fresh ``dropmuon train`` sets flushing before torch's pool starts, so every thread
+    flushes; ``--keep-denormals`` leaves torch's default (none flushes)."""
+    base = [sys.executable, "-c", "from figures.cli import entry; entry()", "train", *TINY[:-1], "--max-steps", "1",
+            "--json"]
+    got = [json.loads(subprocess.run(base + extra, capture_output=True, text=True, check=True).stdout)
+           for extra in ([], ["--keep-denormals"])]
+    assert got[0]["denormals_flushed"] == 1.0 and got[1]["denormals_flushed"] == 0.0

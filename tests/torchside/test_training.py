@@ -1,0 +1,204 @@
+"""Training runs, schedules and the closed loop on a tiny CNN (CPU): limits end every run, frozen
+layers stay frozen through training, runs are reproducible, and the experiment resumes from its
+saved tasks. No timing assertions: speed lives in the benchmarks."""
+
+import json
+import math
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+pytest.importorskip("sklearn")
+
+from ..tolerances import EXACT_RTOL  # noqa: E402
+from theory import RPT  # noqa: E402
+from verification.schedules import epoch_shift_schedule, make_schedule  # noqa: E402
+from verification.torchside import DropMuon, load_digits, make_cnn  # noqa: E402
+from verification.torchside import experiment as ex  # noqa: E402
+from verification.torchside.training import accuracy, train  # noqa: E402
+
+TINY = dict(width=0.125)
+
+
+@pytest.fixture(scope="module")
+def digits():
+    return load_digits(seed=0)
+
+
+def _fresh(seed=0, lr=0.1):
+    m = make_cnn(1, 10, seed=seed, **TINY)
+    return m, DropMuon(layers=m.layer_parameters(), lr=lr)
+
+
+def test_full_training_reaches_a_target(digits):
+    m, opt = _fresh()
+    r = train(m, opt, digits, RPT.full(4), max_steps=200, batch=64, target_acc=0.6, eval_every=4, seed=0)
+    assert r.stop_reason == "target"
+    assert r.iterations_to_target == r.steps and r.steps % 4 == 0
+    assert r.final_train_acc >= 0.6 and r.history[-1]["train_acc"] == r.final_train_acc
+    # the reported accuracy is the model's accuracy on the whole training set
+    assert accuracy(m, digits.x_train, digits.y_train)[0] == r.final_train_acc
+    assert 0 < r.time_to_target_s <= r.train_time_s + 1e-12
+    assert r.start_counts == (r.steps, 0, 0, 0) and r.layer_updates == (r.steps,) * 4
+    assert 0 <= r.test_acc <= 1
+
+
+def test_unreached_target_is_reported_not_a_hang(digits):
+    m, opt = _fresh()
+    r = train(m, opt, digits, RPT.uniform(4), max_steps=3, batch=16, target_acc=1.0, eval_every=10)
+    assert (r.iterations_to_target, r.time_to_target_s, r.stop_reason, r.steps) == (None, None, "max_steps", 3)
+    assert [h["step"] for h in r.history] == [0, 3]  # the last step is always evaluated
+    m, opt = _fresh()
+    r = train(m, opt, digits, RPT.uniform(4), max_steps=10**9, batch=16, target_acc=1.0, max_seconds=0.2)
+    assert r.stop_reason == "max_seconds" and r.iterations_to_target is None and r.steps < 10**9
+
+
+def test_frozen_layers_stay_frozen_through_training(digits):
+    m, opt = _fresh()
+    before = [p.detach().clone() for p in m.parameters()]
+    r = train(m, opt, digits, RPT([0, 0, 0.5, 0.5]), max_steps=12, batch=32, eval_every=6, seed=3)
+    after = list(m.parameters())
+    assert torch.equal(before[0], after[0]) and torch.equal(before[1], after[1])  # layers 1, 2: bit for bit
+    assert not torch.equal(before[3], after[3])
+    assert r.layer_updates[:2] == (0, 0) and r.layer_updates[3] == 12
+    assert r.start_counts[2] + r.start_counts[3] == 12 and r.start_counts[2] == r.layer_updates[2]
+    assert all(p not in opt.state for p in m.layer_parameters()[0])  # no momentum was ever formed
+
+
+def test_runs_are_reproducible(digits):
+    runs = []
+    for _ in range(2):
+        m, opt = _fresh(seed=5)
+        r = train(m, opt, digits, RPT.uniform(4), max_steps=8, batch=32, eval_every=4, seed=7)
+        runs.append((r, [p.detach().clone() for p in m.parameters()]))
+    (r1, w1), (r2, w2) = runs
+    assert r1.start_counts == r2.start_counts
+    assert [h["train_acc"] for h in r1.history] == [h["train_acc"] for h in r2.history]
+    assert all(torch.equal(a, b) for a, b in zip(w1, w2))
+
+
+def test_bad_training_input(digits):
+    m, opt = _fresh()
+    with pytest.raises(ValueError, match="target_acc = 1.5"):
+        train(m, opt, digits, RPT.full(4), max_steps=1, target_acc=1.5)
+    with pytest.raises(ValueError, match="max_steps = 0"):
+        train(m, opt, digits, RPT.full(4), max_steps=0)
+    with pytest.raises(ValueError, match="3 layers but the network has 4"):
+        train(m, opt, digits, RPT.full(3), max_steps=1)
+
+
+def test_schedules():
+    with pytest.raises(ValueError, match="2 entries but the network has 4 layers"):
+        make_schedule("custom", 4, probs=[0.5, 0.5])
+    with pytest.raises(ValueError, match="unknown sampling 'best'"):
+        make_schedule("best", 4)
+    with pytest.raises(ValueError, match="needs smoothness constants"):
+        make_schedule("optimal-max", 4)
+    # the max-form optimum of THEORY.md §5: π_i = max_{j≤i} L_j / L_max, whatever the costs
+    s, info = make_schedule("optimal-max", 4, L=[1, 5, 3, 2], costs=[1, 1, 1, 1])
+    assert np.allclose(info["start_probs"], [0.2, 0.8, 0, 0], atol=1e-12)
+    assert info["predicted_speedup_vs_full"] == pytest.approx(1.25, rel=1e-12)
+    # epoch-shift: one distribution per epoch, cycling, averaging to uniform index sampling
+    sched = epoch_shift_schedule(4, epoch_length=3)
+    assert np.allclose(np.mean([d.start_probs for d in sched.distributions], axis=0), 0.25, atol=1e-15)
+    assert sched._at(0) is sched.distributions[0] and sched._at(3) is sched.distributions[1]
+    assert sched._at(12) is sched.distributions[0]
+
+
+def test_speedup_ci_is_exact_on_constant_ratios_and_covers_at_its_level():
+    r = ex.speedup_ci([2.0, 6.0, None, 3.0], [1.0, 3.0, 1.0, 1.5])
+    assert r["n"] == 3 and r["mean"] == pytest.approx(2.0, rel=1e-14)
+    assert r["low"] == pytest.approx(2.0, rel=1e-14) and r["high"] == pytest.approx(2.0, rel=1e-14)
+    assert ex.speedup_ci([1.0], [None]) == {"mean": None, "low": None, "high": None, "n": 0}
+    # coverage of the true median ratio (1.3) by log-normal paired ratios, n = 5 per interval:
+    # 4000 intervals give a binomial standard error sqrt(.95 · .05 / 4000) = 0.0034; 4 of them
+    rng = np.random.default_rng(0)
+    hits = 0
+    for _ in range(4000):
+        base = rng.uniform(1, 3, 5)
+        other = base / (1.3 * np.exp(rng.normal(0, 0.2, 5)))
+        c = ex.speedup_ci(base.tolist(), other.tolist())
+        hits += c["low"] <= 1.3 <= c["high"]
+    assert abs(hits / 4000 - ex.CONFIDENCE) < 4 * math.sqrt(0.95 * 0.05 / 4000)
+
+
+def _tiny_config(**kw):
+    base = dict(seeds=(0, 1), samplings=("full", "uniform", "optimal-max", "optimal-sum", "epoch-shift"),
+                max_steps=24, target_acc=0.3, batch=32, lr=0.1, width=0.125, eval_every=4, estimate_steps=3,
+                cost_repeats=3, flush_denormals=False)  # this process's thread pool exists already
+    base.update(kw)
+    return ex.ExperimentConfig(**base)
+
+
+def test_experiment_runs_summarises_and_resumes(tmp_path, monkeypatch):
+    cfg = _tiny_config()
+    res = ex.run_experiment(cfg, tmp_path, progress=False)
+    files = sorted(p.name for p in (tmp_path / "runs").iterdir())
+    assert files == sorted(f"{s}-seed{k}.json" for s in cfg.samplings for k in cfg.seeds)
+    assert not [p for p in tmp_path.rglob("*.tmp")]  # atomic writes leave no temporaries
+    rows = res["summary"]["rows"]
+    assert list(rows) == list(cfg.samplings)
+    assert rows["full"]["speedup_time"]["mean"] == pytest.approx(1.0, rel=1e-12)
+    # the predicted speed-ups are the solver's: optimal-max is best under the max form, optimal-sum
+    # under the sum form, among the i.i.d. schedules run (ties allowed: full can be optimal);
+    # the solvers are exact to ~1e-9 relative (tests/tolerances.py EXACT_RTOL)
+    iid = [s for s in cfg.samplings if rows[s]["predicted_speedup_max"] is not None]
+    for obj in ("max", "sum"):
+        best = rows[f"optimal-{obj}"][f"predicted_speedup_{obj}"]
+        assert all(rows[s][f"predicted_speedup_{obj}"] <= best * (1 + EXACT_RTOL) for s in iid)
+    assert rows["epoch-shift"]["predicted_speedup_max"] is None  # not i.i.d.: no theorem covers it
+    saved = json.loads((tmp_path / "experiment.json").read_text())
+    assert saved["summary"]["verdict"] == json.loads(json.dumps(res["summary"]["verdict"]))
+    # a re-run reads every task back instead of training
+    monkeypatch.setattr(ex, "run_task", lambda *a, **k: pytest.fail("a finished task was re-run"))
+    again = ex.run_experiment(cfg, tmp_path, progress=False)
+    assert [r["time_to_target_s"] for r in again["runs"]] == [r["time_to_target_s"] for r in res["runs"]]
+
+
+def test_experiment_killed_part_way_resumes_without_loss_or_duplicates(tmp_path, monkeypatch):
+    cfg = _tiny_config(seeds=(3,), samplings=("full", "uniform", "epoch-shift"))
+    real = ex.run_task
+    calls = []
+
+    def dies_after_two(*a, **k):
+        if len(calls) == 2:
+            raise KeyboardInterrupt
+        calls.append(a[1])
+        return real(*a, **k)
+
+    monkeypatch.setattr(ex, "run_task", dies_after_two)
+    with pytest.raises(KeyboardInterrupt):
+        ex.run_experiment(cfg, tmp_path, progress=False)
+    assert len(list((tmp_path / "runs").iterdir())) == 2
+    monkeypatch.setattr(ex, "run_task", real)
+    res = ex.run_experiment(cfg, tmp_path, progress=False)
+    assert sorted(r["sampling"] for r in res["runs"]) == sorted(cfg.samplings)
+    # a changed setting invalidates the saved tasks
+    monkeypatch.setattr(ex, "run_task", lambda *a, **k: dict(real(*a, **k), rerun=True))
+    res2 = ex.run_experiment(_tiny_config(seeds=(3,), samplings=cfg.samplings, max_steps=20), tmp_path,
+                             progress=False)
+    assert all(r.get("rerun") for r in res2["runs"])
+
+
+def test_experiment_config_errors():
+    with pytest.raises(ValueError, match="needs the 'full' sampling"):
+        _tiny_config(samplings=("uniform",))
+    with pytest.raises(ValueError, match="unknown sampling 'custom'"):
+        _tiny_config(samplings=("full", "custom"))
+    with pytest.raises(ValueError, match="seeds must be distinct"):
+        _tiny_config(seeds=(1, 1))
+    with pytest.raises(ValueError, match="target_acc = 0"):
+        _tiny_config(target_acc=0)
+
+
+def test_load_constants_errors(tmp_path):
+    f = tmp_path / "c.json"
+    f.write_text("[{\"layer\": 1, \"L\": 2.0}]")
+    with pytest.raises(ValueError, match="lacks 'costs'"):
+        ex.load_constants(f)
+    f.write_text("{not json")
+    with pytest.raises(ValueError, match="is not valid JSON"):
+        ex.load_constants(f)
+    with pytest.raises(ValueError, match="cannot read the constants file"):
+        ex.load_constants(tmp_path / "missing.json")

@@ -1,0 +1,432 @@
+"""The closed loop (torch extra): measure the CNN's layer-wise constants and per-layer costs, let
+:func:`solvers.optimal_sampling` choose the RPT start distributions of the max- and sum-form, train
+with each schedule (full Muon, uniform index sampling, the two optima, the epoch-shift schedule)
+over several seeds to a target training accuracy, and compare wall-clock time to target with the
+theory's prediction.
+
+Every run is one task whose result is written atomically to ``OUT/runs/<sampling>-seed<k>.json``;
+a re-run with the same settings skips finished tasks, so a killed experiment resumes where it
+stopped. Speed-ups over full Muon are paired by seed (same initialisation and minibatch order) and
+summarised by the geometric mean with a Student-t confidence interval on the log ratios.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+
+from theory import CostModel
+
+from theory._io import read_json, to_jsonable, write_json_atomic
+
+__all__ = [
+    "ExperimentConfig", "measure_network", "load_constants", "calibrate", "schedules", "predictions", "run_task",
+    "run_experiment", "summarize", "speedup_ci", "CONFIDENCE",
+]
+
+#: two-sided level of the confidence intervals on speed-ups
+CONFIDENCE = 0.95
+
+# the schedules the closed loop compares, in the order they are reported
+DEFAULT_SAMPLINGS = ("full", "uniform", "optimal-max", "optimal-sum", "epoch-shift")
+
+
+@dataclass(frozen=True)
+class ExperimentConfig:
+    """Settings of the closed loop. ``constants``: a ``dropmuon estimate --json`` file to use
+    instead of measuring (its ``L`` and cost model); ``data``: a local ``.npz`` (default: sklearn's
+    digits); ``max_seconds``: wall-clock limit per training run; ``flush_denormals``: run with
+    subnormal floats flushed to zero on the CPU (:func:`~verification.torchside.optimizer.denormals_flushed`
+    says why; :func:`run_experiment` sets it and warns when torch's thread pool did not take it)."""
+
+    seeds: tuple = (0, 1, 2)
+    samplings: tuple = DEFAULT_SAMPLINGS
+    max_steps: int = 300
+    target_acc: float = 0.97
+    max_seconds: float | None = None
+    batch: int = 256
+    lr: float = 0.05
+    width: float = 1.0
+    eval_every: int = 5
+    estimate_steps: int = 20
+    cost_repeats: int = 7
+    device: str = "cpu"
+    data: str | None = None
+    data_seed: int = 0
+    constants: str | None = None
+    flush_denormals: bool = True
+
+    def __post_init__(self):
+        from .training import SAMPLINGS
+
+        object.__setattr__(self, "seeds", tuple(int(s) for s in self.seeds))
+        object.__setattr__(self, "samplings", tuple(self.samplings))
+        if not self.seeds:
+            raise ValueError("the experiment needs at least one seed")
+        if len(set(self.seeds)) != len(self.seeds):
+            raise ValueError(f"seeds must be distinct; got seeds = {list(self.seeds)}")
+        bad = [s for s in self.samplings if s not in SAMPLINGS or s == "custom"]
+        if bad:
+            raise ValueError(f"unknown sampling {bad[0]!r}; choose from: {', '.join(DEFAULT_SAMPLINGS)}")
+        if "full" not in self.samplings:
+            raise ValueError("the experiment needs the 'full' sampling: speed-ups are measured against it")
+        if not (0 < self.target_acc <= 1):
+            raise ValueError(f"target accuracy must be in (0, 1]; got target_acc = {self.target_acc!r}")
+        for name in ("max_steps", "batch", "eval_every", "estimate_steps", "cost_repeats"):
+            v = getattr(self, name)
+            if isinstance(v, bool) or not isinstance(v, int) or v < 1:
+                raise ValueError(f"{name} must be a positive integer; got {name} = {v!r}")
+        for name in ("lr", "width"):
+            v = getattr(self, name)
+            if not (isinstance(v, (int, float)) and math.isfinite(v) and v > 0):
+                raise ValueError(f"{name} must be a positive number; got {name} = {v!r}")
+
+    def run_settings(self) -> dict:
+        """The settings a training run's result depends on (a resumed run must match them)."""
+        keys = ("max_steps", "target_acc", "max_seconds", "batch", "lr", "width", "eval_every", "device",
+                "data", "data_seed", "flush_denormals")
+        return {k: getattr(self, k) for k in keys}
+
+
+# -- calibration: constants and costs -------------------------------------------------------------
+
+def measure_network(model, optimizer, data, *, batch: int, steps: int = 20, repeats: int = 7, seed: int = 0,
+                    device="cpu", progress=None) -> dict:
+    """Measure per-layer costs (every layer set, at the training batch size) and then the
+    layer-wise constants along ``steps`` steps of full Muon. Returns ``{"layers": [per-layer
+    records], "cost_model": {...}, "per_start": [...], "overhead": {...}}``; the per-layer
+    records are those of ``dropmuon estimate --json``. The model and optimizer are trained by the
+    constant estimation (use fresh ones for training runs)."""
+    import torch
+
+    from .constants import estimate_constants
+    from .costs import measure_costs
+
+    loss = torch.nn.functional.cross_entropy
+    gen = torch.Generator().manual_seed(seed)
+    idx = torch.randint(0, len(data.x_train), (batch,), generator=gen)
+    t0 = time.perf_counter()
+    costs = measure_costs(model, optimizer, loss, data.x_train[idx].to(device), data.y_train[idx].to(device),
+                          repeats=repeats, device=device, progress=progress, seed=seed)
+    t_costs = time.perf_counter() - t0
+    consts, overhead = estimate_constants(model, optimizer, loss, data, steps=steps, batch=batch, seed=seed,
+                                          device=device, progress=progress)
+    overhead = dict(overhead, cost_measurement_s=t_costs)
+    layers = []
+    for c in consts:
+        j = c.layer - 1
+        rec = c.as_dict()
+        rec["costs"] = {
+            "forward_s": costs.forward, "activation_s": float(costs.activation[j]),
+            "weight_s": float(costs.weight[j]), "update_s": float(costs.update[j]),
+            "start_measured_s": float(costs.start_measured[j]),
+            "start_predicted_s": float(costs.start_predicted[j]),
+            "start_relative_error": float(costs.start_relative_error[j]),
+        }
+        layers.append(rec)
+    return {"layers": layers, "cost_model": _cost_dict(costs.cost_model()),
+            "per_start": costs.as_dict()["per_start"], "sets": costs.as_dict()["sets"],
+            "set_seconds": costs.seconds.tolist(), "overhead": overhead, "device": str(device),
+            "batch": batch, "steps": steps, "repeats": repeats}
+
+
+def load_constants(source) -> tuple[list[float], CostModel]:
+    """``(L, cost model)`` from a ``dropmuon estimate --json`` file (a list of per-layer records
+    with ``L`` and ``costs``) or an already loaded list of records / calibration dict."""
+    recs = read_json(source, "constants file") if isinstance(source, (str, Path)) else source
+    if isinstance(recs, dict):
+        recs = recs.get("layers")
+    name = str(source) if isinstance(source, (str, Path)) else "the constants"
+    if not isinstance(recs, list) or not recs:
+        raise ValueError(f"{name!r} must hold a non-empty list of per-layer records (dropmuon estimate --json)")
+    try:
+        recs = sorted(recs, key=lambda r: int(r["layer"]))
+        L = [float(r["L"]) for r in recs]
+        c = [r["costs"] for r in recs]
+        model = CostModel(forward=float(c[0]["forward_s"]), activation=[float(x["activation_s"]) for x in c],
+                          weight=[float(x["weight_s"]) for x in c], update=[float(x["update_s"]) for x in c])
+    except (KeyError, TypeError) as e:
+        raise ValueError(f"{name!r}: a per-layer record lacks {e} (expected layer, L and costs from "
+                         f"dropmuon estimate --json)") from None
+    if [int(r["layer"]) for r in recs] != list(range(1, len(recs) + 1)):
+        raise ValueError(f"{name!r}: layers must be numbered 1..b; got {[r['layer'] for r in recs]}")
+    bad = [(j + 1, v) for j, v in enumerate(L) if not (math.isfinite(v) and v > 0)]
+    if bad:
+        raise ValueError(f"{name!r}: smoothness constants must be positive and finite; got L[{bad[0][0]}] = {bad[0][1]}")
+    return L, model
+
+
+# -- schedules and their predicted cost -----------------------------------------------------------
+
+def schedules(samplings, nlayers: int, L, cost_model: CostModel, epoch_length: int) -> dict:
+    """``{sampling: (sampler, info)}`` for the named schedules (:func:`training.make_schedule`)."""
+    from .training import make_schedule
+
+    return {s: make_schedule(s, nlayers, L=L, costs=cost_model, epoch_length=epoch_length) for s in samplings}
+
+
+def predictions(scheds: dict, L, cost_model: CostModel) -> dict:
+    """Per schedule: the cost model's expected seconds per step and, for i.i.d. schedules, the
+    total cost ``K(π) · E cost`` relative to full updates under the max-form (T1) and the sum-form
+    (T1′) — the theory's predicted speed-up. The epoch-shift schedule is not i.i.d.: the theorems
+    do not cover it, so it gets its expected cost per step only (averaged over a cycle)."""
+    from solvers import optimal_sampling
+
+    out = {}
+    for name, (sampler, info) in scheds.items():
+        rec = {}
+        if hasattr(sampler, "distribution"):
+            d = sampler.distribution
+            rec["seconds_per_step"] = cost_model.expected_cost(d)
+            for obj in ("max", "sum"):
+                r = optimal_sampling(list(L), cost_model, family="fixed", objective=obj, distribution=d)
+                rec[f"speedup_vs_full_{obj}"] = r.speedup_vs_full
+            # K(π)/K(full): the predicted iteration ratio, max_i L_i/π_i / max_i L_i and its sum form
+            pi, L_ = np.asarray(d.inclusion), np.asarray(L)
+            rec["iterations_vs_full_max"] = float(np.max(L_ / pi) / np.max(L_))
+            rec["iterations_vs_full_sum"] = float(np.sum(L_ / pi) / np.sum(L_))
+        else:
+            rec["seconds_per_step"] = float(np.mean([cost_model.expected_cost(d) for d in sampler.distributions]))
+        out[name] = rec
+    return out
+
+
+# -- one task -------------------------------------------------------------------------------------
+
+def run_task(config: ExperimentConfig, sampling: str, seed: int, calibration: dict, *, progress=None) -> dict:
+    """Train a fresh CNN (initialised from ``seed``) with one schedule; returns the run's record."""
+    import torch
+
+    from .cnn import make_cnn
+    from .data import load_data
+    from .optimizer import DropMuon
+    from .training import train
+
+    data = load_data(config.data, config.data_seed).to(config.device)
+    L, cm = load_constants(calibration)
+    epoch_length = max(1, math.ceil(len(data.x_train) / config.batch))
+    sampler, info = schedules([sampling], len(L), L, cm, epoch_length)[sampling]
+    model = make_cnn(data.image_shape[0], data.num_classes, width=config.width, seed=seed, device=config.device)
+    opt = DropMuon(layers=model.layer_parameters(), lr=config.lr)
+    if len(opt.layer_groups()) != len(L):
+        raise ValueError(f"the constants have {len(L)} layers but the network has {len(opt.layer_groups())}")
+    r = train(model, opt, data, sampler, max_steps=config.max_steps, batch=config.batch,
+              target_acc=config.target_acc, max_seconds=config.max_seconds, eval_every=config.eval_every,
+              seed=seed, device=config.device, loss_fn=torch.nn.functional.cross_entropy, progress=progress,
+              info=info)
+    return dict(r.as_dict(), settings=config.run_settings(), torch=torch.__version__,
+                threads=torch.get_num_threads())
+
+
+# -- statistics -----------------------------------------------------------------------------------
+
+def speedup_ci(baseline, other, confidence: float = CONFIDENCE) -> dict:
+    """Paired speed-up ``baseline_k / other_k`` over the pairs where both are finite numbers:
+    geometric mean and a Student-t interval on the log ratios (``None`` bounds with fewer than two
+    pairs).
+
+    >>> r = speedup_ci([2.0, 4.0, 3.0], [1.0, 2.0, 1.5])
+    >>> round(r["mean"], 12), round(r["low"], 12), round(r["high"], 12), r["n"]
+    (2.0, 2.0, 2.0, 3)
+    """
+    from scipy import stats
+
+    pairs = [(a, b) for a, b in zip(baseline, other)
+             if a is not None and b is not None and a > 0 and b > 0 and math.isfinite(a) and math.isfinite(b)]
+    n = len(pairs)
+    if n == 0:
+        return {"mean": None, "low": None, "high": None, "n": 0}
+    logs = np.log([a / b for a, b in pairs])
+    m = float(logs.mean())
+    if n < 2:
+        return {"mean": math.exp(m), "low": None, "high": None, "n": n}
+    half = float(stats.t.ppf(0.5 + confidence / 2, n - 1) * logs.std(ddof=1) / math.sqrt(n))
+    return {"mean": math.exp(m), "low": math.exp(m - half), "high": math.exp(m + half), "n": n}
+
+
+def _mean_sd(xs):
+    xs = [x for x in xs if x is not None and math.isfinite(x)]
+    if not xs:
+        return {"mean": None, "sd": None, "n": 0}
+    return {"mean": float(np.mean(xs)), "sd": float(np.std(xs, ddof=1)) if len(xs) > 1 else None, "n": len(xs)}
+
+
+def summarize(config: ExperimentConfig, calibration: dict, runs: list[dict]) -> dict:
+    """Per schedule: runs reaching the target, mean time and iterations to target, final train and
+    test accuracy, measured vs predicted seconds per step, and speed-ups over full Muon (time and
+    iterations) with confidence intervals; then the measured winner and whether the max-form's or
+    the sum-form's prediction picked it."""
+    L, cm = load_constants(calibration)
+    epoch_length = max(1, math.ceil(_n_train(config) / config.batch))
+    scheds = schedules(config.samplings, len(L), L, cm, epoch_length)
+    pred = predictions(scheds, L, cm)
+    by = {s: {r["seed"]: r for r in runs if r["sampling"] == s} for s in config.samplings}
+    seeds = list(config.seeds)
+    rows = {}
+    full = by["full"]
+    for s in config.samplings:
+        rs = [by[s].get(k) for k in seeds]
+        t = [r["time_to_target_s"] if r else None for r in rs]
+        it = [r["iterations_to_target"] if r else None for r in rs]
+        row = {
+            "sampling": s, "start_probs": scheds[s][1]["start_probs"], "runs": sum(r is not None for r in rs),
+            "reached": sum(x is not None for x in t),
+            "time_to_target_s": _mean_sd(t), "iterations_to_target": _mean_sd(it),
+            "final_train_acc": _mean_sd([r["final_train_acc"] if r else None for r in rs]),
+            "test_acc": _mean_sd([r["test_acc"] if r else None for r in rs]),
+            "seconds_per_step": _mean_sd([r["seconds_per_step"] if r else None for r in rs]),
+            "predicted_seconds_per_step": pred[s]["seconds_per_step"],
+            "speedup_time": speedup_ci([full[k]["time_to_target_s"] if k in full else None for k in seeds], t),
+            "speedup_iterations": speedup_ci([full[k]["iterations_to_target"] if k in full else None for k in seeds], it),
+            "speedup_per_step": speedup_ci([full[k]["seconds_per_step"] if k in full else None for k in seeds],
+                                           [r["seconds_per_step"] if r else None for r in rs]),
+            "predicted_speedup_max": pred[s].get("speedup_vs_full_max"),
+            "predicted_speedup_sum": pred[s].get("speedup_vs_full_sum"),
+            "predicted_iterations_ratio_max": pred[s].get("iterations_vs_full_max"),
+            "predicted_iterations_ratio_sum": pred[s].get("iterations_vs_full_sum"),
+        }
+        rows[s] = row
+    measured = {s: r["speedup_time"]["mean"] for s, r in rows.items() if r["speedup_time"]["mean"] is not None}
+    winner = max(measured, key=measured.get) if measured else None
+    verdict = {"measured_winner": winner}
+    iid = [s for s in config.samplings if rows[s]["predicted_speedup_max"] is not None]
+    for obj in ("max", "sum"):
+        p = {s: rows[s][f"predicted_speedup_{obj}"] for s in iid}
+        pw = max(p, key=p.get)
+        verdict[f"predicted_winner_{obj}"] = pw
+        verdict[f"{obj}_form_matched"] = pw == winner
+        common = [s for s in iid if s in measured]
+        if len(common) >= 3:
+            from scipy.stats import spearmanr
+
+            verdict[f"rank_correlation_{obj}"] = float(spearmanr([p[s] for s in common],
+                                                                 [measured[s] for s in common]).statistic)
+    return {"config": asdict(config), "L": L, "cost_model": calibration["cost_model"], "rows": rows,
+            "verdict": verdict, "confidence": CONFIDENCE}
+
+
+def _n_train(config: ExperimentConfig) -> int:
+    from .data import load_data
+
+    return len(load_data(config.data, config.data_seed).x_train)
+
+
+# -- the whole loop -------------------------------------------------------------------------------
+
+def _task_path(out: Path, sampling: str, seed: int) -> Path:
+    return out / "runs" / f"{sampling}-seed{seed}.json"
+
+
+def calibrate(config: ExperimentConfig, out: Path | None = None, *, progress=None) -> dict:
+    """The calibration (constants and costs) of the experiment: read from ``config.constants``,
+    reused from ``OUT/calibration.json`` when its settings match, or measured now (and saved)."""
+    import torch
+
+    from .cnn import make_cnn
+    from .data import load_data
+    from .optimizer import DropMuon
+
+    settings = {k: getattr(config, k) for k in ("batch", "lr", "width", "device", "data", "data_seed",
+                                                 "estimate_steps", "cost_repeats", "constants", "flush_denormals")}
+    path = out / "calibration.json" if out is not None else None
+    if config.constants is not None:
+        _, cm = load_constants(config.constants)  # validates, naming the file
+        cal = {"layers": read_json(config.constants, "constants file"), "source": str(config.constants),
+               "cost_model": _cost_dict(cm)}
+    elif path is not None and path.exists() and read_json(path, "calibration").get("settings") == settings:
+        return read_json(path, "calibration")
+    else:
+        data = load_data(config.data, config.data_seed).to(config.device)
+        model = make_cnn(data.image_shape[0], data.num_classes, width=config.width, seed=config.data_seed,
+                         device=config.device)
+        opt = DropMuon(layers=model.layer_parameters(), lr=config.lr)
+        cal = measure_network(model, opt, data, batch=config.batch, steps=config.estimate_steps,
+                              repeats=config.cost_repeats, seed=config.data_seed, device=config.device,
+                              progress=progress)
+        cal["source"] = "measured"
+        cal["torch"] = torch.__version__
+    cal["settings"] = settings
+    if path is not None:
+        write_json_atomic(path, cal)
+    return cal
+
+
+def _cost_dict(cm: CostModel) -> dict:
+    return {"forward": cm.forward, "activation": cm.activation.tolist(), "weight": cm.weight.tolist(),
+            "update": cm.update.tolist()}
+
+
+def run_experiment(config: ExperimentConfig, out=None, *, progress=None, resume: bool = True) -> dict:
+    """Calibrate, then run every (seed, sampling) task — seeds in order, the samplings of each seed
+    in an order shuffled by the seed so that slow drifts of the machine do not favour one
+    schedule — and summarise. With ``out`` every task's result is written atomically and, with
+    ``resume``, finished tasks with the same settings are read back instead of re-run. Returns
+    ``{"calibration", "runs", "summary"}``."""
+    from .._progress import Progress
+
+    out = Path(out) if out is not None else None
+    _set_denormals(config)
+    cal = calibrate(config, out, progress=progress)
+    fp = _fingerprint(cal)
+    runs = []
+    tasks = []
+    for seed in config.seeds:
+        order = np.random.default_rng([seed, 2]).permutation(len(config.samplings))
+        tasks += [(config.samplings[i], seed) for i in order]
+    with Progress(len(tasks), "runs", enabled=progress) as bar:
+        for sampling, seed in tasks:
+            rec = None
+            path = _task_path(out, sampling, seed) if out is not None else None
+            if path is not None and resume and path.exists():
+                old = read_json(path, "run result")
+                if old.get("settings") == _jsonable_settings(config) and old.get("calibration") == fp:
+                    rec = old
+            if rec is None:
+                rec = run_task(config, sampling, seed, cal, progress=False)
+                rec["calibration"] = fp
+                if path is not None:
+                    write_json_atomic(path, rec)
+            runs.append(rec)
+            bar.update()
+    summary = summarize(config, cal, runs)
+    result = {"calibration": cal, "runs": runs, "summary": summary}
+    if out is not None:
+        write_json_atomic(out / "experiment.json", result)
+    return result
+
+
+def _set_denormals(config: ExperimentConfig) -> None:
+    import warnings
+
+    import torch
+
+    from .optimizer import denormals_flushed
+
+    if torch.device(config.device).type != "cpu":
+        return
+    torch.set_flush_denormal(config.flush_denormals)
+    got = denormals_flushed()
+    if config.flush_denormals and got < 1.0:
+        warnings.warn(f"subnormal floats are flushed in only {got:.0%} of torch's CPU work: the worker threads "
+                      f"started before torch.set_flush_denormal(True); call it before torch's first parallel "
+                      f"operation (the dropmuon commands do), or CPU timings of late training are distorted",
+                      RuntimeWarning, stacklevel=3)
+
+
+def _jsonable_settings(config: ExperimentConfig) -> dict:
+    return to_jsonable(config.run_settings())
+
+
+def _fingerprint(cal: dict) -> str:
+    """Identifies the constants and costs a run's schedule was computed from (a re-measured
+    calibration gives other optimal distributions, so runs made with the old one are stale)."""
+    import hashlib
+    import json
+
+    L, cm = load_constants(cal)
+    blob = json.dumps(to_jsonable({"L": L, "cost_model": _cost_dict(cm)}), sort_keys=True)
+    return hashlib.sha256(blob.encode()).hexdigest()[:16]

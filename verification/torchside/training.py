@@ -1,0 +1,177 @@
+"""Training the CNN with Drop-Muon under a layer-sampling schedule, timed: iterations and wall-clock
+seconds to a target training accuracy, final train and held-out accuracy.
+
+The clock counts training steps only (forward, truncated backward, update; synchronised on CUDA);
+accuracy evaluations between steps are not counted. A run always ends: at the target (unless
+``stop_at_target=False``), at ``max_steps``, when ``max_seconds`` of wall-clock time (evaluations
+included) have passed, or when the training loss stops being finite.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from ..dropmuon import as_sampler
+from ..schedules import SAMPLINGS, epoch_shift_schedule, make_schedule
+from .optimizer import DropMuon, denormals_flushed, freeze_except
+
+__all__ = ["SAMPLINGS", "TrainResult", "make_schedule", "epoch_shift_schedule", "train", "accuracy"]
+
+
+@torch.no_grad()
+def accuracy(model, x: torch.Tensor, y: torch.Tensor, chunk: int = 2048) -> tuple[float, float]:
+    """``(accuracy, mean cross-entropy)`` of ``model`` on ``(x, y)``, in chunks."""
+    correct, loss = 0, 0.0
+    for i in range(0, len(x), chunk):
+        out = model(x[i:i + chunk])
+        correct += int((out.argmax(1) == y[i:i + chunk]).sum())
+        loss += float(torch.nn.functional.cross_entropy(out, y[i:i + chunk], reduction="sum"))
+    return correct / len(x), loss / len(x)
+
+
+@dataclass(frozen=True)
+class TrainResult:
+    """One training run. ``iterations_to_target``/``time_to_target_s`` are ``None`` when the target
+    was not reached (or none was set); ``time_to_target_s`` counts training steps only.
+    ``stop_reason``: ``"target"``, ``"max_steps"``, ``"max_seconds"`` or ``"diverged"`` (a
+    non-finite training loss). ``history`` holds one
+    record per evaluation (``step``, ``time_s``, ``train_acc``, ``train_loss``)."""
+
+    sampling: str
+    seed: int
+    steps: int
+    target_acc: float | None
+    iterations_to_target: int | None
+    time_to_target_s: float | None
+    final_train_acc: float
+    final_train_loss: float
+    test_acc: float
+    train_time_s: float
+    seconds_per_step: float
+    stop_reason: str
+    start_counts: tuple
+    layer_updates: tuple
+    history: tuple
+    device: str
+    info: dict
+
+    def as_dict(self) -> dict:
+        return {
+            "sampling": self.sampling, "seed": self.seed, "steps": self.steps, "target_acc": self.target_acc,
+            "iterations_to_target": self.iterations_to_target, "time_to_target_s": self.time_to_target_s,
+            "final_train_acc": self.final_train_acc, "final_train_loss": self.final_train_loss,
+            "test_acc": self.test_acc, "train_time_s": self.train_time_s,
+            "seconds_per_step": self.seconds_per_step, "stop_reason": self.stop_reason,
+            "start_counts": list(self.start_counts), "layer_updates": list(self.layer_updates),
+            "history": [dict(h) for h in self.history], "device": self.device, **self.info,
+        }
+
+
+def _sync(device):
+    if torch.device(device).type == "cuda":
+        torch.cuda.synchronize()
+
+
+def train(model, optimizer: DropMuon, data, schedule, *, max_steps: int, batch: int = 256,
+          target_acc: float | None = None, max_seconds: float | None = None, eval_every: int = 5,
+          seed: int = 0, device="cpu", stop_at_target: bool = True, loss_fn=None, progress=None,
+          info: dict | None = None) -> TrainResult:
+    """Train ``model`` with ``optimizer`` on minibatches of ``data.x_train`` drawn with ``seed``;
+    at step ``k`` the layer set ``S`` comes from ``schedule`` (a :class:`theory.RPT` or other
+    distribution, or a sampler of :mod:`verification.dropmuon`), lower layers frozen so the
+    backward pass stops at ``min S``. The training accuracy on the whole training set is evaluated
+    every ``eval_every`` steps (and at the end); the target counts as reached at the first
+    evaluation at or above ``target_acc``.
+
+    The minibatch sequence depends on ``seed`` only, the layer sets on ``seed`` and the schedule:
+    runs of different schedules with one seed share their data order (common random numbers).
+    The result's ``info`` records :func:`~verification.torchside.optimizer.denormals_flushed`: on a
+    CPU, subnormal floats make late-training steps up to ~1.6× slower unless
+    ``torch.set_flush_denormal(True)`` ran before torch's first parallel operation.
+    """
+    from .._progress import Progress
+
+    for name, v in (("max_steps", max_steps), ("batch", batch), ("eval_every", eval_every)):
+        if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 1:
+            raise ValueError(f"{name} must be a positive integer; got {name} = {v!r}")
+    if target_acc is not None and not (isinstance(target_acc, (int, float)) and 0 < target_acc <= 1):
+        raise ValueError(f"target accuracy must be in (0, 1]; got target_acc = {target_acc!r}")
+    if max_seconds is not None and not (isinstance(max_seconds, (int, float)) and max_seconds > 0):
+        raise ValueError(f"max_seconds must be positive; got max_seconds = {max_seconds!r}")
+    sampler = as_sampler(schedule)
+    groups = optimizer.layer_groups()
+    b = len(groups)
+    if sampler.nlayers != b:
+        raise ValueError(f"the sampling distribution has {sampler.nlayers} layers but the network has {b}")
+    loss_fn = loss_fn or torch.nn.functional.cross_entropy
+    n = len(data.x_train)
+    gen = torch.Generator().manual_seed(int(seed))
+    rng = np.random.default_rng([int(seed), 1])
+    start_counts = np.zeros(b, dtype=int)
+    layer_updates = np.zeros(b, dtype=int)
+    history = []
+    t_train = 0.0
+    reached_step = reached_time = None
+    stop = "max_steps"
+    wall0 = time.perf_counter()
+    acc, loss = accuracy(model, data.x_train, data.y_train)
+    history.append({"step": 0, "time_s": 0.0, "train_acc": acc, "train_loss": loss})
+    if not math.isfinite(loss):
+        raise ValueError("the initial training loss is not finite; check the data")
+    k = 0
+    info = dict(info or {}, denormals_flushed=denormals_flushed() if torch.device(device).type == "cpu" else None)
+    with Progress(max_steps, f"train {info.get('sampling', '')}".strip(), enabled=progress) as bar:
+        while k < max_steps:
+            idx = torch.randint(0, n, (batch,), generator=gen)
+            x, y = data.x_train[idx].to(device), data.y_train[idx].to(device)
+            S = sampler.sample(k, rng)
+            _sync(device)
+            t0 = time.perf_counter()
+            if S:
+                with freeze_except(optimizer, S):
+                    for g in optimizer.param_groups:
+                        for p in g["params"]:
+                            p.grad = None
+                    loss_fn(model(x), y).backward()
+                    optimizer.step()
+            else:  # an empty set (independent sampling): the forward pass is still paid
+                with torch.no_grad():
+                    loss_fn(model(x), y)
+            _sync(device)
+            t_train += time.perf_counter() - t0
+            k += 1
+            if S:
+                start_counts[min(S) - 1] += 1
+                layer_updates[[j - 1 for j in S]] += 1
+            bar.update()
+            if k % eval_every == 0 or k == max_steps:
+                acc, loss = accuracy(model, data.x_train, data.y_train)
+                history.append({"step": k, "time_s": t_train, "train_acc": acc, "train_loss": loss})
+                if not math.isfinite(loss):
+                    stop = "diverged"
+                    break
+                if target_acc is not None and reached_step is None and acc >= target_acc:
+                    reached_step, reached_time = k, t_train
+                    if stop_at_target:
+                        stop = "target"
+                        break
+            if max_seconds is not None and time.perf_counter() - wall0 >= max_seconds:
+                stop = "max_seconds"
+                break
+    if history[-1]["step"] != k:
+        acc, loss = accuracy(model, data.x_train, data.y_train)
+        history.append({"step": k, "time_s": t_train, "train_acc": acc, "train_loss": loss})
+    test_acc, _ = accuracy(model, data.x_test, data.y_test)
+    return TrainResult(
+        sampling=info.get("sampling", "custom"), seed=int(seed), steps=k, target_acc=target_acc,
+        iterations_to_target=reached_step, time_to_target_s=reached_time, final_train_acc=history[-1]["train_acc"],
+        final_train_loss=history[-1]["train_loss"], test_acc=test_acc, train_time_s=t_train,
+        seconds_per_step=t_train / k if k else float("nan"), stop_reason=stop,
+        start_counts=tuple(int(c) for c in start_counts), layer_updates=tuple(int(c) for c in layer_updates),
+        history=tuple(history), device=str(device), info=info,
+    )
