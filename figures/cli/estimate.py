@@ -3,6 +3,7 @@ top eigenvalue) and per-layer costs of the paper's CNN, in torch (torch extra)."
 
 from __future__ import annotations
 
+import functools
 from contextlib import contextmanager
 
 from ._common import CLIError, emit_json, parse_number
@@ -82,22 +83,30 @@ def torch_session(args):
         torch.set_flush_denormal(False)
 
 
+def parse_common(args) -> tuple:
+    """``(device, seed, batch, width, lr)`` from :func:`add_common`'s options."""
+    return (device(args.device), parse_number("--seed", args.seed, int),
+            parse_number("--batch", args.batch, int, positive=True),
+            parse_number("--width", args.width, positive=True), parse_number("--lr", args.lr, positive=True))
+
+
+def torch_command(fn):
+    """Wrap a subcommand's ``run(args)`` in :func:`torch_session`."""
+    @functools.wraps(fn)
+    def run(args) -> int:
+        with torch_session(args):
+            return fn(args)
+    return run
+
+
+@torch_command
 def run(args) -> int:
-    with torch_session(args):
-        return _run(args)
-
-
-def _run(args) -> int:
     from verification.torchside import DropMuon, load_data, make_cnn
     from verification.torchside.experiment import measure_network
 
-    dev = device(args.device)
-    seed = parse_number("--seed", args.seed, int)
+    dev, seed, batch, width, lr = parse_common(args)
     steps = parse_number("--steps", args.steps, int, positive=True)
-    batch = parse_number("--batch", args.batch, int, positive=True)
     repeats = parse_number("--repeats", args.repeats, int, positive=True)
-    width = parse_number("--width", args.width, positive=True)
-    lr = parse_number("--lr", args.lr, positive=True)
     data = load_data(args.data, seed).to(dev)
     model = make_cnn(data.image_shape[0], data.num_classes, width=width, seed=seed, device=dev)
     opt = DropMuon(layers=model.layer_parameters(), lr=lr)

@@ -5,7 +5,7 @@ intervals (torch extra)."""
 from __future__ import annotations
 
 from ._common import CLIError, emit_json, parse_number
-from .estimate import add_common, device, progress_flag, torch_session
+from .estimate import add_common, parse_common, progress_flag, torch_command
 from .train import add_run_limits, parse_run_limits
 
 LIST_OPTIONS = ()
@@ -42,16 +42,11 @@ def add_parser(sub):
     return p
 
 
+@torch_command
 def run(args) -> int:
-    with torch_session(args):
-        return _run(args)
-
-
-def _run(args) -> int:
     from verification.torchside.experiment import ExperimentConfig, run_experiment
 
-    dev = device(args.device)
-    seed = parse_number("--seed", args.seed, int)
+    dev, seed, batch, width, lr = parse_common(args)
     nseeds = parse_number("--seeds", args.seeds, int, positive=True)
     limits = parse_run_limits(args)
     if limits["target_acc"] is None:
@@ -59,9 +54,7 @@ def _run(args) -> int:
     cfg = ExperimentConfig(
         seeds=tuple(range(seed, seed + nseeds)),
         samplings=tuple(s.strip() for s in args.samplings.split(",") if s.strip()),
-        batch=parse_number("--batch", args.batch, int, positive=True),
-        lr=parse_number("--lr", args.lr, positive=True),
-        width=parse_number("--width", args.width, positive=True),
+        batch=batch, lr=lr, width=width,
         estimate_steps=parse_number("--estimate-steps", args.estimate_steps, int, positive=True),
         cost_repeats=parse_number("--repeats", args.repeats, int, positive=True),
         device=dev, data=args.data, data_seed=seed, constants=args.constants,

@@ -4,7 +4,7 @@ a target training accuracy (torch extra)."""
 from __future__ import annotations
 
 from ._common import CLIError, emit_json, parse_floats, parse_number
-from .estimate import add_common, device, progress_flag, torch_session
+from .estimate import add_common, parse_common, progress_flag, torch_command
 
 LIST_OPTIONS = ("--probs",)
 
@@ -59,12 +59,8 @@ def parse_run_limits(args) -> dict:
     }
 
 
+@torch_command
 def run(args) -> int:
-    with torch_session(args):
-        return _run(args)
-
-
-def _run(args) -> int:
     import math
 
     import torch
@@ -73,11 +69,7 @@ def _run(args) -> int:
     from verification.torchside.experiment import load_constants, measure_network
     from verification.torchside.training import make_schedule, train
 
-    dev = device(args.device)
-    seed = parse_number("--seed", args.seed, int)
-    batch = parse_number("--batch", args.batch, int, positive=True)
-    width = parse_number("--width", args.width, positive=True)
-    lr = parse_number("--lr", args.lr, positive=True)
+    dev, seed, batch, width, lr = parse_common(args)
     limits = parse_run_limits(args)
     probs = parse_floats("--probs", args.probs)
     if probs is not None and args.sampling != "custom":

@@ -4,6 +4,7 @@ baseline measured in the same run (never against numbers from another machine or
 from __future__ import annotations
 
 import statistics
+import sys
 import time
 
 
@@ -35,3 +36,17 @@ def _fmt(sec: float) -> str:
     if sec >= 1e-3:
         return f"{sec * 1e3:.3f} ms"
     return f"{sec * 1e6:.2f} us"
+
+
+def require_torch():
+    """``torch``, with subnormal floats flushed to zero; exits the benchmark (status 0) without the
+    torch extra. Called before torch's first parallel operation so that its worker threads inherit
+    the flag: subnormals would otherwise put late-training CPU steps on a slow path
+    (``verification.torchside.optimizer.denormals_flushed``)."""
+    try:
+        import torch
+    except ImportError:  # the torch extra is optional
+        print("torch is not installed: skipped")
+        sys.exit(0)
+    torch.set_flush_denormal(True)
+    return torch

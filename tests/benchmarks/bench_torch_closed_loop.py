@@ -4,23 +4,15 @@ full Muon, uniform index sampling, both optima and the epoch-shift schedule over
 training accuracy. Speed-ups are ratios against full Muon measured in the same run, paired by seed
 (geometric mean, 95% Student-t interval). Results go to a fresh temporary folder (no resume)."""
 
-import sys
 import tempfile
 import time
 
-try:
-    import torch
-except ImportError:  # the torch extra is optional
-    print("torch is not installed: skipped")
-    sys.exit(0)
+from _timing import require_torch
 
-# before torch's first parallel operation, so that its worker threads inherit it: subnormal floats
-# would otherwise put late-training CPU steps on a slow path (verification.torchside.optimizer
-# .denormals_flushed)
-torch.set_flush_denormal(True)
+torch = require_torch()
 
-from figures.cli.experiment import print_summary
-from verification.torchside.experiment import ExperimentConfig, run_experiment
+from figures.cli.experiment import print_summary  # noqa: E402
+from verification.torchside.experiment import ExperimentConfig, run_experiment  # noqa: E402
 
 
 def main():

@@ -3,20 +3,11 @@ and 512: the measured time of a Drop-Muon step for each RPT start s against the 
 model's prediction, and each start's time relative to the full step (s = 1) measured in the same
 run."""
 
-import sys
+from _timing import require_torch
 
-try:
-    import torch
-except ImportError:  # the torch extra is optional
-    print("torch is not installed: skipped")
-    sys.exit(0)
+torch = require_torch()
 
-# before torch's first parallel operation, so that its worker threads inherit it: subnormal floats
-# would otherwise put late-training CPU steps on a slow path (verification.torchside.optimizer
-# .denormals_flushed)
-torch.set_flush_denormal(True)
-
-from verification.torchside import DropMuon, load_digits, make_cnn, measure_costs
+from verification.torchside import DropMuon, load_digits, make_cnn, measure_costs  # noqa: E402
 
 
 def main():
