@@ -12,7 +12,7 @@ PIP_FLAGS := --disable-pip-version-check --quiet
 .PHONY: demo test bench clean help
 
 help:
-	@echo "make demo   - install and run the built-in report into $(OUT)/"
+	@echo "make demo   - install and write the built-in report into $(OUT)/ (report.md, report.html, figures/)"
 	@echo "make test   - install with the test extras and run the test suite"
 	@echo "make bench  - run the benchmarks (tests/benchmarks)"
 
@@ -32,15 +32,7 @@ $(VENV)/.test: $(VENV)/.core
 demo: $(VENV)/.core
 	$(BIN)/dropmuon sample --L 1,5,3,2 --costs 1,1,1,1 --forward-cost 2
 	@echo
-	$(BIN)/dropmuon sample --L 1,5,3,2 --costs 1,1,1,1 --forward-cost 2 --family subsets
-	@echo
-	$(BIN)/dropmuon bound --list
-	@echo
-	$(BIN)/dropmuon bound --theorem smooth-deterministic --L 1,4,2 --pi 0.5,1,1 --delta0 10 --eps 0.1
-	@echo
-	$(BIN)/dropmuon bound --theorem l0l1-deterministic --L0 0,0,0 --L1 1,4,2 --pi 0.5,1,1 --delta0 10 --eps 0.1
-	@echo
-	$(BIN)/dropmuon verify --suite quick --no-progress
+	$(BIN)/dropmuon report --quick --out $(OUT) --no-progress
 
 test: $(VENV)/.test
 	$(BIN)/python -m pytest -q

@@ -2,7 +2,35 @@
 ``dropmuon`` command line — the top layer of the toolkit, free to use ``theory``, ``solvers`` and
 ``verification``.
 
-Importing this package is cheap: matplotlib is imported only by the plotting modules.
+Importing this package is cheap: the names below are loaded on first use, so matplotlib is imported
+only when a plotting module is. Modules: :mod:`~figures.style` (paper style, saving),
+:mod:`~figures.theory_plots` (bounds, optimal distributions, cost landscape, where full updates are
+optimal), :mod:`~figures.verification_plots` (observed vs bound, inexact LMO),
+:mod:`~figures.torch_plots` (measured constants, accuracy vs time) and :mod:`~figures.report`.
 """
 
-__all__: list[str] = []
+import importlib
+
+_LAZY = {
+    "style": ["PALETTE", "paper_style", "styled", "new_figure", "save_figure", "color"],
+    "theory_plots": ["bound_curves", "plot_bound_vs_iterations", "distribution_data", "plot_optimal_distribution",
+                     "cost_landscape", "plot_cost_landscape", "full_optimal_region", "plot_full_optimal_region"],
+    "verification_plots": ["verification_points", "plot_verification", "inexact_lmo_curves", "plot_inexact_lmo"],
+    "torch_plots": ["constants_series", "plot_measured_constants", "accuracy_bands", "plot_accuracy_vs_time"],
+    "report": ["build_report", "Report"],
+}
+_WHERE = {name: mod for mod, names in _LAZY.items() for name in names}
+
+__all__ = [name for names in _LAZY.values() for name in names]
+
+
+def __getattr__(name):
+    if name in _WHERE:
+        value = getattr(importlib.import_module(f"{__name__}.{_WHERE[name]}"), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def __dir__():
+    return sorted(set(globals()) | set(__all__))

@@ -111,7 +111,6 @@ def _residuals(obj, L, problem, form, cost, theta, named, prob) -> dict:
     y = form.Y @ theta
     n = form.nvar
     cols, lo = [], []  # columns of the multiplier matrix and their lower bounds
-    rhs_extra = []
     tscale = max(float(theta.max()), 1e-300)
     off = np.flatnonzero(theta <= SUPPORT_RTOL * tscale)
     if obj == "max":

@@ -1,0 +1,394 @@
+"""The built-in report (``dropmuon report``, ``make demo``): optimal sampling distributions for
+built-in and measured constant profiles, bound curves, the verification summary, the inexact-LMO
+coupling and, when a results file is present, the torch measurements — as ``report.md`` and
+``report.html`` with every figure as PDF and PNG. Every number is computed in the run or read from a
+results JSON that the report names.
+"""
+
+from __future__ import annotations
+
+import datetime
+import html
+import math
+import platform
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+__all__ = ["Report", "build_report", "find_torch_results", "SECTIONS", "EXAMPLES"]
+
+#: section titles, in order (the report test checks that each is present)
+SECTIONS = (
+    "Optimal layer-sampling distributions",
+    "Bounds versus iterations",
+    "Verification summary",
+    "Inexact LMO: Newton–Schulz and the step size",
+    "Torch measurements",
+)
+
+#: the worked examples the analytic figures use
+EXAMPLES = {
+    "distribution": {"L": (1.0, 5.0, 3.0, 2.0), "costs": (1.0, 1.0, 1.0, 1.0), "forward_cost": 2.0},
+    "bounds": {"theorem": "smooth-deterministic", "L": (1.0, 4.0, 2.0), "Delta0": 1.0},
+    "landscape": {"L": (1.0, 4.0, 2.0), "costs": (1.0, 1.0, 1.0)},
+    "region": {"costs": (1.0, 1.0, 1.0)},
+}
+
+
+# -- a document as blocks, rendered to Markdown and HTML --------------------------------------------
+
+@dataclass
+class Report:
+    """A document as a list of blocks (headings, paragraphs, tables, figures, preformatted text),
+    rendered to Markdown (:meth:`to_markdown`) and to a standalone HTML page (:meth:`to_html`)."""
+
+    title: str
+    blocks: list = field(default_factory=list)
+
+    def heading(self, text: str, level: int = 2):
+        self.blocks.append(("heading", level, text))
+
+    def paragraph(self, text: str):
+        self.blocks.append(("paragraph", text))
+
+    def table(self, header: list, rows: list):
+        self.blocks.append(("table", [str(h) for h in header], [[str(c) for c in r] for r in rows]))
+
+    def figure(self, stem: str, caption: str):
+        """``stem``: the figure's path relative to the report without extension (``.png`` shown,
+        ``.pdf`` linked); figures are numbered in order of appearance."""
+        n = len(self.figures()) + 1
+        self.blocks.append(("figure", stem, f"Figure {n}. {caption}"))
+
+    def preformatted(self, text: str):
+        self.blocks.append(("pre", text))
+
+    def figures(self) -> list[str]:
+        """The stems of every figure the report links."""
+        return [b[1] for b in self.blocks if b[0] == "figure"]
+
+    def to_markdown(self) -> str:
+        out = [f"# {self.title}", ""]
+        for b in self.blocks:
+            kind = b[0]
+            if kind == "heading":
+                out += ["#" * b[1] + " " + b[2], ""]
+            elif kind == "paragraph":
+                out += [b[1], ""]
+            elif kind == "table":
+                header, rows = b[1], b[2]
+                out.append("| " + " | ".join(c.replace("|", "\\|") for c in header) + " |")
+                out.append("|" + "|".join(" --- " for _ in header) + "|")
+                out += ["| " + " | ".join(c.replace("|", "\\|") for c in r) + " |" for r in rows]
+                out.append("")
+            elif kind == "figure":
+                out += [f"![{b[2]}]({b[1]}.png)", "", f"*{b[2]}* ([PDF]({b[1]}.pdf))", ""]
+            elif kind == "pre":
+                out += ["```", b[1].rstrip("\n"), "```", ""]
+        return "\n".join(out)
+
+    def to_html(self) -> str:
+        e = html.escape
+        body = [f"<h1>{e(self.title)}</h1>"]
+        for b in self.blocks:
+            kind = b[0]
+            if kind == "heading":
+                body.append(f"<h{b[1]}>{e(b[2])}</h{b[1]}>")
+            elif kind == "paragraph":
+                body.append(f"<p>{_inline_code(e(b[1]))}</p>")
+            elif kind == "table":
+                head = "".join(f"<th>{e(h)}</th>" for h in b[1])
+                rows = "".join("<tr>" + "".join(f"<td>{e(c)}</td>" for c in r) + "</tr>" for r in b[2])
+                body.append(f"<table><thead><tr>{head}</tr></thead><tbody>{rows}</tbody></table>")
+            elif kind == "figure":
+                body.append(f'<figure><img src="{e(b[1])}.png" alt="{e(b[2])}">'
+                            f'<figcaption>{e(b[2])} (<a href="{e(b[1])}.pdf">PDF</a>)</figcaption></figure>')
+            elif kind == "pre":
+                body.append(f"<pre>{e(b[1])}</pre>")
+        style = ("body{font-family:Georgia,serif;max-width:60em;margin:2em auto;padding:0 1em;line-height:1.45}"
+                 "table{border-collapse:collapse;margin:1em 0;font-size:90%}"
+                 "td,th{border:1px solid #bbb;padding:.25em .5em;text-align:right}"
+                 "th{background:#eee}figure{margin:1.5em 0}img{max-width:100%}"
+                 "figcaption{font-style:italic;font-size:90%}pre{background:#f6f6f6;padding:.5em;overflow-x:auto}")
+        return ("<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
+                f"<title>{e(self.title)}</title><style>{style}</style></head><body>\n"
+                + "\n".join(body) + "\n</body></html>\n")
+
+
+def _inline_code(text: str) -> str:
+    parts = text.split("`")
+    return "".join(f"<code>{p}</code>" if k % 2 else p for k, p in enumerate(parts))
+
+
+# -- number formatting ---------------------------------------------------------------------------
+
+def _g(x, digits: int = 4) -> str:
+    if x is None or (isinstance(x, float) and not math.isfinite(x)):
+        return "–"
+    return f"{x:.{digits}g}"
+
+
+def _vec(xs, digits: int = 3) -> str:
+    return "(" + ", ".join(_g(float(x), digits) for x in xs) + ")"
+
+
+# -- torch results ---------------------------------------------------------------------------------
+
+def find_torch_results(root=".") -> Path | None:
+    """The newest ``results/*/experiment.json`` below ``root`` (written by ``dropmuon
+    experiment``), or ``None``."""
+    cands = sorted(Path(root).glob("results/*/experiment.json"), key=lambda p: p.stat().st_mtime)
+    return cands[-1] if cands else None
+
+
+# -- the report ------------------------------------------------------------------------------------
+
+def build_report(out="out", *, quick: bool = True, torch_results="auto", seed: int = 0, columns: int = 1,
+                 progress=None, figures_only: bool = False) -> dict:
+    """Compute everything, write the figures (``OUT/figures/*.pdf|png``) and, unless
+    ``figures_only``, ``OUT/report.md``, ``OUT/report.html`` and ``OUT/report.json`` (the numbers
+    behind the tables). ``quick``: the quick verification suite and coupling experiments (≈ 30 s in
+    all on 2 cores) instead of the standard ones (≈ 3 min). ``torch_results``: an experiment JSON
+    (``dropmuon experiment``), ``"auto"`` (the newest ``results/*/experiment.json``, if any) or
+    ``None``. Returns ``{"report": path or None, "figures": [paths], "data": {...},
+    "seconds": …}``."""
+    from figures.style import save_figure
+    from theory._io import read_json, write_json_atomic
+
+    from verification._progress import Progress
+
+    t0 = time.perf_counter()
+    out = Path(out)
+    figdir = out / "figures"
+    if columns not in (1, 2):
+        raise ValueError(f"columns must be 1 or 2; got columns = {columns!r}")
+    if torch_results == "auto":
+        torch_results = find_torch_results()
+    torch_data = None
+    if torch_results is not None:
+        torch_data = read_json(torch_results, "torch results file")
+        if not isinstance(torch_data, dict) or "runs" not in torch_data or "calibration" not in torch_data:
+            raise ValueError(f"{str(torch_results)!r} is not an experiment JSON of dropmuon experiment "
+                             f"(it needs 'calibration' and 'runs')")
+    suite = "quick" if quick else "standard"
+    rep = Report("Drop-Muon toolkit report")
+    data: dict = {"settings": {"quick": quick, "seed": seed, "torch_results": str(torch_results) if torch_results else None}}
+    written: list[Path] = []
+
+    def save(fig, name):
+        written.extend(save_figure(fig, figdir / name))
+        return f"figures/{name}"
+
+    steps = 6 + (2 if torch_data else 0)
+    with Progress(steps, "report", enabled=progress) as bar:
+        rep.paragraph(
+            f"Generated {datetime.datetime.now().isoformat(timespec='seconds')} by `dropmuon report"
+            f"{' --quick' if quick else ''}` (seed {seed}) with Python {platform.python_version()}, "
+            f"numpy {np.__version__}. Every number below is computed in this run, except the torch "
+            f"measurements, which are read from the results file named in their section. The theorems are "
+            f"derived in this project (docs/theory.md), not quoted from the paper.")
+        _section_distributions(rep, data, save, torch_data, columns)
+        bar.update(3)
+        _section_bounds(rep, data, save, columns)
+        bar.update()
+        _section_verification(rep, data, save, suite, seed, columns)
+        bar.update()
+        _section_coupling(rep, data, save, suite, seed)
+        bar.update()
+        _section_torch(rep, data, save, torch_data, torch_results, columns)
+        if torch_data:
+            bar.update(2)
+    data["seconds"] = time.perf_counter() - t0
+    result = {"report": None, "figures": written, "data": data, "seconds": data["seconds"], "document": rep}
+    if not figures_only:
+        out.mkdir(parents=True, exist_ok=True)
+        (out / "report.md").write_text(rep.to_markdown())
+        (out / "report.html").write_text(rep.to_html())
+        write_json_atomic(out / "report.json", data)
+        result["report"] = out / "report.md"
+    return result
+
+
+def _section_distributions(rep, data, save, torch_data, columns):
+    from figures.theory_plots import (
+        cost_landscape, distribution_data, full_optimal_region, plot_cost_landscape, plot_full_optimal_region,
+        plot_optimal_distribution,
+    )
+    from solvers import optimal_sampling
+    from theory import CostModel
+    from verification.predictions import builtin_profiles
+
+    rep.heading(SECTIONS[0])
+    rep.paragraph(
+        "For each constant profile: the start distribution `p` of the RPT sampler (start at layer `s`, "
+        "update `s..b`) minimising total cost `K(π) · E cost`, for the max-form (T1, `K ∝ max_i L_i/π_i`) "
+        "and the sum-form (T1′, `K ∝ Σ_i L_i/π_i`), and its speed-up over full-network updates and over "
+        "uniform index sampling (`solvers.optimal_sampling`). Costs: one number per layer plus the forward "
+        "pass F (lumped model), or the measured model.")
+    profiles = [(p.name, list(p.L), p.cost_model, f"c = {_vec(p.costs)}, F = {_g(p.forward)}")
+                for p in builtin_profiles()]
+    if torch_data:
+        from verification.measured import load_constants
+
+        L, cm = load_constants(torch_data["calibration"])
+        profiles.append(("measured CNN", L, cm, "measured (seconds)"))
+    rows, recs = [], []
+    for name, L, cm, cdesc in profiles:
+        rmax = optimal_sampling(L, cm, objective="max")
+        rsum = optimal_sampling(L, cm, objective="sum")
+        rows.append([name, _vec(L), cdesc, _vec(rmax.start_probs), _g(rmax.speedup_vs_full),
+                     _g(rmax.speedup_vs_uniform), "yes" if rmax.full_is_optimal else "no",
+                     _vec(rsum.start_probs), _g(rsum.speedup_vs_full), _g(rsum.speedup_vs_uniform)])
+        recs.append({"profile": name, "L": L, "max": rmax.to_dict(), "sum": rsum.to_dict()})
+    rep.table(["profile", "L", "costs", "max-form p*", "vs full", "vs uniform", "full optimal",
+               "sum-form p*", "vs full", "vs uniform"], rows)
+    data["distributions"] = recs
+
+    ex = EXAMPLES["distribution"]
+    d = distribution_data(list(ex["L"]), CostModel.linear(list(ex["costs"]), forward=ex["forward_cost"]))
+    stem = save(plot_optimal_distribution(d, columns=2), "optimal_distribution")
+    rep.figure(stem, f"The max-form optimal RPT distribution for L = {_vec(ex['L'])}, unit costs and "
+                     f"forward cost {_g(ex['forward_cost'])}: start probabilities and inclusion probabilities, "
+                     f"with full updates and uniform index sampling for reference.")
+    ex = EXAMPLES["landscape"]
+    land = cost_landscape(list(ex["L"]), list(ex["costs"]))
+    stem = save(plot_cost_landscape(land, columns=columns), "cost_landscape")
+    rep.figure(stem, f"Total cost (max-form) over the simplex of start distributions for "
+                     f"L = {_vec(ex['L'])}, costs {_vec(ex['costs'])}; the optimum is marked.")
+    ex = EXAMPLES["region"]
+    reg = full_optimal_region(list(ex["costs"]))
+    stem = save(plot_full_optimal_region(reg, columns=2), "full_optimal_region")
+    rep.figure(stem, f"Where full-network updates are optimal, in the (L2/L1, L3/L1) plane, for "
+                     f"costs {_vec(ex['costs'])}: max-form and sum-form.")
+    data["figures_data"] = {"distribution": d, "landscape": land, "region": reg}
+
+
+def _section_bounds(rep, data, save, columns):
+    from figures.theory_plots import bound_curves, plot_bound_vs_iterations
+    from solvers import optimal_sampling
+    from theory import RPT, theorems
+
+    ex = EXAMPLES["bounds"]
+    L = list(ex["L"])
+    b = len(L)
+    opt = optimal_sampling(L, [1.0] * b)
+    dists = {"full": RPT.full(b).inclusion.tolist(), "uniform": RPT.uniform(b).inclusion.tolist(),
+             "optimal-max": np.asarray(opt.inclusion).tolist()}
+    K = np.unique(np.geomspace(1, 1e4, 41).round().astype(int)).tolist()
+    curves = bound_curves(ex["theorem"], K, dists, L=L, Delta0=ex["Delta0"], costs=[1.0] * b)
+    rep.heading(SECTIONS[1])
+    th = theorems[ex["theorem"]]
+    rep.paragraph(f"{th.label} `{ex['theorem']}` for L = {_vec(L)}, Δ0 = {_g(ex['Delta0'])}: the bound on the "
+                  f"gradient measure after K iterations for three sampling distributions (inclusion "
+                  f"probabilities π). Iterations to reach ε = 0.1:")
+    rows = []
+    for name, pi in dists.items():
+        rows.append([name, _vec(pi), str(th.iterations(0.1, L=L, pi=pi, Delta0=ex["Delta0"]))])
+    rep.table(["distribution", "π", "K(ε = 0.1)"], rows)
+    stem = save(plot_bound_vs_iterations(curves, columns=columns), "bound_vs_iterations")
+    rep.figure(stem, f"{th.label} bound versus iterations for full, uniform and the max-form optimal "
+                     f"sampling (L = {_vec(L)}).")
+    stem = save(plot_bound_vs_iterations(curves, columns=columns, x="cost"), "bound_vs_cost")
+    rep.figure(stem, "The same bounds against total cost (iterations × expected cost per step, unit costs per "
+                     "layer): the optimum needs as many iterations as full updates but each is cheaper.")
+    rep.preformatted(th.latex())
+    data["bounds"] = curves
+
+
+def _section_verification(rep, data, save, suite, seed, columns):
+    from figures.verification_plots import plot_verification
+    from verification import run_suite, summarise
+
+    results = run_suite(suite, seed=seed, progress=False)
+    summ = summarise(results)
+    rep.heading(SECTIONS[2])
+    a = summ["all"]
+    rep.paragraph(f"`dropmuon verify --suite {suite} --seed {seed}`: {a['checks']} checks, {a['violations']} "
+                  f"failed. Tightness observed/bound over the bound and tight checks: min {_g(a['ratio_min'])}, "
+                  f"median {_g(a['ratio_median'])}, max {_g(a['ratio_max'])} (exact checks only: max "
+                  f"{_g(a['ratio_max_exact'])}; Monte Carlo ratios are sample means and may exceed 1 within "
+                  f"their confidence interval).")
+    rows = [[k, v["checks"], v["violations"], _g(v["ratio_min"]), _g(v["ratio_median"]), _g(v["ratio_max"]),
+             _g(v["ratio_max_exact"])] for k, v in summ["by_theorem"].items()]
+    rep.table(["theorem", "checks", "failed", "ratio min", "median", "max", "max (exact)"], rows)
+    records = [r.as_dict() for r in results]
+    stem = save(plot_verification(records, columns=columns), "verification")
+    rep.figure(stem, f"Observed left-hand side against the bound for every check of the {suite} suite "
+                     f"(log–log, y = x dashed); tight instances highlighted.")
+    data["verification"] = {"suite": suite, "summary": summ}
+
+
+def _section_coupling(rep, data, save, suite, seed):
+    from figures.verification_plots import plot_inexact_lmo
+    from verification.coupling import coupling_table
+
+    c = coupling_table(seed, suite)
+    rep.heading(SECTIONS[3])
+    rep.paragraph("T4 (inexact LMO, δ): the worst-case δ of Newton–Schulz over matrices of rank 64 with condition "
+                  "number ≤ κ (exact up to rounding), and the step size that minimises the bound / the measured "
+                  "metric as δ grows (`verification.coupling.coupling_table`). The theory predicts "
+                  "η*(δ) = η*(0)/(1+δ).")
+    rows = []
+    for r in c["delta_worst"]:
+        if r["steps"] in (5, 8):
+            rows.append([r["preset"], r["steps"], _g(r["kappa"]), _g(r["delta"])])
+    rep.table(["preset", "steps", "κ", "worst δ"], rows)
+    th = c["theory"]
+    rows = [[r["setting"], _g(r["delta"]), _g(r["eta"]), _g(r["eta"] * (1 + r["delta"])), _g(r["beta"])] for r in th]
+    rep.table(["setting", "δ", "η*(δ) (bound)", "η*(δ)·(1+δ)", "β*(δ)"], rows)
+    stem = save(plot_inexact_lmo(c, columns=2), "inexact_lmo")
+    rep.figure(stem, "Left: worst-case δ versus Newton–Schulz steps per preset and condition number. "
+                     "Right: best step size versus δ — the bound's η*(δ), and the measured best η for "
+                     "overshooting and shrinking perturbations.")
+    data["coupling"] = {"delta_worst": c["delta_worst"], "theory": th, "overshoot": c["overshoot"],
+                        "shrink": c["shrink"]}
+
+
+def _section_torch(rep, data, save, torch_data, torch_results, columns):
+    rep.heading(SECTIONS[4])
+    if torch_data is None:
+        rep.paragraph("No torch results were found (none given, and no `results/*/experiment.json`). Measure "
+                      "them with the torch extra: `dropmuon experiment --device cpu --seeds 8 --target-acc 0.98 "
+                      "--out results/experiment`, then `dropmuon report --torch-results "
+                      "results/experiment/experiment.json`.")
+        return
+    from figures.torch_plots import plot_accuracy_vs_time, plot_measured_constants
+
+    s = torch_data["summary"]
+    cfg = s["config"]
+    cal = torch_data["calibration"]
+    rep.paragraph(f"Read from `{torch_results}` (written by `dropmuon experiment`): {len(cfg['seeds'])} seeds, "
+                  f"target training accuracy {cfg['target_acc']}, batch {cfg['batch']}, lr {cfg['lr']}, device "
+                  f"{cfg['device']}. Speed-ups over full Muon are paired by seed: geometric mean with a "
+                  f"{round(100 * s.get('confidence', 0.95))}% Student-t interval.")
+    rows = []
+    for lay in cal["layers"]:
+        rows.append([lay["layer"], "×".join(str(x) for x in lay["shape"]), _g(lay["L"]), _g(lay["L0"]),
+                     _g(lay["L1"]), _g(lay["hessian_top_eig"]),
+                     f"{_g(lay['costs']['start_measured_s'] * 1e3)} / {_g(lay['costs']['start_predicted_s'] * 1e3)}"])
+    rep.table(["layer", "shape", "L", "L0", "L1", "Hessian top eig", "ms per step from s = layer: measured / model"],
+              rows)
+    rows = []
+    for name, r in s["rows"].items():
+        sp = r["speedup_time"]
+        ci = "–" if sp["low"] is None else f"[{_g(sp['low'])}, {_g(sp['high'])}]"
+        rows.append([name, _vec(r["start_probs"]), f"{r['reached']}/{r['runs']}",
+                     _g(r["iterations_to_target"]["mean"]), _g(r["time_to_target_s"]["mean"]),
+                     f"{_g(r['seconds_per_step']['mean'] * 1e3)} / {_g(r['predicted_seconds_per_step'] * 1e3)}",
+                     f"{_g(sp['mean'])} {ci}", _g(r["predicted_speedup_max"]), _g(r["predicted_speedup_sum"]),
+                     _g(r["test_acc"]["mean"])])
+    rep.table(["schedule", "p", "reached", "iterations", "time (s)", "ms/step measured / predicted",
+               "speed-up [CI]", "predicted (max)", "predicted (sum)", "test acc"], rows)
+    v = s["verdict"]
+    rep.paragraph(f"Measured winner: {v['measured_winner']}; the max-form predicted {v['predicted_winner_max']} "
+                  f"({'matched' if v['max_form_matched'] else 'did not match'}), the sum-form predicted "
+                  f"{v['predicted_winner_sum']} ({'matched' if v['sum_form_matched'] else 'did not match'}).")
+    stem = save(plot_measured_constants(cal["layers"], columns=2), "measured_constants")
+    rep.figure(stem, "Measured layer-wise smoothness estimates of the CNN along full-Muon training "
+                     "(spectral norm, dual nuclear).")
+    stem = save(plot_accuracy_vs_time(torch_data["runs"], columns=columns), "accuracy_vs_time")
+    rep.figure(stem, "Training accuracy against wall-clock training time per schedule, median and band "
+                     "over seeds.")
+    data["torch"] = {"file": str(torch_results), "summary": s}

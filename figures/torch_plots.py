@@ -1,0 +1,285 @@
+"""Figures of the torch closed loop, from its JSON output (no torch needed): the CNN's measured
+layer-wise smoothness along training (figure 7) and training accuracy against wall-clock time per
+schedule with bands over seeds (figure 8)."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from matplotlib.figure import Figure
+from matplotlib.lines import Line2D
+from matplotlib.ticker import MaxNLocator
+
+from .style import PALETTE, color, new_figure, styled
+
+__all__ = [
+    "SCHEDULE_ORDER",
+    "BAND_QUANTILES",
+    "constants_series",
+    "plot_measured_constants",
+    "accuracy_bands",
+    "plot_accuracy_vs_time",
+]
+
+#: the order in which schedules are listed (others follow in order of appearance)
+SCHEDULE_ORDER = ("full", "uniform", "optimal-max", "optimal-sum", "epoch-shift")
+
+#: the band of :func:`accuracy_bands`: the 25% and 75% quantiles over seeds (the interquartile
+#: range; numpy's linear interpolation between order statistics)
+BAND_QUANTILES = (0.25, 0.75)
+
+_LAYER_KEYS = ("layer", "L", "L0", "L1", "gnorms", "estimates")
+_RUN_KEYS = ("sampling", "seed", "history")
+
+
+def _number(v) -> float:
+    """A JSON number (``None`` for NaN/inf) as a float; NaN when missing."""
+    if v is None:
+        return math.nan
+    try:
+        return float(v)
+    except (TypeError, ValueError):
+        return math.nan
+
+
+def _json_number(x: float):
+    return float(x) if math.isfinite(x) else None
+
+
+# -- figure 7: measured constants ------------------------------------------------------------------
+
+def constants_series(layers) -> list[dict]:
+    """The data of :func:`plot_measured_constants`, one dict per layer (sorted by layer):
+    ``layer``, ``shape``, ``L``, ``L0``, ``L1``, ``step`` (0, 1, …), ``estimate`` (Gluon's
+    ``L̂_i`` per step, ``None`` where not finite), ``gnorm`` (``‖∇_i f‖_nuc`` per step) and
+    ``fit`` (``{"gnorm": [min, max] of the finite gradient norms, "L": L0 + L1·g there}``).
+
+    ``layers``: the per-layer records of ``dropmuon estimate --json`` (or
+    ``calibration["layers"]`` of an experiment).
+
+    >>> s = constants_series([dict(layer=1, L=2.0, L0=1.0, L1=1.0, gnorms=[0.5, 1.0],
+    ...                            estimates=[1.5, None])])
+    >>> s[0]["step"], s[0]["estimate"], s[0]["fit"]
+    ([0, 1], [1.5, None], {'gnorm': [0.5, 1.0], 'L': [1.5, 2.0]})
+    """
+    if layers is None or len(layers) == 0:
+        raise ValueError("layers is empty; give the per-layer records of `dropmuon estimate --json`")
+    out = []
+    for j, r in enumerate(layers):
+        if not isinstance(r, dict):
+            raise ValueError(f"layers[{j}] must be a dict; got {type(r).__name__}")
+        missing = [k for k in _LAYER_KEYS if k not in r]
+        if missing:
+            raise ValueError(f"layers[{j}] lacks the key {missing[0]!r}")
+        est = [_number(v) for v in r["estimates"]]
+        gn = [_number(v) for v in r["gnorms"]]
+        if not est:
+            raise ValueError(f"layer {r['layer']} has no estimates (an empty trajectory)")
+        if len(gn) != len(est):
+            raise ValueError(f"layer {r['layer']}: {len(gn)} gradient norms but {len(est)} estimates; "
+                             "they must be per step")
+        L, L0, L1 = _number(r["L"]), _number(r["L0"]), _number(r["L1"])
+        ok = [g for g in gn if math.isfinite(g) and g > 0]
+        g = [min(ok), max(ok)] if ok else []
+        out.append({"layer": int(r["layer"]), "shape": list(r.get("shape", [])), "L": _json_number(L),
+                    "L0": _json_number(L0), "L1": _json_number(L1), "step": list(range(len(est))),
+                    "estimate": [_json_number(v) for v in est], "gnorm": [_json_number(v) for v in gn],
+                    "fit": {"gnorm": g, "L": [L0 + L1 * x for x in g]}})
+    layers_seen = [s["layer"] for s in out]
+    if len(set(layers_seen)) != len(layers_seen):
+        raise ValueError(f"layer numbers must be distinct; got {layers_seen}")
+    return sorted(out, key=lambda s: s["layer"])
+
+
+def _nan(xs) -> list[float]:
+    return [math.nan if v is None else v for v in xs]
+
+
+@styled
+def plot_measured_constants(layers, columns: int = 2) -> Figure:
+    """Measured smoothness of the CNN's layers along full-Muon training (data:
+    :func:`constants_series`).
+
+    Left: Gluon's estimate ``L̂_i`` versus the training step, one line per layer (log y; a step
+    without a finite estimate leaves a gap), with each layer's ``L_i`` (the largest estimate, used
+    by the schedules) as a dotted horizontal line. Right: ``L̂_i`` against the gradient's nuclear
+    norm ``‖∇_i f‖_nuc`` at that step (log–log) with the fitted ``(L0, L1)`` line
+    ``L0 + L1·g``. ``columns=1`` stacks the two panels.
+    """
+    series = constants_series(layers)
+    # side by side on the page width; stacked at one column, where side by side leaves no room
+    grid = dict(nrows=1, ncols=2) if columns == 2 else dict(nrows=2, ncols=1)
+    fig, (ax, bx) = new_figure(columns, 0.4 if columns == 2 else 1.35, **grid)
+    for j, s in enumerate(series):
+        c = color(j + 1) if j + 1 < len(PALETTE) - 1 else color(j + 2)
+        y = _nan(s["estimate"])
+        ax.plot(s["step"], y, color=c, lw=1.1, marker="o", ms=2.0, label=f"layer {s['layer']}",
+                gid=f"estimate:{s['layer']}")
+        if s["L"] is not None:
+            ax.axhline(s["L"], color=c, ls=":", lw=0.9, gid=f"L:{s['layer']}")
+        bx.plot(_nan(s["gnorm"]), y, color=c, ls="none", marker="o", ms=2.2, alpha=0.8,
+                gid=f"scatter:{s['layer']}")
+        if s["fit"]["gnorm"] and s["L0"] is not None and s["L1"] is not None:
+            g = np.geomspace(*s["fit"]["gnorm"], 50) if s["fit"]["gnorm"][1] > s["fit"]["gnorm"][0] else \
+                np.array(s["fit"]["gnorm"])
+            bx.plot(g, s["L0"] + s["L1"] * g, color=c, lw=1.0, gid=f"fit:{s['layer']}")
+    ax.set_yscale("log", nonpositive="mask")
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    ax.set_xlabel(r"training step $k$")
+    ax.set_ylabel(r"$\hat L_i$")
+    handles, _ = ax.get_legend_handles_labels()
+    handles.append(Line2D([], [], color="0.3", ls=":", lw=0.9, label=r"$L_i$ (max over $k$)"))
+    ax.legend(handles=handles, loc="lower right", ncols=2, columnspacing=0.8, handlelength=1.4,
+              borderaxespad=0.3, labelspacing=0.25)
+    bx.set_xscale("log", nonpositive="mask")
+    bx.set_yscale("log", nonpositive="mask")
+    bx.set_xlabel(r"$\|\nabla_i f\|_{\mathrm{nuc}}$")
+    bx.set_ylabel(r"$\hat L_i$")
+    bx.legend(handles=[Line2D([], [], color="0.3", ls="none", marker="o", ms=2.5, label="measured"),
+                       Line2D([], [], color="0.3", lw=1.0, label=r"fit $L_0 + L_1 g$")],
+              loc="lower right", borderaxespad=0.3, labelspacing=0.25)
+    return fig
+
+
+# -- figure 8: accuracy against time ---------------------------------------------------------------
+
+def _schedule_colour(name: str, j: int) -> str:
+    """The schedule's fixed colour; a schedule without one gets a palette colour by position."""
+    try:
+        return color(name)
+    except ValueError:
+        return color(j + 1)
+
+
+def _check_runs(runs) -> list[dict]:
+    if runs is None or len(runs) == 0:
+        raise ValueError("runs is empty; give experiment['runs'] of `dropmuon experiment`")
+    for j, r in enumerate(runs):
+        if not isinstance(r, dict):
+            raise ValueError(f"runs[{j}] must be a dict; got {type(r).__name__}")
+        missing = [k for k in _RUN_KEYS if k not in r]
+        if missing:
+            raise ValueError(f"runs[{j}] lacks the key {missing[0]!r}")
+        if not r["history"]:
+            raise ValueError(f"runs[{j}] ({r['sampling']}, seed {r['seed']}) has no history")
+        for h in r["history"]:
+            if "time_s" not in h or "train_acc" not in h:
+                raise ValueError(f"runs[{j}] ({r['sampling']}, seed {r['seed']}): every history entry needs "
+                                 f"'time_s' and 'train_acc'; got {sorted(h)}")
+    return list(runs)
+
+
+def _step_values(times, values, grid) -> np.ndarray:
+    """``values`` of the last evaluation at or before each grid time (NaN before the first)."""
+    order = np.argsort(times, kind="stable")
+    t, v = np.asarray(times, float)[order], np.asarray(values, float)[order]
+    idx = np.searchsorted(t, grid, side="right") - 1
+    out = np.where(idx >= 0, v[np.clip(idx, 0, None)], np.nan)
+    return out
+
+
+def accuracy_bands(runs, grid=None, *, samplings=None, points: int = 201) -> dict:
+    """Per-schedule training accuracy on a common time grid: median and interquartile band over
+    seeds (:data:`BAND_QUANTILES`).
+
+    Each run's accuracy is a step function of its training time: at time ``t`` it is the accuracy
+    of the last evaluation at or before ``t`` (undefined, and left out of the statistics, before the
+    first). Runs stop at the target accuracy (or their step limit), so after a run's last
+    evaluation its last value is held. ``grid``: the times in seconds (default ``points`` values
+    from 0 to the last evaluation time of all runs). ``samplings``: the schedules to keep (default
+    all, in :data:`SCHEDULE_ORDER`); a name with no run is an error.
+
+    Returns ``{"time": grid, "target_acc": the runs' target (None if absent or not common),
+    "schedules": {name: {"median", "low", "high": lists over the grid (None where no run is
+    defined), "seeds": [seeds], "time_to_target_s": median over seeds of the time to target (a
+    run that missed it counts as +∞; None when the median is infinite)}}}``.
+
+    >>> runs = [dict(sampling="full", seed=s, history=[dict(time_s=0.0, train_acc=0.1),
+    ...                                                 dict(time_s=1.0, train_acc=a)]) for s, a in
+    ...         [(0, 0.5), (1, 0.7), (2, 0.9)]]
+    >>> b = accuracy_bands(runs, grid=[0.0, 0.5, 1.0])
+    >>> b["schedules"]["full"]["median"], b["schedules"]["full"]["low"]
+    ([0.1, 0.1, 0.7], [0.1, 0.1, 0.6])
+    """
+    runs = _check_runs(runs)
+    present = list(dict.fromkeys(str(r["sampling"]) for r in runs))
+    if samplings is None:
+        names = [s for s in SCHEDULE_ORDER if s in present] + [s for s in present if s not in SCHEDULE_ORDER]
+    else:
+        names = [str(s) for s in samplings]
+        if not names:
+            raise ValueError("samplings is empty; give at least one schedule name or None for all")
+        for s in names:
+            if s not in present:
+                raise ValueError(f"unknown sampling {s!r}: no run has it; the runs have {present}")
+    if grid is None:
+        if isinstance(points, bool) or not isinstance(points, int) or points < 2:
+            raise ValueError(f"points must be an integer >= 2; got points = {points!r}")
+        tmax = max(_number(h["time_s"]) for r in runs if r["sampling"] in names for h in r["history"])
+        grid = np.linspace(0.0, tmax if tmax > 0 else 1.0, points)
+    else:
+        grid = np.asarray(grid, dtype=float)
+        if grid.ndim != 1 or grid.size == 0 or not np.all(np.isfinite(grid)):
+            raise ValueError(f"grid must be a non-empty 1-D list of finite times; got grid = {grid!r}")
+        if np.any(np.diff(grid) <= 0):
+            raise ValueError("grid must increase strictly")
+    targets = {_number(r.get("target_acc")) for r in runs if r["sampling"] in names}
+    target = targets.pop() if len(targets) == 1 else math.nan
+    q_lo, q_hi = BAND_QUANTILES
+    out = {}
+    for name in names:
+        mine = sorted((r for r in runs if r["sampling"] == name), key=lambda r: r["seed"])
+        acc = np.array([_step_values([_number(h["time_s"]) for h in r["history"]],
+                                     [_number(h["train_acc"]) for h in r["history"]], grid) for r in mine])
+        defined = np.any(np.isfinite(acc), axis=0)
+        med, lo, hi = (np.full(grid.shape, np.nan) for _ in range(3))
+        if defined.any():
+            a = acc[:, defined]
+            med[defined] = np.nanmedian(a, axis=0)
+            lo[defined] = np.nanquantile(a, q_lo, axis=0)
+            hi[defined] = np.nanquantile(a, q_hi, axis=0)
+        ttt = [_number(r.get("time_to_target_s")) for r in mine]
+        ttt = [t if math.isfinite(t) else math.inf for t in ttt]
+        m = float(np.median(ttt))
+        out[name] = {"median": [_json_number(v) for v in med], "low": [_json_number(v) for v in lo],
+                     "high": [_json_number(v) for v in hi], "seeds": [r["seed"] for r in mine],
+                     "time_to_target_s": _json_number(m)}
+    return {"time": grid.tolist(), "target_acc": _json_number(target), "schedules": out}
+
+
+@styled
+def plot_accuracy_vs_time(runs, samplings=None, columns: int = 1) -> Figure:
+    """Training accuracy against wall-clock training time per schedule: the median over seeds as a
+    line (step-wise, see :func:`accuracy_bands`) and the interquartile band (25–75%) shaded; the
+    target accuracy as a dashed line, with a tick at each schedule's median time to target.
+    ``samplings``: the schedules to draw (default all present)."""
+    b = accuracy_bands(runs, samplings=samplings)
+    t = np.asarray(b["time"])
+    fig, ax = new_figure(columns, 0.72)
+    target = b["target_acc"]
+    if target is not None:
+        ax.axhline(target, color="0.35", ls="--", lw=0.8, zorder=1, gid="target")
+    counts = {len(s["seeds"]) for s in b["schedules"].values()}
+    for j, (name, s) in enumerate(b["schedules"].items()):
+        c = _schedule_colour(name, j)
+        med, lo, hi = (np.asarray(_nan(s[k]), dtype=float) for k in ("median", "low", "high"))
+        ax.fill_between(t, lo, hi, color=c, alpha=0.16, lw=0, step="post", gid=f"band:{name}")
+        label = name if len(counts) == 1 else f"{name} ({len(s['seeds'])} seeds)"
+        ax.plot(t, med, color=c, lw=1.1, drawstyle="steps-post", label=label, gid=f"median:{name}")
+        if target is not None and s["time_to_target_s"] is not None:
+            ax.plot([s["time_to_target_s"]], [target], color=c, marker="|", ms=7, mew=1.4, ls="none",
+                    zorder=4, gid=f"ttt:{name}")
+    ax.set_xlim(t[0], t[-1])
+    ax.set_xlabel("training time (s)")
+    ax.set_ylabel("training accuracy")
+    handles, _ = ax.get_legend_handles_labels()
+    if target is not None:
+        handles.append(Line2D([], [], color="0.35", ls="--", lw=0.8, label=f"target {target:g}"))
+        if any(s["time_to_target_s"] is not None for s in b["schedules"].values()):
+            handles.append(Line2D([], [], color="0.35", marker="|", ms=7, mew=1.4, ls="none",
+                                  label="median time to target"))
+    seeds = f"{counts.pop()} seeds" if len(counts) == 1 else "seeds"
+    ax.legend(handles=handles, loc="lower right", borderaxespad=0.3, labelspacing=0.25, handlelength=1.4,
+              title=f"median, 25–75% over {seeds}", title_fontsize=6.5)
+    return fig

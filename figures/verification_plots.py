@@ -1,0 +1,295 @@
+"""Figures of the numerical verification: every bound check's observed left-hand side against its
+bound (figure 5), and the inexact-LMO coupling of T4 — Newton–Schulz's δ and the best step size
+versus δ (figure 6). Plain data in (JSON-loaded records), :class:`matplotlib.figure.Figure` out."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from matplotlib.figure import Figure
+from matplotlib.lines import Line2D
+
+from .style import PALETTE, color, new_figure, styled
+
+__all__ = [
+    "PLOTTED_KINDS",
+    "THEOREM_LABELS",
+    "verification_points",
+    "plot_verification",
+    "inexact_lmo_curves",
+    "plot_inexact_lmo",
+]
+
+#: the check kinds that compare a left-hand side with a bound and so belong on the observed-vs-bound
+#: plot; ``prediction`` and ``coupling`` checks report a ratio against 1 (an ordering or a
+#: direction), not a bound pair, and are left out
+PLOTTED_KINDS = ("bound", "tight")
+
+#: short labels of the theorems (THEORY.md §4), in the order they are drawn
+THEOREM_LABELS = {
+    "smooth-deterministic": "T1",
+    "smooth-constant-radius": "T1′",
+    "l0l1-deterministic": "T2",
+    "smooth-stochastic": "T3",
+    "inexact-constant-radius": "T4",
+}
+
+# palette indices of the theorems (vermillion is kept for violations, black for y = x)
+_THEOREM_COLOURS = (4, 1, 3, 6, 2)
+_VIOLATION = PALETTE[5]
+_REFERENCE = "0.45"
+_RECORD_KEYS = ("name", "theorem", "kind", "observed", "bound", "holds")
+
+
+def _number(v) -> float:
+    """A JSON number (``None`` stands for a non-finite value) as a float; NaN when missing."""
+    if v is None:
+        return math.nan
+    try:
+        return float(v)
+    except (TypeError, ValueError):
+        return math.nan
+
+
+def _record(r, j: int) -> dict:
+    if hasattr(r, "as_dict"):
+        r = r.as_dict()
+    if not isinstance(r, dict):
+        raise ValueError(f"records[{j}] must be a dict (CheckResult.as_dict()); got {type(r).__name__}")
+    missing = [k for k in _RECORD_KEYS if k not in r]
+    if missing:
+        raise ValueError(f"records[{j}] ({r.get('name', '?')!r}) lacks the key {missing[0]!r}")
+    return r
+
+
+def verification_points(records) -> dict:
+    """The points of :func:`plot_verification`: the checks of a kind in :data:`PLOTTED_KINDS` with a
+    positive, finite ``observed`` and ``bound`` (so that they can be drawn on log axes).
+
+    ``records``: :class:`~verification.checks.CheckResult` dicts (``r.as_dict()``, or JSON with
+    ``null`` for non-finite numbers). Returns ``{"points": [{name, theorem, kind, observed, bound,
+    holds}, …] (in input order), "theorems": [names in drawing order], "dropped": [names of
+    bound/tight checks with a non-positive or non-finite value], "excluded": {kind: count} (other
+    kinds)}``.
+
+    >>> d = verification_points([dict(name="a", theorem="smooth-deterministic", kind="bound",
+    ...                               observed=1.0, bound=2.0, holds=True),
+    ...                          dict(name="b", theorem="smooth-deterministic", kind="coupling",
+    ...                               observed=0.5, bound=1.0, holds=True)])
+    >>> [p["name"] for p in d["points"]], d["excluded"], d["dropped"]
+    (['a'], {'coupling': 1}, [])
+    """
+    if records is None or len(records) == 0:
+        raise ValueError("records is empty; give the CheckResult dicts of a verification run")
+    points, dropped, excluded = [], [], {}
+    for j, raw in enumerate(records):
+        r = _record(raw, j)
+        if r["kind"] not in PLOTTED_KINDS:
+            excluded[r["kind"]] = excluded.get(r["kind"], 0) + 1
+            continue
+        obs, bnd = _number(r["observed"]), _number(r["bound"])
+        if not (math.isfinite(obs) and math.isfinite(bnd) and obs > 0 and bnd > 0):
+            dropped.append(str(r["name"]))
+            continue
+        points.append({"name": str(r["name"]), "theorem": str(r["theorem"]), "kind": str(r["kind"]),
+                       "observed": obs, "bound": bnd, "holds": bool(r["holds"])})
+    if not points and not dropped:
+        raise ValueError(f"no check of kind {' or '.join(PLOTTED_KINDS)} among the {len(records)} records "
+                         f"(kinds: {sorted(excluded)}); nothing to plot")
+    present = {p["theorem"] for p in points}
+    theorems = [t for t in THEOREM_LABELS if t in present] + sorted(present - set(THEOREM_LABELS))
+    return {"points": points, "theorems": theorems, "dropped": dropped, "excluded": excluded}
+
+
+def _theorem_label(name: str) -> str:
+    short = THEOREM_LABELS.get(name)
+    return f"{short} {name}" if short else name
+
+
+@styled
+def plot_verification(records, columns: int = 1) -> Figure:
+    """Observed left-hand side (x) against the bound (y) for every bound and tight check, log–log,
+    with the line ``y = x``: a check holds when its point is on or above it.
+
+    Only the kinds in :data:`PLOTTED_KINDS` (``bound``, ``tight``) are drawn; ``prediction`` and
+    ``coupling`` checks compare a ratio with 1 rather than a left-hand side with a bound, and are
+    counted in the annotation instead. Points with a non-positive or non-finite value cannot be
+    drawn on log axes: the annotation reports how many were dropped. Colours mark the theorem,
+    stars the tight instances (observed/bound ≥ 0.99 by design), red rings checks that failed.
+    The data are :func:`verification_points`.
+    """
+    d = verification_points(records)
+    pts = d["points"]
+    fig, ax = new_figure(columns, 0.95)
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    handles = []
+    for j, th in enumerate(d["theorems"]):
+        c = color(_THEOREM_COLOURS[j % len(_THEOREM_COLOURS)])
+        mine = [p for p in pts if p["theorem"] == th and p["kind"] != "tight"]
+        if mine:
+            ax.scatter([p["observed"] for p in mine], [p["bound"] for p in mine], s=14, color=c,
+                       edgecolors="none", alpha=0.85, zorder=3, gid=f"theorem:{th}")
+        handles.append(Line2D([], [], ls="none", marker="o", ms=4, color=c, label=_theorem_label(th)))
+    tight = [p for p in pts if p["kind"] == "tight"]
+    if tight:
+        colours = [color(_THEOREM_COLOURS[d["theorems"].index(p["theorem"]) % len(_THEOREM_COLOURS)])
+                   for p in tight]
+        ax.scatter([p["observed"] for p in tight], [p["bound"] for p in tight], s=55, marker="*",
+                   c=colours, edgecolors="black", linewidths=0.5, zorder=4, gid="tight")
+        handles.append(Line2D([], [], ls="none", marker="*", ms=7, mfc="white", mec="black", mew=0.6,
+                              label="tight instance"))
+    failed = [p for p in pts if not p["holds"]]
+    if failed:
+        ax.scatter([p["observed"] for p in failed], [p["bound"] for p in failed], s=70, marker="o",
+                   facecolors="none", edgecolors=_VIOLATION, linewidths=1.2, zorder=5, gid="violated")
+        handles.append(Line2D([], [], ls="none", marker="o", ms=7, mfc="none", mec=_VIOLATION, mew=1.2,
+                              label=f"violated ({len(failed)})"))
+    values = [v for p in pts for v in (p["observed"], p["bound"])]
+    if values:
+        lo, hi = min(values), max(values)
+        pad = (hi / lo) ** 0.06 if hi > lo else 2.0
+        lims = (lo / pad, hi * pad)
+    else:
+        lims = (0.1, 10.0)
+    ax.plot(lims, lims, color=_REFERENCE, ls="--", lw=0.8, zorder=2)
+    handles.append(Line2D([], [], color=_REFERENCE, ls="--", lw=0.8, label="$y = x$"))
+    ax.set_xlim(lims)
+    ax.set_ylim(lims)
+    ax.set_xlabel("observed left-hand side")
+    ax.set_ylabel("bound")
+    ax.legend(handles=handles, loc="lower right", handletextpad=0.3, borderaxespad=0.3, labelspacing=0.3)
+    notes = [f"{len(pts)} checks plotted"]
+    if d["dropped"]:
+        notes.append(f"{len(d['dropped'])} dropped (value ≤ 0 or non-finite)")
+    else:
+        notes.append("0 dropped")
+    if d["excluded"]:
+        notes.append("not shown: " + ", ".join(f"{n} {k}" for k, n in sorted(d["excluded"].items())))
+    ax.text(0.03, 0.97, "\n".join(notes), transform=ax.transAxes, ha="left", va="top", fontsize=6.5,
+            linespacing=1.25, gid="counts")
+    return fig
+
+
+# -- figure 6: the inexact-LMO coupling ------------------------------------------------------------
+
+_KAPPA_STYLES = ("-", "--", ":", "-.")
+_PRESET_COLOURS = {"muon": 4, "you": 1, "polar-express": 3}
+
+
+def _rows(coupling: dict, key: str, fields) -> list[dict]:
+    if key not in coupling:
+        raise ValueError(f"coupling lacks the key {key!r} (a verification.coupling.coupling_table dict)")
+    rows = coupling[key]
+    if not isinstance(rows, (list, tuple)) or not rows:
+        raise ValueError(f"coupling[{key!r}] is empty; it needs rows with {', '.join(fields)}")
+    for j, r in enumerate(rows):
+        if not isinstance(r, dict):
+            raise ValueError(f"coupling[{key!r}][{j}] must be a dict; got {type(r).__name__}")
+        for f in fields:
+            if f not in r:
+                raise ValueError(f"coupling[{key!r}][{j}] lacks the key {f!r}")
+    return list(rows)
+
+
+def _series(rows, x: str, y: str) -> dict:
+    pairs = sorted((_number(r[x]), _number(r[y])) for r in rows)
+    return {x: [a for a, _ in pairs], y: [b for _, b in pairs]}
+
+
+def inexact_lmo_curves(coupling: dict, *, prediction_points: int = 101) -> dict:
+    """The data of :func:`plot_inexact_lmo` from a
+    :func:`verification.coupling.coupling_table` dict.
+
+    Returns ``{"delta_lines": [{preset, kappa, steps, delta}, …] (one per preset × κ, steps
+    increasing, δ ≤ 0 or non-finite dropped for the log axis), "dropped": that count, "theory":
+    {delta, eta} (the bound's tuned step η*(δ), noiseless rows), "prediction": {delta, eta}
+    (η*(0)/(1+δ) on ``prediction_points`` values of δ over the plotted range), "overshoot" and
+    "shrink": {delta, best_eta} (empirical best step)}``, each sorted by δ.
+    """
+    if not isinstance(coupling, dict):
+        raise ValueError(f"coupling must be a dict (coupling_table output); got {type(coupling).__name__}")
+    worst = _rows(coupling, "delta_worst", ("preset", "steps", "kappa", "delta"))
+    lines, order, dropped = {}, [], 0
+    for r in worst:
+        key = (str(r["preset"]), _number(r["kappa"]))
+        if key not in lines:
+            lines[key] = []
+            order.append(key)
+        dv = _number(r["delta"])
+        if not (math.isfinite(dv) and dv > 0):
+            dropped += 1
+            continue
+        lines[key].append((int(r["steps"]), dv))
+    delta_lines = []
+    for preset, kappa in order:
+        pts = sorted(lines[(preset, kappa)])
+        delta_lines.append({"preset": preset, "kappa": kappa, "steps": [s for s, _ in pts],
+                            "delta": [v for _, v in pts]})
+    theory_rows = _rows(coupling, "theory", ("delta", "eta"))
+    quiet = [r for r in theory_rows if r.get("setting", "noiseless") == "noiseless"]
+    if not quiet:
+        raise ValueError("coupling['theory'] has no noiseless rows (setting = 'noiseless')")
+    theory = _series(quiet, "delta", "eta")
+    if 0.0 not in theory["delta"]:
+        raise ValueError(f"coupling['theory'] needs a row at delta = 0 for η*(0); got deltas {theory['delta']}")
+    eta0 = theory["eta"][theory["delta"].index(0.0)]
+    over = _series(_rows(coupling, "overshoot", ("delta", "best_eta")), "delta", "best_eta")
+    shrink = _series(_rows(coupling, "shrink", ("delta", "best_eta")), "delta", "best_eta")
+    dmax = max(theory["delta"] + over["delta"] + shrink["delta"])
+    grid = np.linspace(0.0, dmax, int(prediction_points)) if dmax > 0 else np.zeros(1)
+    return {"delta_lines": delta_lines, "dropped": dropped, "theory": theory,
+            "prediction": {"delta": grid.tolist(), "eta": (eta0 / (1.0 + grid)).tolist()},
+            "overshoot": over, "shrink": shrink}
+
+
+@styled
+def plot_inexact_lmo(coupling: dict, columns: int = 2) -> Figure:
+    """Two panels from a :func:`verification.coupling.coupling_table` dict (data:
+    :func:`inexact_lmo_curves`).
+
+    Left: the worst-case ``δ`` of Newton–Schulz versus its number of steps, one colour per preset
+    and one line style per condition number ``κ`` (log y; δ = 0 at rounding level is dropped).
+    Right: the step size versus ``δ``: the bound's tuned ``η*(δ)`` (noiseless) with the prediction
+    ``η*(0)/(1+δ)`` (dotted), and the empirically best ``η`` for the overshooting and the shrinking
+    perturbation of the LMO. ``columns=1`` stacks the two panels.
+    """
+    d = inexact_lmo_curves(coupling)
+    # side by side on the page width; stacked at one column, where side by side leaves no room
+    grid = dict(nrows=1, ncols=2) if columns == 2 else dict(nrows=2, ncols=1)
+    fig, (ax, bx) = new_figure(columns, 0.38 if columns == 2 else 1.35, **grid)
+    kappas = sorted({ln["kappa"] for ln in d["delta_lines"]})
+    presets = list(dict.fromkeys(ln["preset"] for ln in d["delta_lines"]))
+    pcol = {p: color(_PRESET_COLOURS.get(p, 5 + j)) for j, p in enumerate(presets)}
+    for ln in d["delta_lines"]:
+        ax.plot(ln["steps"], ln["delta"], color=pcol[ln["preset"]], marker="o", ms=2.2, lw=1.0,
+                ls=_KAPPA_STYLES[kappas.index(ln["kappa"]) % len(_KAPPA_STYLES)],
+                gid=f"delta:{ln['preset']}:{ln['kappa']:g}")
+    ax.set_yscale("log")
+    ax.set_xlabel("Newton–Schulz steps")
+    ax.set_ylabel(r"worst-case $\delta$")
+    h1 = [Line2D([], [], color=pcol[p], lw=1.2, label=p) for p in presets]
+    h2 = [Line2D([], [], color="black", lw=1.0, ls=_KAPPA_STYLES[j % len(_KAPPA_STYLES)],
+                 label=rf"$\kappa = {k:g}$") for j, k in enumerate(kappas)]
+    leg = ax.legend(handles=h1, loc="lower left", handlelength=1.6, borderaxespad=0.3, labelspacing=0.25)
+    ax.add_artist(leg)
+    ax.legend(handles=h2, loc="lower center", bbox_to_anchor=(0.62, 0.0), handlelength=2.2, borderaxespad=0.3,
+              labelspacing=0.25)
+    if d["dropped"]:
+        ax.text(0.98, 0.97, f"{d['dropped']} rows with δ = 0 not shown", transform=ax.transAxes, ha="right",
+                va="top", fontsize=6)
+
+    th, pr = d["theory"], d["prediction"]
+    bx.plot(pr["delta"], pr["eta"], color=color(0), ls=":", lw=1.0, label=r"$\eta^*(0)/(1+\delta)$",
+            gid="prediction")
+    bx.plot(th["delta"], th["eta"], color=color(0), ls="none", marker="o", ms=3.5,
+            label=r"bound's $\eta^*(\delta)$", gid="theory")
+    bx.plot(d["overshoot"]["delta"], d["overshoot"]["best_eta"], color=color(5), marker="v", ms=3.5, lw=1.0,
+            label=r"best $\eta$, overshoot $(1+\delta)$", gid="overshoot")
+    bx.plot(d["shrink"]["delta"], d["shrink"]["best_eta"], color=color(2), marker="^", ms=3.5, lw=1.0,
+            label=r"best $\eta$, shrink $(1-\delta)$", gid="shrink")
+    bx.set_xlabel(r"$\delta$")
+    bx.set_ylabel(r"step size $\eta$")
+    bx.legend(loc="upper left", borderaxespad=0.3, labelspacing=0.25)
+    return fig

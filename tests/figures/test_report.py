@@ -1,0 +1,107 @@
+"""The built-in report: every section present, every linked figure exists and is a valid PDF/PNG,
+the numbers come from the run (or the results file it names), and bad input is refused."""
+
+import json
+import re
+
+import pytest
+
+from figures.cli import main
+from figures.report import SECTIONS, Report, build_report
+
+from .conftest import check_saved
+
+
+@pytest.fixture(scope="module")
+def torch_results(tmp_path_factory):
+    """A tiny real experiment (tiny CNN, two schedules, two seeds; ≈ 3 s)."""
+    pytest.importorskip("torch")
+    from verification.torchside.experiment import ExperimentConfig, run_experiment
+
+    out = tmp_path_factory.mktemp("experiment")
+    run_experiment(ExperimentConfig(seeds=(0, 1), samplings=("full", "uniform", "optimal-max"), max_steps=12,
+                                    target_acc=0.3, batch=32, lr=0.1, width=0.125, eval_every=4, estimate_steps=3,
+                                    cost_repeats=3, flush_denormals=False), out, progress=False)
+    return out / "experiment.json"
+
+
+@pytest.fixture(scope="module")
+def report(tmp_path_factory, torch_results):
+    out = tmp_path_factory.mktemp("report")
+    return out, build_report(out, quick=True, torch_results=torch_results, progress=False)
+
+
+def test_every_section_and_figure(report):
+    out, res = report
+    md = (out / "report.md").read_text()
+    html = (out / "report.html").read_text()
+    for title in SECTIONS:
+        assert f"## {title}" in md and f"<h2>{title}</h2>" in html
+    pngs = re.findall(r"!\[[^\]]*\]\(([^)]+\.png)\)", md)
+    pdfs = re.findall(r"\[PDF\]\(([^)]+\.pdf)\)", md)
+    names = {"optimal_distribution", "cost_landscape", "full_optimal_region", "bound_vs_iterations", "bound_vs_cost",
+             "verification", "inexact_lmo", "measured_constants", "accuracy_vs_time"}  # torch ones included
+    assert sorted(pngs) == sorted(f"figures/{n}.png" for n in names)
+    assert sorted(pdfs) == sorted(f"figures/{n}.pdf" for n in names)
+    captions = re.findall(r"^\*Figure (\d+)\. ", md, flags=re.M)
+    assert captions == [str(k) for k in range(1, len(names) + 1)]  # numbered in order of appearance
+    check_saved([out / p for p in pngs + pdfs])
+    assert sorted(re.findall(r'<img src="([^"]+)"', html)) == sorted(pngs)
+    assert sorted(str(p.relative_to(out)) for p in res["figures"]) == sorted(pngs + pdfs)
+
+
+def test_numbers_come_from_the_run_and_the_named_file(report, torch_results):
+    out, res = report
+    data = json.loads((out / "report.json").read_text())
+    md = (out / "report.md").read_text()
+    # the verification paragraph quotes the suite summary computed in this run
+    from verification import run_suite, summarise
+
+    a = summarise(run_suite("quick", seed=0, progress=False))["all"]
+    assert data["verification"]["summary"]["all"] == a
+    assert f"{a['checks']} checks, {a['violations']} failed" in md
+    # the optimal distribution of the first built-in profile is the solver's
+    from solvers import optimal_sampling
+    from verification.predictions import builtin_profiles
+
+    p = builtin_profiles()[0]
+    r = optimal_sampling(list(p.L), p.cost_model)
+    assert data["distributions"][0]["max"]["start_probs"] == pytest.approx(r.start_probs.tolist(), abs=0)
+    # the torch section names its file and quotes its summary
+    assert str(torch_results) in md
+    saved = json.loads(torch_results.read_text())
+    assert data["torch"]["summary"]["verdict"] == saved["summary"]["verdict"]
+    assert "measured CNN" in md  # the measured profile joins the optimal-distribution table
+
+
+def test_report_without_torch_results_says_how_to_get_them():
+    from figures.report import _section_torch
+
+    rep = Report("t")
+    _section_torch(rep, {}, None, None, None, 1)
+    text = rep.to_markdown()
+    assert "## Torch measurements" in text and "dropmuon experiment" in text and "No torch results" in text
+
+
+def test_markdown_and_html_rendering():
+    rep = Report("Title")
+    rep.heading("A")
+    rep.paragraph("uses `code` & <tags>")
+    rep.table(["x", "y|z"], [[1, "a|b"]])
+    rep.figure("figures/f", "caption")
+    md, html = rep.to_markdown(), rep.to_html()
+    assert "| x | y\\|z |" in md and "| 1 | a\\|b |" in md
+    assert "![Figure 1. caption](figures/f.png)" in md and "[PDF](figures/f.pdf)" in md
+    assert "<code>code</code> &amp; &lt;tags&gt;" in html and '<img src="figures/f.png" alt="Figure 1. caption">' in html
+    assert rep.figures() == ["figures/f"]
+
+
+def test_bad_input(tmp_path, capsys):
+    bad = tmp_path / "x.json"
+    bad.write_text("[1, 2]")
+    assert main(["report", "--out", str(tmp_path), "--torch-results", str(bad), "--quick"]) == 2
+    assert "is not an experiment JSON" in capsys.readouterr().err
+    assert main(["report", "--out", str(tmp_path), "--columns", "3"]) == 2
+    assert "--columns must be 1 or 2" in capsys.readouterr().err
+    assert main(["report", "--out", str(tmp_path), "--torch-results", str(tmp_path / "none.json")]) == 2
+    assert "cannot read the torch results file" in capsys.readouterr().err
