@@ -26,7 +26,7 @@ $(VENV)/.core: $(BIN)/python pyproject.toml constraints.txt
 	@touch $@
 
 $(VENV)/.test: $(VENV)/.core
-	$(PIP) install $(PIP_FLAGS) -c constraints.txt -e '.[test,torch]'
+	$(PIP) install $(PIP_FLAGS) -c constraints.txt -e '.[test,torch,dask]'
 	@touch $@
 
 demo: $(VENV)/.core

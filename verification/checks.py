@@ -48,6 +48,12 @@ TIGHT_MIN = 0.99
 CONFIDENCE = 0.999
 
 
+class NotApplicable(ValueError):
+    """The theorem does not apply to the problem (its assumptions are not certified there, or the
+    problem/LMO is outside the theorem's setting): a ``ValueError`` a sweep records as "not
+    applicable" rather than as a failure."""
+
+
 @dataclass(frozen=True)
 class CheckResult:
     """One check: ``observed`` (the expectation of the left-hand side; the sample mean for Monte
@@ -73,6 +79,27 @@ class CheckResult:
     distribution: str = ""
     K: int | None = None
     note: str = ""
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "CheckResult":
+        """The inverse of :meth:`as_dict` after a JSON round trip: ``None`` or ``"nan"`` in the
+        float fields ``observed, bound, ratio`` is NaN, ``"inf"``/``"-inf"`` are infinities.
+
+        >>> r = CheckResult("n", "t", "s", "p", 1.0, float("inf"), 0.0, True, "exact")
+        >>> CheckResult.from_dict({**r.as_dict(), "bound": "inf"}) == r
+        True
+        """
+        def num(v, optional=False):
+            if v is None:
+                return None if optional else float("nan")
+            return float(v)
+
+        d = dict(d)
+        for k in ("observed", "bound", "ratio"):
+            d[k] = num(d.get(k))
+        for k in ("ci_low", "ci_high", "confidence"):
+            d[k] = num(d.get(k), optional=True)
+        return cls(**d)
 
     def as_dict(self) -> dict:
         """JSON-ready (non-finite numbers become ``None`` in :func:`figures.cli` output)."""
@@ -127,7 +154,7 @@ def _needs(problem: Problem, theorem: str, what: str):
     c = problem.constants
     v = getattr(c, what)
     if v is None:
-        raise ValueError(f"theorem {theorem} needs constants {what} but problem {problem.name!r} certifies none")
+        raise NotApplicable(f"theorem {theorem} needs constants {what} but problem {problem.name!r} certifies none")
     return np.asarray(v, dtype=float)
 
 
@@ -185,7 +212,7 @@ def check_theorem(theorem, problem: Problem, distribution, K: int, *, statements
         consts["rho"] = np.ones(problem.nlayers) if c.rho is None else np.asarray(c.rho)
         momentum = beta is not None and beta < 1
         if (stochastic or momentum or tname == "smooth-stochastic") and not c.lipschitz:
-            raise ValueError(
+            raise NotApplicable(
                 f"{tname} with noise or momentum needs A1 in Lipschitz (separable) form; "
                 f"problem {problem.name!r} certifies only the descent form"
             )
@@ -197,9 +224,9 @@ def check_theorem(theorem, problem: Problem, distribution, K: int, *, statements
     else:
         raise ValueError(f"no check is implemented for theorem {tname!r}")
     if tname != "inexact-constant-radius" and lmo.kind != "exact":
-        raise ValueError(f"{tname} assumes the exact LMO; use inexact-constant-radius for lmo={lmo.kind!r}")
+        raise NotApplicable(f"{tname} assumes the exact LMO; use inexact-constant-radius for lmo={lmo.kind!r}")
     if stochastic and tname not in ("smooth-stochastic", "inexact-constant-radius"):
-        raise ValueError(f"{tname} assumes exact gradients; problem {problem.name!r} is stochastic")
+        raise NotApplicable(f"{tname} assumes exact gradients; problem {problem.name!r} is stochastic")
 
     fixed = {k: v for k, v in (("eta", eta), ("beta", beta)) if v is not None and k in thm.parameters}
     tuned = thm.evaluate(K, **consts, **fixed).parameters

@@ -14,7 +14,6 @@ import numpy as np
 
 from theory import RPT, CompactSubsets, Independent, SubsetDistribution
 
-from ._progress import Progress
 from .checks import CheckResult, check_theorem
 from .dropmuon import LMO
 from .problems import CoupledQuadratic, DeepLinear, L0L1Radial, SeparableQuadratic, Stochastic
@@ -27,6 +26,7 @@ __all__ = [
     "quick_tasks",
     "random_instance",
     "summarise",
+    "suite_tasks",
 ]
 
 THEOREMS = (
@@ -243,21 +243,42 @@ SUITES = {
 }
 
 
-def run_suite(name: str = "quick", seed: int = 0, *, progress: bool | None = None) -> list[CheckResult]:
-    """Run a suite; returns its :class:`CheckResult` records (``r.as_dict()`` is the JSON record).
+def _encode_checks(results: list[CheckResult]) -> list[dict]:
+    return [r.as_dict() for r in results]
 
-    ``progress=None`` draws a progress bar on stderr when it is a terminal.
-    """
+
+def _decode_checks(records: list[dict]) -> list[CheckResult]:
+    return [CheckResult.from_dict(d) for d in records]
+
+
+def suite_tasks(name: str = "quick", seed: int = 0) -> list:
+    """The suite as :class:`~verification.execution.Task` objects (key ``NNNN``, in order), each
+    returning a list of :class:`CheckResult`."""
+    from .execution import Task
+
     if not isinstance(name, str) or name not in SUITES:
         raise ValueError(f"unknown suite {name!r}; choose one of: {', '.join(SUITES)}")
-    tasks = _tasks(name, int(seed))
-    out: list[CheckResult] = []
-    with Progress(len(tasks), f"verify {name}", enabled=progress) as bar:
-        for _label, task in tasks:
-            res = task()
-            out.extend(res)
-            bar.update(1, failed=sum(not r.holds for r in res))
-    return out
+    long = {"solver predictions", "inexact-LMO coupling"}  # seconds each, not milliseconds: start them first
+    return [Task(f"{k:04d}", fn, priority=int(label in long))
+            for k, (label, fn) in enumerate(_tasks(name, int(seed)))]
+
+
+def run_suite(name: str = "quick", seed: int = 0, *, progress: bool | None = None, jobs: int = 1,
+              scheduler: str | None = None, results=None, resume: bool = True) -> list[CheckResult]:
+    """Run a suite; returns its :class:`CheckResult` records (``r.as_dict()`` is the JSON record),
+    in the same order however it runs.
+
+    ``jobs``/``scheduler``: local processes or a Dask cluster (:func:`verification.execution.run_tasks`);
+    ``results``: a folder keeping one file per task, so that a re-run resumes. ``progress=None``
+    draws a progress bar on stderr when it is a terminal.
+    """
+    from .execution import run_tasks
+
+    tasks = suite_tasks(name, seed)
+    per_task = run_tasks(tasks, results=results, jobs=jobs, scheduler=scheduler, encode=_encode_checks,
+                         decode=_decode_checks, manifest={"suite": name, "seed": int(seed)}, resume=resume,
+                         progress=progress, label=f"verify {name}")
+    return [r for rs in per_task for r in rs]
 
 
 def summarise(results: list[CheckResult]) -> dict:

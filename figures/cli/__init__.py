@@ -8,12 +8,12 @@ from __future__ import annotations
 
 import sys
 
-from . import bound, estimate, experiment, report, sample, train, verify
+from . import bound, estimate, experiment, report, sample, sweep, train, verify
 from ._common import EXIT_BAD_INPUT, CLIError, Parser, join_negative_values
 
 __all__ = ["main", "build_parser"]
 
-SUBCOMMANDS = [bound, sample, verify, estimate, train, experiment, report]
+SUBCOMMANDS = [bound, sample, verify, sweep, estimate, train, experiment, report]
 
 
 def build_parser() -> Parser:

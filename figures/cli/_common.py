@@ -81,3 +81,27 @@ def join_negative_values(argv: list[str], options: set[str]) -> list[str]:
         out.append(tok)
         k += 1
     return out
+
+
+def add_execution_options(p, *, out_default=None, out_help="results folder: one file per task, so a re-run resumes",
+                          results: bool = True):
+    """``--jobs``, ``--scheduler`` and (with ``results``) ``--out`` and ``--no-resume`` of the
+    long-running commands."""
+    p.add_argument("--jobs", default="1", help="local worker processes (joblib; -1: one per core; default 1)")
+    p.add_argument("--scheduler", default=None,
+                   help="run the tasks on a Dask cluster: tcp://HOST:PORT (default: $DASK_SCHEDULER_ADDRESS, "
+                        "else local)")
+    if results:
+        p.add_argument("--out", default=out_default,
+                       help=out_help + (f" (default {out_default})" if out_default else ""))
+        p.add_argument("--no-resume", action="store_true", help="run every task again even if its result exists")
+
+
+def parse_execution(args) -> dict:
+    """``{"jobs", "scheduler", "resume"}`` from :func:`add_execution_options`' options."""
+    from verification.execution import scheduler_address
+
+    jobs = parse_number("--jobs", args.jobs, int)
+    if jobs == 0 or jobs < -1:
+        raise CLIError(f"--jobs must be a positive integer or -1 (one per core); got {args.jobs}")
+    return {"jobs": jobs, "scheduler": scheduler_address(args.scheduler), "resume": not args.no_resume}

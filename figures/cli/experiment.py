@@ -4,7 +4,7 @@ intervals (torch extra)."""
 
 from __future__ import annotations
 
-from ._common import CLIError, emit_json, parse_number
+from ._common import CLIError, add_execution_options, emit_json, parse_execution, parse_number
 from .estimate import add_common, parse_common, progress_flag, torch_command
 from .train import add_run_limits, parse_run_limits
 
@@ -36,6 +36,7 @@ def add_parser(sub):
     p.add_argument("--repeats", default="7", help="timing rounds for the costs (default 7)")
     p.add_argument("--out", default="results/experiment", help="results folder (default results/experiment)")
     p.add_argument("--no-resume", action="store_true", help="re-run tasks whose results exist")
+    add_execution_options(p, results=False)
     add_run_limits(p, target_default="0.98")
     p.add_argument("--json", action="store_true", help="print the summary as JSON")
     p.set_defaults(run=run)
@@ -60,7 +61,7 @@ def run(args) -> int:
         device=dev, data=args.data, data_seed=seed, constants=args.constants,
         flush_denormals=not args.keep_denormals, **limits,
     )
-    res = run_experiment(cfg, args.out, progress=progress_flag(args), resume=not args.no_resume)
+    res = run_experiment(cfg, args.out, progress=progress_flag(args), **parse_execution(args))
     summary = res["summary"]
     if args.json:
         emit_json(dict(summary, out=str(args.out)))

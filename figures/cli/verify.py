@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import sys
 
-from ._common import CLIError, emit_json, parse_number
+from ._common import CLIError, add_execution_options, emit_json, parse_execution, parse_number
 
 LIST_OPTIONS = ()
 
@@ -31,6 +31,7 @@ def add_parser(sub):
     p.add_argument("--seed", default="0", help="seed of the problems and the sampling (default 0)")
     p.add_argument("--json", action="store_true", help="print a JSON list of check records")
     p.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")
+    add_execution_options(p, out_help="keep one result file per task in this folder, so a re-run resumes")
     p.set_defaults(run=run)
     return p
 
@@ -49,7 +50,8 @@ def run(args) -> int:
     if args.suite not in SUITES:
         raise CLIError(f"unknown suite {args.suite!r}; choose one of: {', '.join(SUITES)}")
     seed = parse_number("--seed", args.seed, int)
-    results = run_suite(args.suite, seed=seed, progress=None if not args.no_progress else False)
+    results = run_suite(args.suite, seed=seed, progress=None if not args.no_progress else False,
+                        results=args.out, **parse_execution(args))
     failed = [r for r in results if not r.holds]
     if args.json:
         emit_json([r.as_dict() for r in results])

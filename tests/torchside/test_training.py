@@ -134,7 +134,7 @@ def _tiny_config(**kw):
 def test_experiment_runs_summarises_and_resumes(tmp_path, monkeypatch):
     cfg = _tiny_config()
     res = ex.run_experiment(cfg, tmp_path, progress=False)
-    files = sorted(p.name for p in (tmp_path / "runs").iterdir())
+    files = sorted(p.name for p in (tmp_path / "runs").glob("*-seed*.json"))
     assert files == sorted(f"{s}-seed{k}.json" for s in cfg.samplings for k in cfg.seeds)
     assert not [p for p in tmp_path.rglob("*.tmp")]  # atomic writes leave no temporaries
     rows = res["summary"]["rows"]
@@ -170,7 +170,7 @@ def test_experiment_killed_part_way_resumes_without_loss_or_duplicates(tmp_path,
     monkeypatch.setattr(ex, "run_task", dies_after_two)
     with pytest.raises(KeyboardInterrupt):
         ex.run_experiment(cfg, tmp_path, progress=False)
-    assert len(list((tmp_path / "runs").iterdir())) == 2
+    assert len(list((tmp_path / "runs").glob("*-seed*.json"))) == 2
     monkeypatch.setattr(ex, "run_task", real)
     res = ex.run_experiment(cfg, tmp_path, progress=False)
     assert sorted(r["sampling"] for r in res["runs"]) == sorted(cfg.samplings)

@@ -294,10 +294,6 @@ def _n_train(config: ExperimentConfig) -> int:
 
 # -- the whole loop -------------------------------------------------------------------------------
 
-def _task_path(out: Path, sampling: str, seed: int) -> Path:
-    return out / "runs" / f"{sampling}-seed{seed}.json"
-
-
 def calibrate(config: ExperimentConfig, out: Path | None = None, *, progress=None) -> dict:
     """The calibration (constants and costs) of the experiment: read from ``config.constants``,
     reused from ``OUT/calibration.json`` when its settings match, or measured now (and saved)."""
@@ -332,38 +328,43 @@ def calibrate(config: ExperimentConfig, out: Path | None = None, *, progress=Non
     return cal
 
 
-def run_experiment(config: ExperimentConfig, out=None, *, progress=None, resume: bool = True) -> dict:
+def _task_record(config: ExperimentConfig, sampling: str, seed: int, calibration: dict, fingerprint: str) -> dict:
+    """One training task as the execution layer runs it (in this process, a local worker or a Dask
+    worker): subnormal flushing set first, then :func:`run_task`."""
+    _set_denormals(config)
+    return dict(run_task(config, sampling, seed, calibration, progress=False), calibration=fingerprint)
+
+
+def run_experiment(config: ExperimentConfig, out=None, *, progress=None, resume: bool = True, jobs: int = 1,
+                   scheduler: str | None = None) -> dict:
     """Calibrate, then run every (seed, sampling) task — seeds in order, the samplings of each seed
     in an order shuffled by the seed so that slow drifts of the machine do not favour one
-    schedule — and summarise. With ``out`` every task's result is written atomically and, with
-    ``resume``, finished tasks with the same settings are read back instead of re-run. Returns
-    ``{"calibration", "runs", "summary"}``."""
-    from .._progress import Progress
+    schedule — and summarise. The tasks go through :func:`verification.execution.run_tasks`:
+    ``jobs`` local processes or a Dask ``scheduler`` (on a CPU, parallel runs share the cores, so
+    their wall-clock times are comparable with each other only; one worker per machine or GPU is
+    the setting for timing). With ``out`` every task's result is written atomically to
+    ``OUT/runs/`` and, with ``resume``, finished tasks made with the same settings and calibration
+    are read back instead of re-run. Returns ``{"calibration", "runs", "summary"}``."""
+    import warnings
+
+    from ..execution import Task, run_tasks, scheduler_address
 
     out = Path(out) if out is not None else None
     _set_denormals(config)
+    scheduler = scheduler_address(scheduler)
+    if scheduler is None and jobs != 1 and config.device == "cpu":
+        warnings.warn("parallel training runs on one machine share its CPU: their wall-clock times are comparable "
+                      "with each other, not with serial runs", RuntimeWarning, stacklevel=2)
     cal = calibrate(config, out, progress=progress)
     fp = _fingerprint(cal)
-    runs = []
     tasks = []
     for seed in config.seeds:
         order = np.random.default_rng([seed, 2]).permutation(len(config.samplings))
-        tasks += [(config.samplings[i], seed) for i in order]
-    with Progress(len(tasks), "runs", enabled=progress) as bar:
-        for sampling, seed in tasks:
-            rec = None
-            path = _task_path(out, sampling, seed) if out is not None else None
-            if path is not None and resume and path.exists():
-                old = read_json(path, "run result")
-                if old.get("settings") == _jsonable_settings(config) and old.get("calibration") == fp:
-                    rec = old
-            if rec is None:
-                rec = run_task(config, sampling, seed, cal, progress=False)
-                rec["calibration"] = fp
-                if path is not None:
-                    write_json_atomic(path, rec)
-            runs.append(rec)
-            bar.update()
+        tasks += [Task(f"{config.samplings[i]}-seed{seed}", _task_record, (config, config.samplings[i], seed, cal, fp))
+                  for i in order]
+    runs = run_tasks(tasks, results=out / "runs" if out is not None else None, jobs=jobs, scheduler=scheduler,
+                     manifest={"settings": _jsonable_settings(config), "calibration": fp}, on_mismatch="rerun",
+                     resume=resume, progress=progress, label="runs")
     summary = summarize(config, cal, runs)
     result = {"calibration": cal, "runs": runs, "summary": summary}
     if out is not None:
