@@ -155,7 +155,7 @@ def build_report(out="out", *, quick: bool = True, torch_results="auto", seed: i
     ``None``. Returns ``{"report": path or None, "figures": [paths], "data": {...},
     "seconds": …}``."""
     from figures.style import save_figure
-    from theory._io import read_json, write_json_atomic
+    from theory._io import read_json, write_json_atomic, write_text_atomic
 
     from verification._progress import Progress
 
@@ -204,8 +204,8 @@ def build_report(out="out", *, quick: bool = True, torch_results="auto", seed: i
     result = {"report": None, "figures": written, "data": data, "seconds": data["seconds"], "document": rep}
     if not figures_only:
         out.mkdir(parents=True, exist_ok=True)
-        (out / "report.md").write_text(rep.to_markdown())
-        (out / "report.html").write_text(rep.to_html())
+        write_text_atomic(out / "report.md", rep.to_markdown())
+        write_text_atomic(out / "report.html", rep.to_html())
         write_json_atomic(out / "report.json", data)
         result["report"] = out / "report.md"
     return result

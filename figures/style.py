@@ -52,17 +52,20 @@ _NAMED = {"full": PALETTE[0], "uniform": PALETTE[1], "optimal-max": PALETTE[4], 
           "epoch-shift": PALETTE[6], "optimal": PALETTE[4], "custom": PALETTE[5]}
 
 
-def color(name_or_index) -> str:
+def color(name_or_index, default=None) -> str:
     """A palette colour: by index (cycling), or by schedule name (``"full"``, ``"uniform"``,
-    ``"optimal-max"``, …) so that a schedule has the same colour in every figure.
+    ``"optimal-max"``, …) so that a schedule has the same colour in every figure; a name without
+    a fixed colour gets the palette colour of index ``default`` (an error when ``None``).
 
-    >>> color(0), color("uniform") == color(1)
-    ('#000000', True)
+    >>> color(0), color("uniform") == color(1), color("mine", default=2) == color(2)
+    ('#000000', True, True)
     """
     if isinstance(name_or_index, str):
-        if name_or_index not in _NAMED:
+        if name_or_index in _NAMED:
+            return _NAMED[name_or_index]
+        if default is None:
             raise ValueError(f"no fixed colour for {name_or_index!r}; use an index or one of {sorted(_NAMED)}")
-        return _NAMED[name_or_index]
+        return color(int(default))
     return PALETTE[int(name_or_index) % len(PALETTE)]
 
 

@@ -68,14 +68,6 @@ def _nlayers(costs) -> int:
     return int(np.size(np.asarray(costs, dtype=float)))
 
 
-def _schedule_color(name: str, k: int) -> str:
-    """The schedule's fixed colour when it has one, else the ``k``-th palette colour."""
-    try:
-        return color(name)
-    except ValueError:
-        return color(k)
-
-
 def _optimum_name(objective: str) -> str:
     return f"optimal-{objective}" if objective in ("max", "sum") else "optimal"
 
@@ -177,7 +169,7 @@ def plot_bound_vs_iterations(data: dict, columns: int = 1, *, x: str = "iteratio
             xs = K * c["cost_per_iteration"]
         else:
             xs = K
-        ax.loglog(xs, c["bound"], color=_schedule_color(c["name"], k),
+        ax.loglog(xs, c["bound"], color=color(c["name"], default=k),
                   linestyle=_LINESTYLES[k % len(_LINESTYLES)], label=c["label"])
     ax.set_xlabel(r"iterations $K$" if x == "iterations"
                   else r"total cost $K \cdot \mathbb{E}\,\mathrm{cost}$")
@@ -265,7 +257,7 @@ def plot_optimal_distribution(data: dict, columns: int = 2):
     for ax, key in zip(axes, ("first", "inclusion")):
         for k, s in enumerate(data["series"]):
             ax.bar(layers + (k - (n - 1) / 2) * width, s[key], width,
-                   color=_schedule_color(s["name"], k), label=s["label"], edgecolor="white",
+                   color=color(s["name"], default=k), label=s["label"], edgecolor="white",
                    linewidth=0.3)
         ax.set_xticks(layers)
         ax.set_ylim(0, 1.08)

@@ -11,6 +11,7 @@ from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 from matplotlib.ticker import MaxNLocator
 
+from ._data import check_record, json_number, number
 from .style import PALETTE, color, new_figure, styled
 
 __all__ = [
@@ -33,20 +34,6 @@ _LAYER_KEYS = ("layer", "L", "L0", "L1", "gnorms", "estimates")
 _RUN_KEYS = ("sampling", "seed", "history")
 
 
-def _number(v) -> float:
-    """A JSON number (``None`` for NaN/inf) as a float; NaN when missing."""
-    if v is None:
-        return math.nan
-    try:
-        return float(v)
-    except (TypeError, ValueError):
-        return math.nan
-
-
-def _json_number(x: float):
-    return float(x) if math.isfinite(x) else None
-
-
 # -- figure 7: measured constants ------------------------------------------------------------------
 
 def constants_series(layers) -> list[dict]:
@@ -67,24 +54,20 @@ def constants_series(layers) -> list[dict]:
         raise ValueError("layers is empty; give the per-layer records of `dropmuon estimate --json`")
     out = []
     for j, r in enumerate(layers):
-        if not isinstance(r, dict):
-            raise ValueError(f"layers[{j}] must be a dict; got {type(r).__name__}")
-        missing = [k for k in _LAYER_KEYS if k not in r]
-        if missing:
-            raise ValueError(f"layers[{j}] lacks the key {missing[0]!r}")
-        est = [_number(v) for v in r["estimates"]]
-        gn = [_number(v) for v in r["gnorms"]]
+        check_record(r, j, "layers", _LAYER_KEYS)
+        est = [number(v) for v in r["estimates"]]
+        gn = [number(v) for v in r["gnorms"]]
         if not est:
             raise ValueError(f"layer {r['layer']} has no estimates (an empty trajectory)")
         if len(gn) != len(est):
             raise ValueError(f"layer {r['layer']}: {len(gn)} gradient norms but {len(est)} estimates; "
                              "they must be per step")
-        L, L0, L1 = _number(r["L"]), _number(r["L0"]), _number(r["L1"])
+        L, L0, L1 = number(r["L"]), number(r["L0"]), number(r["L1"])
         ok = [g for g in gn if math.isfinite(g) and g > 0]
         g = [min(ok), max(ok)] if ok else []
-        out.append({"layer": int(r["layer"]), "shape": list(r.get("shape", [])), "L": _json_number(L),
-                    "L0": _json_number(L0), "L1": _json_number(L1), "step": list(range(len(est))),
-                    "estimate": [_json_number(v) for v in est], "gnorm": [_json_number(v) for v in gn],
+        out.append({"layer": int(r["layer"]), "shape": list(r.get("shape", [])), "L": json_number(L),
+                    "L0": json_number(L0), "L1": json_number(L1), "step": list(range(len(est))),
+                    "estimate": [json_number(v) for v in est], "gnorm": [json_number(v) for v in gn],
                     "fit": {"gnorm": g, "L": [L0 + L1 * x for x in g]}})
     layers_seen = [s["layer"] for s in out]
     if len(set(layers_seen)) != len(layers_seen):
@@ -144,23 +127,11 @@ def plot_measured_constants(layers, columns: int = 2) -> Figure:
 
 # -- figure 8: accuracy against time ---------------------------------------------------------------
 
-def _schedule_colour(name: str, j: int) -> str:
-    """The schedule's fixed colour; a schedule without one gets a palette colour by position."""
-    try:
-        return color(name)
-    except ValueError:
-        return color(j + 1)
-
-
 def _check_runs(runs) -> list[dict]:
     if runs is None or len(runs) == 0:
         raise ValueError("runs is empty; give experiment['runs'] of `dropmuon experiment`")
     for j, r in enumerate(runs):
-        if not isinstance(r, dict):
-            raise ValueError(f"runs[{j}] must be a dict; got {type(r).__name__}")
-        missing = [k for k in _RUN_KEYS if k not in r]
-        if missing:
-            raise ValueError(f"runs[{j}] lacks the key {missing[0]!r}")
+        check_record(r, j, "runs", _RUN_KEYS)
         if not r["history"]:
             raise ValueError(f"runs[{j}] ({r['sampling']}, seed {r['seed']}) has no history")
         for h in r["history"]:
@@ -216,7 +187,7 @@ def accuracy_bands(runs, grid=None, *, samplings=None, points: int = 201) -> dic
     if grid is None:
         if isinstance(points, bool) or not isinstance(points, int) or points < 2:
             raise ValueError(f"points must be an integer >= 2; got points = {points!r}")
-        tmax = max(_number(h["time_s"]) for r in runs if r["sampling"] in names for h in r["history"])
+        tmax = max(number(h["time_s"]) for r in runs if r["sampling"] in names for h in r["history"])
         grid = np.linspace(0.0, tmax if tmax > 0 else 1.0, points)
     else:
         grid = np.asarray(grid, dtype=float)
@@ -224,14 +195,14 @@ def accuracy_bands(runs, grid=None, *, samplings=None, points: int = 201) -> dic
             raise ValueError(f"grid must be a non-empty 1-D list of finite times; got grid = {grid!r}")
         if np.any(np.diff(grid) <= 0):
             raise ValueError("grid must increase strictly")
-    targets = {_number(r.get("target_acc")) for r in runs if r["sampling"] in names}
+    targets = {number(r.get("target_acc")) for r in runs if r["sampling"] in names}
     target = targets.pop() if len(targets) == 1 else math.nan
     q_lo, q_hi = BAND_QUANTILES
     out = {}
     for name in names:
         mine = sorted((r for r in runs if r["sampling"] == name), key=lambda r: r["seed"])
-        acc = np.array([_step_values([_number(h["time_s"]) for h in r["history"]],
-                                     [_number(h["train_acc"]) for h in r["history"]], grid) for r in mine])
+        acc = np.array([_step_values([number(h["time_s"]) for h in r["history"]],
+                                     [number(h["train_acc"]) for h in r["history"]], grid) for r in mine])
         defined = np.any(np.isfinite(acc), axis=0)
         med, lo, hi = (np.full(grid.shape, np.nan) for _ in range(3))
         if defined.any():
@@ -239,13 +210,13 @@ def accuracy_bands(runs, grid=None, *, samplings=None, points: int = 201) -> dic
             med[defined] = np.nanmedian(a, axis=0)
             lo[defined] = np.nanquantile(a, q_lo, axis=0)
             hi[defined] = np.nanquantile(a, q_hi, axis=0)
-        ttt = [_number(r.get("time_to_target_s")) for r in mine]
+        ttt = [number(r.get("time_to_target_s")) for r in mine]
         ttt = [t if math.isfinite(t) else math.inf for t in ttt]
         m = float(np.median(ttt))
-        out[name] = {"median": [_json_number(v) for v in med], "low": [_json_number(v) for v in lo],
-                     "high": [_json_number(v) for v in hi], "seeds": [r["seed"] for r in mine],
-                     "time_to_target_s": _json_number(m)}
-    return {"time": grid.tolist(), "target_acc": _json_number(target), "schedules": out}
+        out[name] = {"median": [json_number(v) for v in med], "low": [json_number(v) for v in lo],
+                     "high": [json_number(v) for v in hi], "seeds": [r["seed"] for r in mine],
+                     "time_to_target_s": json_number(m)}
+    return {"time": grid.tolist(), "target_acc": json_number(target), "schedules": out}
 
 
 @styled
@@ -262,7 +233,7 @@ def plot_accuracy_vs_time(runs, samplings=None, columns: int = 1) -> Figure:
         ax.axhline(target, color="0.35", ls="--", lw=0.8, zorder=1, gid="target")
     counts = {len(s["seeds"]) for s in b["schedules"].values()}
     for j, (name, s) in enumerate(b["schedules"].items()):
-        c = _schedule_colour(name, j)
+        c = color(name, default=j + 1)
         med, lo, hi = (np.asarray(_nan(s[k]), dtype=float) for k in ("median", "low", "high"))
         ax.fill_between(t, lo, hi, color=c, alpha=0.16, lw=0, step="post", gid=f"band:{name}")
         label = name if len(counts) == 1 else f"{name} ({len(s['seeds'])} seeds)"

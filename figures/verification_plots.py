@@ -10,6 +10,7 @@ import numpy as np
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 
+from ._data import check_record, number
 from .style import PALETTE, color, new_figure, styled
 
 __all__ = [
@@ -42,25 +43,10 @@ _REFERENCE = "0.45"
 _RECORD_KEYS = ("name", "theorem", "kind", "observed", "bound", "holds")
 
 
-def _number(v) -> float:
-    """A JSON number (``None`` stands for a non-finite value) as a float; NaN when missing."""
-    if v is None:
-        return math.nan
-    try:
-        return float(v)
-    except (TypeError, ValueError):
-        return math.nan
-
-
 def _record(r, j: int) -> dict:
     if hasattr(r, "as_dict"):
         r = r.as_dict()
-    if not isinstance(r, dict):
-        raise ValueError(f"records[{j}] must be a dict (CheckResult.as_dict()); got {type(r).__name__}")
-    missing = [k for k in _RECORD_KEYS if k not in r]
-    if missing:
-        raise ValueError(f"records[{j}] ({r.get('name', '?')!r}) lacks the key {missing[0]!r}")
-    return r
+    return check_record(r, j, "records", _RECORD_KEYS, " (CheckResult.as_dict())")
 
 
 def verification_points(records) -> dict:
@@ -88,7 +74,7 @@ def verification_points(records) -> dict:
         if r["kind"] not in PLOTTED_KINDS:
             excluded[r["kind"]] = excluded.get(r["kind"], 0) + 1
             continue
-        obs, bnd = _number(r["observed"]), _number(r["bound"])
+        obs, bnd = number(r["observed"]), number(r["bound"])
         if not (math.isfinite(obs) and math.isfinite(bnd) and obs > 0 and bnd > 0):
             dropped.append(str(r["name"]))
             continue
@@ -185,16 +171,12 @@ def _rows(coupling: dict, key: str, fields) -> list[dict]:
     if not isinstance(rows, (list, tuple)) or not rows:
         raise ValueError(f"coupling[{key!r}] is empty; it needs rows with {', '.join(fields)}")
     for j, r in enumerate(rows):
-        if not isinstance(r, dict):
-            raise ValueError(f"coupling[{key!r}][{j}] must be a dict; got {type(r).__name__}")
-        for f in fields:
-            if f not in r:
-                raise ValueError(f"coupling[{key!r}][{j}] lacks the key {f!r}")
+        check_record(r, j, f"coupling[{key!r}]", fields)
     return list(rows)
 
 
 def _series(rows, x: str, y: str) -> dict:
-    pairs = sorted((_number(r[x]), _number(r[y])) for r in rows)
+    pairs = sorted((number(r[x]), number(r[y])) for r in rows)
     return {x: [a for a, _ in pairs], y: [b for _, b in pairs]}
 
 
@@ -213,11 +195,11 @@ def inexact_lmo_curves(coupling: dict, *, prediction_points: int = 101) -> dict:
     worst = _rows(coupling, "delta_worst", ("preset", "steps", "kappa", "delta"))
     lines, order, dropped = {}, [], 0
     for r in worst:
-        key = (str(r["preset"]), _number(r["kappa"]))
+        key = (str(r["preset"]), number(r["kappa"]))
         if key not in lines:
             lines[key] = []
             order.append(key)
-        dv = _number(r["delta"])
+        dv = number(r["delta"])
         if not (math.isfinite(dv) and dv > 0):
             dropped += 1
             continue

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
-__all__ = ["to_jsonable", "write_json_atomic", "read_json"]
+__all__ = ["to_jsonable", "write_json_atomic", "write_text_atomic", "read_json"]
 
 
 def to_jsonable(x):
@@ -40,15 +40,15 @@ def to_jsonable(x):
     return x
 
 
-def write_json_atomic(path, obj) -> Path:
-    """Write ``to_jsonable(obj)`` to ``path`` atomically; creates the parent folder."""
+def write_text_atomic(path, text: str) -> Path:
+    """Write ``text`` to ``path`` atomically (a temporary file in the same folder, flushed, then
+    ``os.replace``); creates the parent folder."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
         with os.fdopen(fd, "w") as f:
-            json.dump(to_jsonable(obj), f, indent=2, ensure_ascii=False, allow_nan=False)
-            f.write("\n")
+            f.write(text)
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
@@ -59,6 +59,12 @@ def write_json_atomic(path, obj) -> Path:
             pass
         raise
     return path
+
+
+def write_json_atomic(path, obj) -> Path:
+    """Write ``to_jsonable(obj)`` to ``path`` atomically; creates the parent folder."""
+    text = json.dumps(to_jsonable(obj), indent=2, ensure_ascii=False, allow_nan=False)
+    return write_text_atomic(path, text + "\n")
 
 
 def read_json(path, what: str = "file"):

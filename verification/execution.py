@@ -146,7 +146,6 @@ def run_tasks(tasks: Sequence[Task], *, results=None, jobs: int = 1, scheduler: 
         if folder is not None:
             write_json_atomic(folder / f"{tasks[i].key}.json", value)
         out[i] = decode(value)
-        done[i] = True
 
     with Progress(len(tasks), label, enabled=progress) as bar:
         bar.update(len(tasks) - len(pending))

@@ -43,7 +43,7 @@ from pathlib import Path
 import numpy as np
 
 from theory import RPT, Independent
-from theory._io import write_json_atomic
+from theory._io import write_json_atomic, write_text_atomic
 
 __all__ = ["SweepConfig", "load_sweep", "sweep_tasks", "run_sweep", "TABLE_COLUMNS", "PROBLEM_KINDS"]
 
@@ -312,9 +312,7 @@ def run_sweep(config, out, *, jobs: int = 1, scheduler: str | None = None, resum
     }
     out.mkdir(parents=True, exist_ok=True)
     csv_path, json_path = out / "table.csv", out / "table.json"
-    tmp = csv_path.with_suffix(".csv.tmp")
-    tmp.write_text(_table_csv(rows))
-    tmp.replace(csv_path)
+    write_text_atomic(csv_path, _table_csv(rows))
     write_json_atomic(json_path, {"config": cfg.as_dict(), "summary": summary, "columns": list(TABLE_COLUMNS),
                                   "rows": rows})
     return {"rows": rows, "summary": summary, "table_csv": csv_path, "table_json": json_path}

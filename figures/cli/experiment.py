@@ -5,7 +5,7 @@ intervals (torch extra)."""
 from __future__ import annotations
 
 from ._common import CLIError, add_execution_options, emit_json, parse_execution, parse_number
-from .estimate import add_common, parse_common, progress_flag, torch_command
+from ._torch import add_common, parse_common, progress_flag, torch_command
 from .train import add_run_limits, parse_run_limits
 
 LIST_OPTIONS = ()

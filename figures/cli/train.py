@@ -4,7 +4,7 @@ a target training accuracy (torch extra)."""
 from __future__ import annotations
 
 from ._common import CLIError, emit_json, parse_floats, parse_number
-from .estimate import add_common, parse_common, progress_flag, torch_command
+from ._torch import add_common, parse_common, progress_flag, torch_command
 
 LIST_OPTIONS = ("--probs",)
 

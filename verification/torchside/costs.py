@@ -15,7 +15,7 @@ import torch
 
 from theory import CostModel
 
-from .optimizer import DropMuon, freeze_except
+from .optimizer import DropMuon, freeze_except, layers_step
 
 __all__ = ["CostMeasurement", "measure_costs"]
 
@@ -126,12 +126,7 @@ def measure_costs(model, optimizer: DropMuon, loss_fn, inputs, targets, *, repea
                 p.grad = None
 
     def step(S):
-        clear_grads()
-        with freeze_except(optimizer, S):
-            loss = loss_fn(model(inputs), targets)
-            if S:
-                loss.backward()
-                optimizer.step()
+        layers_step(model, optimizer, loss_fn, inputs, targets, S)
         _sync(device)
 
     layer_params = {j: {id(q) for h in gs for q in h["params"]} for j, gs in optimizer.layer_groups().items()}
@@ -198,8 +193,7 @@ def measure_costs(model, optimizer: DropMuon, loss_fn, inputs, targets, *, repea
                         times[c].append(dt)
                 bar.update()
     finally:
-        restore()
-        model.load_state_dict(saved_model)  # buffers and anything outside the optimizer
+        model.load_state_dict(saved_model)  # weights, buffers and anything outside the optimizer
         optimizer.load_state_dict(saved_opt)
         clear_grads()
     med = np.array([statistics.median(t) for t in times])

@@ -131,8 +131,9 @@ def measure_network(model, optimizer, data, *, batch: int, steps: int = 20, repe
             "start_relative_error": float(costs.start_relative_error[j]),
         }
         layers.append(rec)
+    cd = costs.as_dict()
     return {"layers": layers, "cost_model": _cost_dict(costs.cost_model()),
-            "per_start": costs.as_dict()["per_start"], "sets": costs.as_dict()["sets"],
+            "per_start": cd["per_start"], "sets": cd["sets"],
             "set_seconds": costs.seconds.tolist(), "overhead": overhead, "device": str(device),
             "batch": batch, "steps": steps, "repeats": repeats}
 

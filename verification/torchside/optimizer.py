@@ -18,7 +18,7 @@ from torch import Tensor
 from ..newton_schulz import coefficients as ns_coefficients
 from ..newton_schulz import normalisation
 
-__all__ = ["DropMuon", "dropmuon_training_step", "freeze_below", "freeze_except", "layer_matrix_shape",
+__all__ = ["DropMuon", "dropmuon_training_step", "layers_step", "freeze_below", "freeze_except", "layer_matrix_shape",
            "denormals_flushed"]
 
 EPS = 1e-7  # torch.optim.Muon's normaliser guard
@@ -185,31 +185,45 @@ def freeze_except(optimizer: DropMuon, S):
             p.requires_grad_(r)
 
 
-def freeze_below(optimizer: DropMuon, start: int):
-    """:func:`freeze_except` for the RPT set ``{start, …, b}``: a backward pass stops at layer
-    ``start``."""
+def _rpt_set(optimizer: DropMuon, start: int) -> range:
     groups = optimizer.layer_groups()
     if not groups:
         raise ValueError("the optimizer's param groups carry no 'layer' key; build it with layers=[...]")
     b = max(groups)
     if not (isinstance(start, int) and 1 <= start <= b):
         raise ValueError(f"start layer must be in 1..{b}; got start = {start!r}")
-    return freeze_except(optimizer, range(start, b + 1))
+    return range(start, b + 1)
 
 
-def dropmuon_training_step(model, optimizer: DropMuon, loss_fn, inputs: Tensor, targets: Tensor,
-                           start: int) -> Tensor:
-    """One Drop-Muon step with RPT start layer ``start``: layers ``start..b`` are updated, the
-    backward pass stops at layer ``start`` (lower layers and the input do not require gradients),
-    and the lower layers' weights and momentum stay bit for bit unchanged. Returns the loss."""
-    with freeze_below(optimizer, start):
-        for g in optimizer.param_groups:
-            for p in g["params"]:
-                p.grad = None
+def freeze_below(optimizer: DropMuon, start: int):
+    """:func:`freeze_except` for the RPT set ``{start, …, b}``: a backward pass stops at layer
+    ``start``."""
+    return freeze_except(optimizer, _rpt_set(optimizer, start))
+
+
+def layers_step(model, optimizer: DropMuon, loss_fn, inputs: Tensor, targets: Tensor, S) -> Tensor:
+    """One step updating exactly the layers in ``S`` (1-based): the others are frozen, so the
+    backward pass stops at ``min S`` and forms weight gradients for ``S`` alone, and their weights
+    and momentum stay bit for bit unchanged. An empty ``S`` pays the forward pass only. Returns the
+    loss."""
+    S = tuple(S)
+    if not S:
+        with torch.no_grad():
+            return loss_fn(model(inputs), targets)
+    with freeze_except(optimizer, S):
+        optimizer.zero_grad(set_to_none=True)
         loss = loss_fn(model(inputs), targets)
         loss.backward()
         optimizer.step()
     return loss.detach()
+
+
+def dropmuon_training_step(model, optimizer: DropMuon, loss_fn, inputs: Tensor, targets: Tensor,
+                           start: int) -> Tensor:
+    """One Drop-Muon step with RPT start layer ``start``: :func:`layers_step` on ``{start..b}``
+    (lower layers and the input do not require gradients, so autograd stops at ``start``).
+    Returns the loss."""
+    return layers_step(model, optimizer, loss_fn, inputs, targets, _rpt_set(optimizer, start))
 
 
 def denormals_flushed() -> float:

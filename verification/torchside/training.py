@@ -18,7 +18,8 @@ import torch
 
 from ..dropmuon import as_sampler
 from ..schedules import SAMPLINGS, epoch_shift_schedule, make_schedule
-from .optimizer import DropMuon, denormals_flushed, freeze_except
+from .costs import _sync
+from .optimizer import DropMuon, denormals_flushed, layers_step
 
 __all__ = ["SAMPLINGS", "TrainResult", "make_schedule", "epoch_shift_schedule", "train", "accuracy"]
 
@@ -70,11 +71,6 @@ class TrainResult:
             "start_counts": list(self.start_counts), "layer_updates": list(self.layer_updates),
             "history": [dict(h) for h in self.history], "device": self.device, **self.info,
         }
-
-
-def _sync(device):
-    if torch.device(device).type == "cuda":
-        torch.cuda.synchronize()
 
 
 def train(model, optimizer: DropMuon, data, schedule, *, max_steps: int, batch: int = 256,
@@ -132,16 +128,7 @@ def train(model, optimizer: DropMuon, data, schedule, *, max_steps: int, batch: 
             S = sampler.sample(k, rng)
             _sync(device)
             t0 = time.perf_counter()
-            if S:
-                with freeze_except(optimizer, S):
-                    for g in optimizer.param_groups:
-                        for p in g["params"]:
-                            p.grad = None
-                    loss_fn(model(x), y).backward()
-                    optimizer.step()
-            else:  # an empty set (independent sampling): the forward pass is still paid
-                with torch.no_grad():
-                    loss_fn(model(x), y)
+            layers_step(model, optimizer, loss_fn, x, y, S)  # an empty set pays the forward pass only
             _sync(device)
             t_train += time.perf_counter() - t0
             k += 1

@@ -1,0 +1,81 @@
+"""Options and set-up shared by the torch subcommands (``estimate``, ``train``, ``experiment``)."""
+
+from __future__ import annotations
+
+import functools
+from contextlib import contextmanager
+
+from ._common import CLIError, parse_number
+
+__all__ = ["add_common", "device", "torch_session", "torch_command", "parse_common", "progress_flag"]
+
+
+def add_common(p):
+    """Options shared by the torch subcommands."""
+    p.add_argument("--device", default="auto", help="auto | cpu | cuda (default auto)")
+    p.add_argument("--seed", default="0", help="seed of data split, initialisation and batches (default 0)")
+    p.add_argument("--data", default=None, help="a local .npz with x_train, y_train, x_test, y_test")
+    p.add_argument("--batch", default="256", help="minibatch size (default 256)")
+    p.add_argument("--width", default="1.0", help="channel multiplier (1.0 = 64/128/256)")
+    p.add_argument("--lr", default="0.1", help="learning rate (default 0.1, the paper's MNIST setting)")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")
+    p.add_argument("--keep-denormals", action="store_true",
+                   help="do not flush subnormal floats to zero while timing (on a CPU they slow late-training "
+                        "steps down by up to ~1.7x; see docs/torch.md)")
+
+
+def device(text: str):
+    """``auto`` → cuda when available, else cpu; ``cuda`` without a GPU is an error."""
+    import torch
+
+    if text not in ("auto", "cpu", "cuda"):
+        raise CLIError(f"unknown device {text!r}; choose auto, cpu or cuda")
+    if text == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if text == "cuda" and not torch.cuda.is_available():
+        raise CLIError("--device cuda was asked for but no CUDA device is available")
+    return text
+
+
+def _torch():
+    try:
+        import torch  # noqa: F401
+    except ImportError:
+        raise CLIError("this command needs the torch extra: pip install 'dropmuon[torch]'") from None
+
+
+@contextmanager
+def torch_session(args):
+    """Checks that torch is installed and, unless ``--keep-denormals``, flushes subnormal floats to
+    zero for the command (set before torch's first parallel operation, so its worker threads
+    inherit it; ``verification.torchside.optimizer.denormals_flushed`` says why). Restored after,
+    so an in-process caller keeps torch's default."""
+    _torch()
+    import torch
+
+    torch.set_flush_denormal(not args.keep_denormals)
+    try:
+        yield
+    finally:
+        torch.set_flush_denormal(False)
+
+
+def parse_common(args) -> tuple:
+    """``(device, seed, batch, width, lr)`` from :func:`add_common`'s options."""
+    return (device(args.device), parse_number("--seed", args.seed, int),
+            parse_number("--batch", args.batch, int, positive=True),
+            parse_number("--width", args.width, positive=True), parse_number("--lr", args.lr, positive=True))
+
+
+def torch_command(fn):
+    """Wrap a subcommand's ``run(args)`` in :func:`torch_session`."""
+    @functools.wraps(fn)
+    def run(args) -> int:
+        with torch_session(args):
+            return fn(args)
+    return run
+
+
+def progress_flag(args):
+    """``None`` (a bar when stderr is a terminal) unless ``--no-progress``."""
+    return False if args.no_progress else None
