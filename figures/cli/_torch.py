@@ -7,16 +7,21 @@ from contextlib import contextmanager
 
 from ._common import CLIError, parse_number
 
-__all__ = ["add_common", "device", "torch_session", "torch_command", "parse_common", "progress_flag"]
+__all__ = ["add_common", "device", "torch_session", "torch_command", "parse_common", "progress_flag", "load_model"]
 
 
 def add_common(p):
     """Options shared by the torch subcommands."""
+    p.add_argument("--model", default="cnn",
+                   help="cnn | resnet | transformer (built-in) or PACKAGE.MODULE:FACTORY, a function of yours called "
+                        "with the data set that returns the model, or (model, loss[, metric]) (default cnn)")
     p.add_argument("--device", default="auto", help="auto | cpu | cuda (default auto)")
     p.add_argument("--seed", default="0", help="seed of data split, initialisation and batches (default 0)")
-    p.add_argument("--data", default=None, help="a local .npz with x_train, y_train, x_test, y_test")
+    p.add_argument("--data", default=None,
+                   help="digits | mnist5k | text (built-in) or a local .npz with x_train, y_train, x_test, y_test "
+                        "(default: the model's own; digits for yours)")
     p.add_argument("--batch", default="256", help="minibatch size (default 256)")
-    p.add_argument("--width", default="1.0", help="channel multiplier (1.0 = 64/128/256)")
+    p.add_argument("--width", default="1.0", help="channel multiplier of the built-in models (1.0 = 64/128/256 for cnn)")
     p.add_argument("--lr", default="0.1", help="learning rate (default 0.1, the paper's MNIST setting)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")
     p.add_argument("--keep-denormals", action="store_true",
@@ -65,6 +70,19 @@ def parse_common(args) -> tuple:
     return (device(args.device), parse_number("--seed", args.seed, int),
             parse_number("--batch", args.batch, int, positive=True),
             parse_number("--width", args.width, positive=True), parse_number("--lr", args.lr, positive=True))
+
+
+def load_model(args, dev: str, seed: int, width: float) -> tuple:
+    """``(setup, model, optimizer, loss, metric)`` for ``--model``/``--data``: the factory
+    resolved, the data loaded, a model initialised from ``seed`` with its Drop-Muon optimizer (lr
+    from ``--lr``), checked on a few examples (bad input: a one-line ``ValueError``)."""
+    from verification.torchside.experiment import ExperimentConfig, make_setup
+
+    cfg = ExperimentConfig(seeds=(seed,), model=args.model, data=args.data, data_seed=seed, device=dev,
+                           width=width, lr=parse_number("--lr", args.lr, positive=True))
+    setup = make_setup(cfg)
+    model, opt, loss, metric = setup.build(cfg, seed)
+    return setup, model, opt, loss, metric
 
 
 def torch_command(fn):

@@ -1,14 +1,15 @@
 """``dropmuon estimate``: measured layer-wise constants (trajectory estimate, (L0,L1) fit, Hessian
-top eigenvalue) and per-layer costs of the paper's CNN, in torch (torch extra)."""
+top eigenvalue) and per-layer costs of a model (the paper's CNN by default), in torch (torch
+extra)."""
 
 from __future__ import annotations
 
 from ._common import emit_json, parse_number
-from ._torch import add_common, parse_common, progress_flag, torch_command
+from ._torch import add_common, load_model, parse_common, progress_flag, torch_command
 
 LIST_OPTIONS = ()
 
-HELP = "measure a CNN's layer-wise constants and per-layer costs (torch)"
+HELP = "measure a model's layer-wise constants and per-layer costs (torch)"
 
 
 def add_parser(sub):
@@ -16,11 +17,11 @@ def add_parser(sub):
         "estimate",
         help=HELP,
         description=(
-            "Train the paper's CNN (3 conv layers 64/128/256 + linear head) with full Muon for a few "
+            "Train a model (--model: the paper's CNN by default, or yours) with full Muon for a few "
             "steps and measure, per layer and in the layer's own norm (spectral; dual nuclear), "
             "the trajectory estimate L, the (L0,L1) fit with a penalty on under-estimation, the "
             "Euclidean Hessian top eigenvalue, and the time per step for every set of updated "
-            "layers with the fitted cost model. Data: scikit-learn's digits, or --data FILE.npz."
+            "layers (sampled sets beyond 6 layers) with the fitted cost model."
         ),
     )
     add_common(p)
@@ -33,30 +34,28 @@ def add_parser(sub):
 
 @torch_command
 def run(args) -> int:
-    from verification.torchside import DropMuon, load_data, make_cnn
     from verification.torchside.experiment import measure_network
 
     dev, seed, batch, width, lr = parse_common(args)
     steps = parse_number("--steps", args.steps, int, positive=True)
     repeats = parse_number("--repeats", args.repeats, int, positive=True)
-    data = load_data(args.data, seed).to(dev)
-    model = make_cnn(data.image_shape[0], data.num_classes, width=width, seed=seed, device=dev)
-    opt = DropMuon(layers=model.layer_parameters(), lr=lr)
+    setup, model, opt, loss, _ = load_model(args, dev, seed, width)
+    data = setup.data
     cal = measure_network(model, opt, data, batch=batch, steps=steps, repeats=repeats, seed=seed, device=dev,
-                          progress=progress_flag(args))
-    records = [dict(r, device=dev, data=data.name, seed=seed, lr=lr, batch=batch, width=width,
+                          progress=progress_flag(args), loss_fn=loss)
+    records = [dict(r, device=dev, data=data.name, model=setup.label, seed=seed, lr=lr, batch=batch, width=width,
                     overhead=cal["overhead"]) for r in cal["layers"]]
     if args.json:
         emit_json(records)
         return 0
     o = cal["overhead"]
-    print(f"{data.name} on {dev}, {steps} steps of full Muon (lr {lr:g}), batch {batch}; cost timing "
+    print(f"{setup.label} on {data.name} ({dev}), {steps} steps of full Muon (lr {lr:g}), batch {batch}; cost timing "
           f"{o['cost_measurement_s']:.1f} s, constants {o['estimate_s']:.1f} s (training itself {o['train_s']:.1f} s)")
-    print(f"{'layer':>5s} {'shape':>18s} {'L':>9s} {'L0':>9s} {'L1':>9s} {'Hess eig':>9s} "
+    print(f"{'layer':>5s} {'module':>14s} {'shape':>18s} {'L':>9s} {'L0':>9s} {'L1':>9s} {'Hess eig':>9s} "
           f"{'t(s=layer)':>11s} {'predicted':>10s} {'error':>6s}")
     for r in records:
         c = r["costs"]
-        print(f"{r['layer']:>5d} {str(tuple(r['shape'])):>18s} {r['L']:>9.4g} {r['L0']:>9.4g} {r['L1']:>9.4g} "
+        print(f"{r['layer']:>5d} {r.get('label', '')[-14:]:>14s} {str(tuple(r['shape'])):>18s} {r['L']:>9.4g} {r['L0']:>9.4g} {r['L1']:>9.4g} "
               f"{r['hessian_top_eig']:>9.4g} {c['start_measured_s'] * 1e3:>8.2f} ms {c['start_predicted_s'] * 1e3:>7.2f} ms "
               f"{c['start_relative_error']:>6.1%}")
     cm = cal["cost_model"]

@@ -18,10 +18,11 @@ def add_parser(sub):
         "experiment",
         help=HELP,
         description=(
-            "Measure the CNN's layer-wise constants and per-layer costs (or read them with "
+            "Measure a model's layer-wise constants and per-layer costs (--model: the paper's CNN "
+            "by default, a built-in model, or yours as PACKAGE.MODULE:FACTORY; or read them with "
             "--constants), compute the max- and sum-form optimal start distributions, and train "
             "full Muon, uniform index sampling, both optima and the epoch-shift schedule with "
-            "several seeds to a target training accuracy. Prints wall-clock and iterations to "
+            "several seeds to a target training metric (accuracy by default). Prints wall-clock and iterations to "
             "target, accuracies, and speed-ups over full Muon (paired by seed, geometric mean, "
             "95% t-interval), and which form's prediction picked the measured winner. Every run "
             "is saved atomically under --out; a re-run resumes."
@@ -53,6 +54,7 @@ def run(args) -> int:
     if limits["target_acc"] is None:
         raise CLIError("--target-acc is needed: the experiment measures time to a target accuracy")
     cfg = ExperimentConfig(
+        model=args.model,
         seeds=tuple(range(seed, seed + nseeds)),
         samplings=tuple(s.strip() for s in args.samplings.split(",") if s.strip()),
         batch=batch, lr=lr, width=width,
@@ -61,7 +63,7 @@ def run(args) -> int:
         device=dev, data=args.data, data_seed=seed, constants=args.constants,
         flush_denormals=not args.keep_denormals, **limits,
     )
-    res = run_experiment(cfg, args.out, progress=progress_flag(args), **parse_execution(args))
+    res = run_experiment(cfg, out=args.out, progress=progress_flag(args), **parse_execution(args))
     summary = res["summary"]
     if args.json:
         emit_json(dict(summary, out=str(args.out)))
@@ -86,7 +88,8 @@ def _ms(d, scale=1.0, fmt="{:.1f}"):
 def print_summary(summary) -> None:
     """The experiment's table: one row per schedule."""
     cfg = summary["config"]
-    print(f"closed loop on {cfg['device']}: {len(cfg['seeds'])} seeds, target train accuracy {cfg['target_acc']}, "
+    print(f"closed loop: {cfg['model']} on {summary.get('data')} ({cfg['device']}), {len(cfg['seeds'])} seeds, "
+          f"target train {summary.get('metric') or 'accuracy'} {cfg['target_acc']}, "
           f"batch {cfg['batch']}, lr {cfg['lr']}, width {cfg['width']}")
     print("L (trajectory estimate, spectral/nuclear) = (" + ", ".join(f"{x:.4g}" for x in summary["L"]) + ")")
     print(f"\n{'sampling':<12s} {'start probs p':<26s} {'reached':>7s} {'iters':>6s} {'time s':>7s} "

@@ -1,14 +1,14 @@
-"""``dropmuon train``: one training run of the paper's CNN with one layer-sampling schedule, timed to
-a target training accuracy (torch extra)."""
+"""``dropmuon train``: one training run of a model (the paper's CNN by default) with one
+layer-sampling schedule, timed to a target training metric (torch extra)."""
 
 from __future__ import annotations
 
 from ._common import CLIError, emit_json, parse_floats, parse_number
-from ._torch import add_common, parse_common, progress_flag, torch_command
+from ._torch import add_common, load_model, parse_common, progress_flag, torch_command
 
 LIST_OPTIONS = ("--probs",)
 
-HELP = "train the CNN with one Drop-Muon sampling schedule and time it (torch)"
+HELP = "train a model with one Drop-Muon sampling schedule and time it (torch)"
 
 
 def add_parser(sub):
@@ -18,8 +18,9 @@ def add_parser(sub):
         "train",
         help=HELP,
         description=(
-            "Train the paper's CNN with Drop-Muon under one sampling schedule until the training "
-            "accuracy reaches --target-acc, --max-steps steps are done, or --max-seconds pass. "
+            "Train a model (--model: the paper's CNN by default, or yours) with Drop-Muon under one "
+            "sampling schedule until the training metric (accuracy unless your factory gives "
+            "another) reaches --target-acc, --max-steps steps are done, or --max-seconds pass. "
             "Reports wall-clock seconds (training steps only) and iterations to the target, final "
             "train and held-out accuracy, and seconds per step. The optimal schedules need "
             "smoothness constants and costs: --constants FILE (from dropmuon estimate --json), or "
@@ -42,15 +43,14 @@ def add_run_limits(p, *, target_default=None):
     """Options bounding one training run."""
     p.add_argument("--max-steps", default="300", help="step limit (default 300)")
     p.add_argument("--target-acc", default=target_default,
-                   help="target training accuracy in (0, 1]" + (f" (default {target_default})" if target_default else ""))
+                   help="target value of the training metric (an accuracy: in (0, 1])"
+                        + (f" (default {target_default})" if target_default else ""))
     p.add_argument("--max-seconds", default=None, help="wall-clock limit per run, evaluations included")
     p.add_argument("--eval-every", default="5", help="evaluate the training accuracy every K steps (default 5)")
 
 
 def parse_run_limits(args) -> dict:
     target = parse_number("--target-acc", args.target_acc)
-    if target is not None and not 0 < target <= 1:
-        raise CLIError(f"--target-acc must be in (0, 1]; got {args.target_acc}")
     return {
         "max_steps": parse_number("--max-steps", args.max_steps, int, positive=True),
         "target_acc": target,
@@ -63,10 +63,8 @@ def parse_run_limits(args) -> dict:
 def run(args) -> int:
     import math
 
-    import torch
-
-    from verification.torchside import DropMuon, load_data, make_cnn
     from verification.torchside.experiment import load_constants, measure_network
+    from verification.torchside.tasks import objective_for
     from verification.torchside.training import make_schedule, train
 
     dev, seed, batch, width, lr = parse_common(args)
@@ -76,12 +74,13 @@ def run(args) -> int:
         raise CLIError(f"--probs is for --sampling custom; got --sampling {args.sampling}")
     if args.constants is not None and not args.sampling.startswith("optimal"):
         raise CLIError(f"--constants is for the optimal-max/optimal-sum schedules; got --sampling {args.sampling}")
-    data = load_data(args.data, seed).to(dev)
     epoch_length = parse_number("--epoch-length", args.epoch_length, int, positive=True)
+    setup, model, opt, loss, metric = load_model(args, dev, seed, width)
+    data = setup.data
+    objective_for(data.task, loss, metric).check_target(limits["target_acc"], "--target-acc")
     if epoch_length is None:
         epoch_length = max(1, math.ceil(len(data.x_train) / batch))
-    model = make_cnn(data.image_shape[0], data.num_classes, width=width, seed=seed, device=dev)
-    b = len(model.layer_parameters())
+    b = len(opt.layer_groups())
     L = costs = None
     source = None
     if args.sampling.startswith("optimal"):
@@ -89,31 +88,30 @@ def run(args) -> int:
             L, costs = load_constants(args.constants)
             source = args.constants
         else:  # measure on a copy initialised like the model, so the run itself starts fresh
-            probe = make_cnn(data.image_shape[0], data.num_classes, width=width, seed=seed, device=dev)
-            cal = measure_network(probe, DropMuon(layers=probe.layer_parameters(), lr=lr), data, batch=batch,
-                                  seed=seed, device=dev, progress=progress_flag(args))
+            _, probe, probe_opt, _, _ = load_model(args, dev, seed, width)
+            cal = measure_network(probe, probe_opt, data, batch=batch, seed=seed, device=dev,
+                                  progress=progress_flag(args), loss_fn=loss)
             L, costs = load_constants(cal)
             source = "measured in this run"
     sampler, info = make_schedule(args.sampling, b, L=L, costs=costs, probs=probs, epoch_length=epoch_length)
     if source is not None:
         info.update(constants_source=source, L=L)
-    opt = DropMuon(layers=model.layer_parameters(), lr=lr)
-    r = train(model, opt, data, sampler, batch=batch, seed=seed, device=dev, loss_fn=torch.nn.functional.cross_entropy,
+    r = train(model, opt, data, sampler, batch=batch, seed=seed, device=dev, loss_fn=loss, metric=metric,
               progress=progress_flag(args), info=info, **limits)
-    out = dict(r.as_dict(), data=data.name, lr=lr, batch=batch, width=width, max_steps=limits["max_steps"],
-               max_seconds=limits["max_seconds"], eval_every=limits["eval_every"])
+    out = dict(r.as_dict(), model=setup.label, data=data.name, lr=lr, batch=batch, width=width,
+               max_steps=limits["max_steps"], max_seconds=limits["max_seconds"], eval_every=limits["eval_every"])
     if args.json:
         emit_json(out)
         return 0
-    print(f"{args.sampling} on {data.name} ({dev}), seed {seed}, lr {lr:g}, batch {batch}; start probabilities "
+    print(f"{setup.label}, {args.sampling} on {data.name} ({dev}), seed {seed}, lr {lr:g}, batch {batch}; start probabilities "
           f"{tuple(round(x, 4) for x in info['start_probs'])}")
     if r.target_acc is None:
         print("no target accuracy set")
     elif r.iterations_to_target is None:
-        print(f"target training accuracy {r.target_acc:g} NOT reached ({r.stop_reason} after {r.steps} steps)")
+        print(f"target training {r.info['metric']} {r.target_acc:g} NOT reached ({r.stop_reason} after {r.steps} steps)")
     else:
-        print(f"target training accuracy {r.target_acc:g} reached after {r.iterations_to_target} steps, "
+        print(f"target training {r.info['metric']} {r.target_acc:g} reached after {r.iterations_to_target} steps, "
               f"{r.time_to_target_s:.3f} s of training")
-    print(f"{r.steps} steps, {r.seconds_per_step * 1e3:.2f} ms per step; final train accuracy {r.final_train_acc:.4f}, "
-          f"held-out accuracy {r.test_acc:.4f}; steps starting at layer s: {list(r.start_counts)}")
+    print(f"{r.steps} steps, {r.seconds_per_step * 1e3:.2f} ms per step; final train {r.info['metric']} {r.final_train_acc:.4f}, "
+          f"held-out {r.test_acc:.4f}; steps starting at layer s: {list(r.start_counts)}")
     return 0

@@ -62,7 +62,7 @@ def test_train_bad_input(capsys, tmp_path):
         (["--sampling", "custom", "--probs", "0.5,0.5"], "2 entries but the network has 4 layers"),
         (["--sampling", "custom"], "needs start probabilities"),
         (["--sampling", "uniform", "--probs", "1,0,0,0"], "--probs is for --sampling custom"),
-        (["--target-acc", "1.5"], "--target-acc must be in (0, 1]"),
+        (["--target-acc", "1.5"], "must be in (0, 1]; got --target-acc = 1.5"),
         (["--max-steps", "0"], "--max-steps must be positive"),
         (["--sampling", "optimal-max", "--constants", str(tmp_path / "none.json")], "cannot read the constants file"),
     ]

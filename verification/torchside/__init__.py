@@ -1,17 +1,34 @@
-"""The torch side (behind the ``torch`` extra): the :class:`DropMuon` optimizer and the training
-step that realises Drop-Muon's savings, the paper's CNN and offline data, measured costs and
-constants, timed training runs and the closed loop (``docs/torch.md``). Importing this package
+"""The torch side (behind the ``torch`` extra): the :class:`DropMuon` optimizer (Muon on the sampled
+layers' matrices, an AdamW companion for their biases and norms) with layers found for any model
+(:meth:`DropMuon.from_model`), the training step that realises Drop-Muon's savings, built-in
+models and offline data, measured costs and constants, timed training runs, the closed loop, and
+data-parallel training under ``torch.distributed`` (``docs/torch.md``). Importing this package
 imports torch; the rest of :mod:`verification` never does."""
 
+from .build import Built, build_model, optimizer_for, resolve_factory
 from .cnn import CNN, make_cnn
-from .costs import CostMeasurement, measure_costs
-from .data import Dataset, load_data, load_digits, load_npz
-from .experiment import ExperimentConfig, run_experiment
-from .optimizer import DropMuon, dropmuon_training_step, freeze_below, freeze_except, layer_matrix_shape
+from .constants import LayerConstants, estimate_constants
+from .costs import CostMeasurement, layer_sets, measure_costs
+from .data import DATASETS, Dataset, load_data, load_digits, load_mnist5k, load_npz, load_text
+from .distributed import (DistributedRun, LaunchError, StepStats, broadcast_parameters, distributed_layers_step,
+                          draw_global_batches, draw_layer_sets, launch_local, shard, train_distributed)
+from .experiment import ExperimentConfig, measure_network, run_experiment
+from .layers import ModelLayers, check_optimizer, model_layers, parameter_use_order
+from .models import BUILTIN_MODELS, ResidualCNN, TransformerLM, make_residual_cnn, make_transformer_lm
+from .optimizer import (DropMuon, dropmuon_training_step, freeze_below, freeze_except, layer_matrix_shape,
+                        layers_step)
+from .tasks import Objective, evaluate, objective_for
 from .training import TrainResult, train
 
 __all__ = [
-    "DropMuon", "dropmuon_training_step", "freeze_below", "freeze_except", "layer_matrix_shape",
-    "CNN", "make_cnn", "Dataset", "load_data", "load_digits", "load_npz", "CostMeasurement", "measure_costs",
+    "DropMuon", "dropmuon_training_step", "layers_step", "freeze_below", "freeze_except", "layer_matrix_shape",
+    "ModelLayers", "model_layers", "parameter_use_order", "check_optimizer",
+    "Built", "build_model", "optimizer_for", "resolve_factory",
+    "Objective", "objective_for", "evaluate",
+    "CNN", "make_cnn", "ResidualCNN", "TransformerLM", "make_residual_cnn", "make_transformer_lm", "BUILTIN_MODELS",
+    "DATASETS", "Dataset", "load_data", "load_digits", "load_mnist5k", "load_text", "load_npz",
+    "CostMeasurement", "measure_costs", "layer_sets", "LayerConstants", "estimate_constants", "measure_network",
     "train", "TrainResult", "ExperimentConfig", "run_experiment",
+    "distributed_layers_step", "train_distributed", "launch_local", "shard", "draw_layer_sets",
+    "draw_global_batches", "broadcast_parameters", "StepStats", "DistributedRun", "LaunchError",
 ]

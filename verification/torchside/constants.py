@@ -12,6 +12,7 @@ norm (spectral norm of the flattened matrix; dual: nuclear):
 from __future__ import annotations
 
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 import numpy as np
@@ -69,7 +70,25 @@ def fit_l0l1(gnorms, L_hat, *, under_penalty: float = UNDER_PENALTY, iterations:
 
 def hessian_top_eigenvalue(loss_fn, params: list, iterations: int = 20, seed: int = 0) -> float:
     """The largest-magnitude eigenvalue of the Hessian block of ``params`` (Euclidean), by power
-    iteration on Hessian-vector products; ``loss_fn()`` recomputes the loss."""
+    iteration on Hessian-vector products; ``loss_fn()`` recomputes the loss. Attention runs on
+    ``scaled_dot_product_attention``'s math kernel here (the fused kernels have no second
+    derivative); a model with another operation lacking one gives ``nan`` with a warning — the
+    eigenvalue is a comparison, not needed by the theory."""
+    import warnings
+
+    from torch.nn.attention import SDPBackend, sdpa_kernel
+
+    try:
+        with sdpa_kernel(SDPBackend.MATH):
+            return _hessian_power(loss_fn, params, iterations, seed)
+    except RuntimeError as e:  # "derivative for ... is not implemented": no double backward
+        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        warnings.warn(f"the Hessian top eigenvalue is not available for this model ({first}); reported as nan",
+                      RuntimeWarning, stacklevel=2)
+        return float("nan")
+
+
+def _hessian_power(loss_fn, params, iterations, seed) -> float:
     g = torch.Generator(device="cpu").manual_seed(seed)
     v = [torch.randn(p.shape, generator=g).to(p) for p in params]
     nrm = torch.sqrt(sum((x * x).sum() for x in v))
@@ -85,6 +104,16 @@ def hessian_top_eigenvalue(loss_fn, params: list, iterations: int = 20, seed: in
             return 0.0
         v = [x.detach() / nrm for x in Hv]
     return lam
+
+
+@contextmanager
+def _same_noise(seed: int, k: int, device):
+    """A forked RNG seeded by ``(seed, k)``: the two gradients of one estimate see the same
+    dropout masks (or other randomness of the model), so their difference is the step's alone."""
+    devices = [torch.device(device).index or 0] if torch.device(device).type == "cuda" else []
+    with torch.random.fork_rng(devices=devices):
+        torch.manual_seed(int(seed) * 1_000_003 + k)
+        yield
 
 
 @dataclass(frozen=True)
@@ -112,13 +141,18 @@ def estimate_constants(model, optimizer: DropMuon, loss_fn, data, *, steps: int 
                        hessian_every: int = 10, hessian_iterations: int = 10, seed: int = 0,
                        device="cpu", progress=None) -> tuple[list[LayerConstants], dict]:
     """Train with full updates for ``steps`` steps; at each step compare the gradients before and
-    after the step on the same minibatch. Returns per-layer constants and an overhead record
+    after the step on the same minibatch. A layer's estimate is over its matrices (biases and
+    norm parameters move with it but are not in its norm). Returns per-layer constants and an overhead record
     (``train_s``, ``estimate_s``)."""
     from .._progress import Progress
 
     if not (isinstance(steps, int) and steps >= 2):
         raise ValueError(f"steps must be an integer >= 2; got steps = {steps!r}")
-    layers = [ps for _, gs in sorted(optimizer.layer_groups().items()) for ps in [[p for g in gs for p in g["params"]]]]
+    # each layer's matrices (the norm pair is theirs); a layer without one falls back to its vectors
+    layers = []
+    for _, gs in sorted(optimizer.layer_groups().items()):
+        ps = [p for g in gs for p in g["params"]]
+        layers.append([p for p in ps if p.ndim >= 2] or ps)
     gen = torch.Generator().manual_seed(seed)
     gn = [[] for _ in layers]
     est = [[] for _ in layers]
@@ -130,13 +164,15 @@ def estimate_constants(model, optimizer: DropMuon, loss_fn, data, *, steps: int 
             x, y = data.x_train[idx].to(device), data.y_train[idx].to(device)
             t0 = time.perf_counter()
             optimizer.zero_grad(set_to_none=True)
-            loss_fn(model(x), y).backward()
+            with _same_noise(seed, k, device):
+                loss_fn(model(x), y).backward()
             g_before = [[p.grad.detach().clone() for p in ps] for ps in layers]
             w_before = [[p.detach().clone() for p in ps] for ps in layers]
             optimizer.step()
             t1 = time.perf_counter()
             optimizer.zero_grad(set_to_none=True)
-            loss_fn(model(x), y).backward()
+            with _same_noise(seed, k, device):  # dropout masks as before the step: only X moved
+                loss_fn(model(x), y).backward()
             for i, ps in enumerate(layers):
                 dg = sum(_nuc(p.grad - g0) for p, g0 in zip(ps, g_before[i]))
                 dx = max(_op(p.detach() - w0) for p, w0 in zip(ps, w_before[i]))

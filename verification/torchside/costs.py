@@ -17,7 +17,7 @@ from theory import CostModel
 
 from .optimizer import DropMuon, freeze_except, layers_step
 
-__all__ = ["CostMeasurement", "measure_costs"]
+__all__ = ["CostMeasurement", "measure_costs", "layer_sets", "ALL_SETS_MAX_LAYERS"]
 
 
 def _sync(device):
@@ -82,11 +82,48 @@ def _design(sets, b):
     return np.array(rows)
 
 
+#: the most layers for which ``sets="auto"`` times every subset (2^6 = 64 sets)
+ALL_SETS_MAX_LAYERS = 6
+
+
+def layer_sets(b: int, sets="auto", seed: int = 0) -> list[tuple]:
+    """The layer sets to time for ``b`` layers: ``"all"`` — every subset (``b ≤ 10``); ``"suffixes"``
+    — the empty set, the RPT sets ``{s..b}`` and the singletons ``{s}``, ``s < b`` (``2b`` sets:
+    as many as the cost model has unknowns); ``"auto"`` — all for ``b ≤ 6``, else the suffixes plus
+    ``2b`` further subsets drawn with ``seed`` (uniformly over non-empty subsets not already
+    there), so the fit is over-determined and checked on sets that are not RPT starts.
+
+    >>> layer_sets(3, "suffixes")
+    [(), (1, 2, 3), (2, 3), (3,), (1,), (2,)]
+    >>> len(layer_sets(4)), len(layer_sets(8)), len(layer_sets(8, seed=1))
+    (16, 32, 32)
+    """
+    if not (isinstance(b, int) and b >= 1):
+        raise ValueError(f"the number of layers must be a positive integer; got {b!r}")
+    if sets == "all" or (sets == "auto" and b <= ALL_SETS_MAX_LAYERS):
+        if b > 10:
+            raise ValueError(f"timing all 2^b subsets needs b <= 10; got b = {b} (use sets='auto')")
+        return [()] + [S for r in range(1, b + 1) for S in itertools.combinations(range(1, b + 1), r)]
+    if sets not in ("suffixes", "auto"):
+        raise ValueError(f"sets must be 'auto', 'all' or 'suffixes'; got sets = {sets!r}")
+    todo = [()] + [tuple(range(s, b + 1)) for s in range(1, b + 1)] + [(s,) for s in range(1, b)]
+    if sets == "auto":
+        rng = np.random.default_rng([seed, b])
+        have = set(todo)
+        want = len(todo) + 2 * b
+        while len(todo) < min(want, 2 ** b):
+            S = tuple(int(j) + 1 for j in np.flatnonzero(rng.random(b) < 0.5))
+            if S not in have:
+                have.add(S)
+                todo.append(S)
+    return todo
+
+
 def measure_costs(model, optimizer: DropMuon, loss_fn, inputs, targets, *, repeats: int = 7, warmup: int = 2,
-                  sets="all", device="cpu", progress=None, seed: int = 0) -> CostMeasurement:
-    """Time a training step for each set of updated layers (``"all"``: every subset, ``b ≤ 6``;
-    ``"suffixes"``: the RPT sets and singletons) and the optimizer update of each layer alone, and
-    fit the cost model.
+                  sets="auto", device="cpu", progress=None, seed: int = 0) -> CostMeasurement:
+    """Time a training step for each set of updated layers (:func:`layer_sets`: every subset for
+    up to 6 layers; beyond, the RPT sets, singletons and sampled other sets) and the optimizer
+    update of each layer alone, and fit the cost model.
 
     Timing runs in *rounds*: each round times every case once, in an order shuffled with
     ``seed``, and each case's time is the median over ``repeats`` rounds (after ``warmup`` untimed
@@ -108,15 +145,11 @@ def measure_costs(model, optimizer: DropMuon, loss_fn, inputs, targets, *, repea
         raise ValueError(f"repeats must be an integer >= 3 (a median of repeats); got repeats = {repeats!r}")
     if not (isinstance(warmup, int) and warmup >= 0):
         raise ValueError(f"warmup must be a non-negative integer; got warmup = {warmup!r}")
+    from .layers import check_optimizer
+
     b = len(optimizer.layer_groups())
-    if sets == "all":
-        if b > 6:
-            raise ValueError(f"timing all 2^b subsets needs b <= 6; got b = {b} (use sets='suffixes')")
-        todo = [()] + [S for r in range(1, b + 1) for S in itertools.combinations(range(1, b + 1), r)]
-    elif sets == "suffixes":
-        todo = [()] + [tuple(range(s, b + 1)) for s in range(1, b + 1)] + [(s,) for s in range(1, b)]
-    else:
-        raise ValueError(f"sets must be 'all' or 'suffixes'; got sets = {sets!r}")
+    todo = layer_sets(b, sets, seed)
+    check_optimizer(model, optimizer, inputs[:8])  # a parameter outside the layers would defeat the truncation
     saved_model = {k: v.detach().clone() for k, v in model.state_dict().items()}
     saved_opt = optimizer.state_dict()
 

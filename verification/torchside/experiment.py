@@ -1,4 +1,4 @@
-"""The closed loop (torch extra): measure the CNN's layer-wise constants and per-layer costs, let
+"""The closed loop (torch extra): measure a model's layer-wise constants and per-layer costs, let
 :func:`solvers.optimal_sampling` choose the RPT start distributions of the max- and sum-form, train
 with each schedule (full Muon, uniform index sampling, the two optima, the epoch-shift schedule)
 over several seeds to a target training accuracy, and compare wall-clock time to target with the
@@ -40,9 +40,13 @@ DEFAULT_SAMPLINGS = ("full", "uniform", "optimal-max", "optimal-sum", "epoch-shi
 
 @dataclass(frozen=True)
 class ExperimentConfig:
-    """Settings of the closed loop. ``constants``: a ``dropmuon estimate --json`` file to use
-    instead of measuring (its ``L`` and cost model); ``data``: a local ``.npz`` (default: sklearn's
-    digits); ``max_seconds``: wall-clock limit per training run; ``flush_denormals``: run with
+    """Settings of the closed loop. ``model``: a built-in model (``cnn``, ``resnet``,
+    ``transformer``) or an import path ``PACKAGE.MODULE:FACTORY``
+    (:func:`~verification.torchside.build.resolve_factory`); ``constants``: a
+    ``dropmuon estimate --json`` file to use instead of measuring (its ``L`` and cost model);
+    ``data``: a built-in data set (``digits``, ``mnist5k``, ``text``) or a local ``.npz`` (default:
+    the model's own, digits for a model of yours); ``target_acc``: the target value of the
+    metric (accuracy unless the model's factory gives another); ``max_seconds``: wall-clock limit per training run; ``flush_denormals``: run with
     subnormal floats flushed to zero on the CPU (:func:`~verification.torchside.optimizer.denormals_flushed`
     says why; :func:`run_experiment` sets it and warns when torch's thread pool did not take it)."""
 
@@ -62,6 +66,7 @@ class ExperimentConfig:
     data_seed: int = 0
     constants: str | None = None
     flush_denormals: bool = True
+    model: str = "cnn"
 
     def __post_init__(self):
         from .training import SAMPLINGS
@@ -77,8 +82,13 @@ class ExperimentConfig:
             raise ValueError(f"unknown sampling {bad[0]!r}; choose from: {', '.join(DEFAULT_SAMPLINGS)}")
         if "full" not in self.samplings:
             raise ValueError("the experiment needs the 'full' sampling: speed-ups are measured against it")
-        if not (0 < self.target_acc <= 1):
-            raise ValueError(f"target accuracy must be in (0, 1]; got target_acc = {self.target_acc!r}")
+        if isinstance(self.target_acc, bool) or not (isinstance(self.target_acc, (int, float))
+                                                     and math.isfinite(self.target_acc)):
+            raise ValueError(f"the target must be a finite number; got target_acc = {self.target_acc!r}")
+        if not (isinstance(self.model, str) and self.model):
+            raise ValueError(f"model must be a built-in name or PACKAGE.MODULE:FACTORY; got model = {self.model!r}")
+        if ":" not in self.model and not 0 < self.target_acc <= 1:  # the built-in models' metrics are accuracies
+            raise ValueError(f"the target accuracy must be in (0, 1]; got target_acc = {self.target_acc!r}")
         for name in ("max_steps", "batch", "eval_every", "estimate_steps", "cost_repeats"):
             v = getattr(self, name)
             if isinstance(v, bool) or not isinstance(v, int) or v < 1:
@@ -90,7 +100,7 @@ class ExperimentConfig:
 
     def run_settings(self) -> dict:
         """The settings a training run's result depends on (a resumed run must match them)."""
-        keys = ("max_steps", "target_acc", "max_seconds", "batch", "lr", "width", "eval_every", "device",
+        keys = ("model", "max_steps", "target_acc", "max_seconds", "batch", "lr", "width", "eval_every", "device",
                 "data", "data_seed", "flush_denormals")
         return {k: getattr(self, k) for k in keys}
 
@@ -98,18 +108,21 @@ class ExperimentConfig:
 # -- calibration: constants and costs -------------------------------------------------------------
 
 def measure_network(model, optimizer, data, *, batch: int, steps: int = 20, repeats: int = 7, seed: int = 0,
-                    device="cpu", progress=None) -> dict:
-    """Measure per-layer costs (every layer set, at the training batch size) and then the
-    layer-wise constants along ``steps`` steps of full Muon. Returns ``{"layers": [per-layer
-    records], "cost_model": {...}, "per_start": [...], "overhead": {...}}``; the per-layer
-    records are those of ``dropmuon estimate --json``. The model and optimizer are trained by the
-    constant estimation (use fresh ones for training runs)."""
+                    device="cpu", progress=None, loss_fn=None) -> dict:
+    """Measure per-layer costs (every layer set up to 6 layers, sampled sets beyond; at the
+    training batch size) and then the layer-wise constants along ``steps`` steps of full Muon.
+    ``loss_fn`` defaults to the data's task (:func:`~verification.torchside.tasks.objective_for`).
+    Returns ``{"layers": [per-layer records], "cost_model": {...}, "per_start": [...],
+    "overhead": {...}}``; the per-layer records are those of ``dropmuon estimate --json``. The
+    model and optimizer are trained by the constant estimation (use fresh ones for training
+    runs)."""
     import torch
 
     from .constants import estimate_constants
     from .costs import measure_costs
+    from .tasks import objective_for
 
-    loss = torch.nn.functional.cross_entropy
+    loss = objective_for(getattr(data, "task", "classification"), loss_fn).loss
     gen = torch.Generator().manual_seed(seed)
     idx = torch.randint(0, len(data.x_train), (batch,), generator=gen)
     t0 = time.perf_counter()
@@ -119,10 +132,13 @@ def measure_network(model, optimizer, data, *, batch: int, steps: int = 20, repe
     consts, overhead = estimate_constants(model, optimizer, loss, data, steps=steps, batch=batch, seed=seed,
                                           device=device, progress=progress)
     overhead = dict(overhead, cost_measurement_s=t_costs)
+    labels = optimizer.model_layers.labels if optimizer.model_layers is not None else None
     layers = []
     for c in consts:
         j = c.layer - 1
         rec = c.as_dict()
+        if labels is not None:
+            rec["label"] = labels[j]
         rec["costs"] = {
             "forward_s": costs.forward, "activation_s": float(costs.activation[j]),
             "weight_s": float(costs.weight[j]), "update_s": float(costs.update[j]),
@@ -175,27 +191,65 @@ def predictions(scheds: dict, L, cost_model: CostModel) -> dict:
 
 # -- one task -------------------------------------------------------------------------------------
 
-def run_task(config: ExperimentConfig, sampling: str, seed: int, calibration: dict, *, progress=None) -> dict:
-    """Train a fresh CNN (initialised from ``seed``) with one schedule; returns the run's record."""
+@dataclass(frozen=True)
+class Setup:
+    """What every run of an experiment shares: the model factory, the data, and the loss and
+    metric (``None``: the factory's, else the data's defaults)."""
+
+    factory: object
+    label: str
+    data: object
+    loss_fn: object = None
+    metric: object = None
+
+    def build(self, config: "ExperimentConfig", seed: int):
+        """``(model, optimizer, loss, metric)``: a fresh model initialised from ``seed``, its
+        Drop-Muon optimizer, and the loss and metric to train with."""
+        from .build import build_model, optimizer_for
+
+        built = build_model(self.factory, self.data, seed=seed, device=config.device, width=config.width,
+                            label=self.label)
+        opt = optimizer_for(built.model, self.data, lr=config.lr, device=config.device)
+        return built.model, opt, self.loss_fn or built.loss, self.metric or built.metric
+
+
+def make_setup(config: "ExperimentConfig", factory=None, data=None, loss_fn=None, metric=None) -> Setup:
+    """The :class:`Setup` of ``config`` (its ``model`` and ``data``), with a callable ``factory`` or
+    a loaded ``data`` set taking their place when given; the model, loss and metric are checked on
+    a few examples first (:func:`~verification.torchside.tasks.check_setup`)."""
+    from .build import default_data_for, resolve_factory
+    from .data import load_data
+    from .tasks import check_setup, objective_for
+
+    fac, label = resolve_factory(factory if factory is not None else config.model)
+    if data is None:
+        data = load_data(config.data if config.data is not None else default_data_for(config.model), config.data_seed)
+    setup = Setup(fac, label, data.to(config.device), loss_fn, metric)
+    model, opt, loss, met = setup.build(config, config.seeds[0])
+    objective = objective_for(getattr(data, "task", "classification"), loss, met)
+    objective.check_target(config.target_acc)
+    check_setup(model, setup.data, objective, config.device)
+    return setup
+
+
+def run_task(config: ExperimentConfig, sampling: str, seed: int, calibration: dict, *, setup: Setup | None = None,
+             progress=None) -> dict:
+    """Train a fresh model (initialised from ``seed``) with one schedule; returns the run's record."""
     import torch
 
-    from .cnn import make_cnn
-    from .data import load_data
-    from .optimizer import DropMuon
     from .training import train
 
-    data = load_data(config.data, config.data_seed).to(config.device)
+    setup = setup or make_setup(config)
+    data = setup.data
     L, cm = load_constants(calibration)
     epoch_length = max(1, math.ceil(len(data.x_train) / config.batch))
     sampler, info = schedules([sampling], len(L), L, cm, epoch_length)[sampling]
-    model = make_cnn(data.image_shape[0], data.num_classes, width=config.width, seed=seed, device=config.device)
-    opt = DropMuon(layers=model.layer_parameters(), lr=config.lr)
+    model, opt, loss, metric = setup.build(config, seed)
     if len(opt.layer_groups()) != len(L):
         raise ValueError(f"the constants have {len(L)} layers but the network has {len(opt.layer_groups())}")
     r = train(model, opt, data, sampler, max_steps=config.max_steps, batch=config.batch,
               target_acc=config.target_acc, max_seconds=config.max_seconds, eval_every=config.eval_every,
-              seed=seed, device=config.device, loss_fn=torch.nn.functional.cross_entropy, progress=progress,
-              info=info)
+              seed=seed, device=config.device, loss_fn=loss, metric=metric, progress=progress, info=info)
     return dict(r.as_dict(), settings=config.run_settings(), torch=torch.__version__,
                 threads=torch.get_num_threads())
 
@@ -233,13 +287,13 @@ def _mean_sd(xs):
     return {"mean": float(np.mean(xs)), "sd": float(np.std(xs, ddof=1)) if len(xs) > 1 else None, "n": len(xs)}
 
 
-def summarize(config: ExperimentConfig, calibration: dict, runs: list[dict]) -> dict:
+def summarize(config: ExperimentConfig, calibration: dict, runs: list[dict], n_train: int | None = None) -> dict:
     """Per schedule: runs reaching the target, mean time and iterations to target, final train and
     test accuracy, measured vs predicted seconds per step, and speed-ups over full Muon (time and
     iterations) with confidence intervals; then the measured winner and whether the max-form's or
     the sum-form's prediction picked it."""
     L, cm = load_constants(calibration)
-    epoch_length = max(1, math.ceil(_n_train(config) / config.batch))
+    epoch_length = max(1, math.ceil((n_train if n_train is not None else _n_train(config)) / config.batch))
     scheds = schedules(config.samplings, len(L), L, cm, epoch_length)
     pred = predictions(scheds, L, cm)
     by = {s: {r["seed"]: r for r in runs if r["sampling"] == s} for s in config.samplings}
@@ -288,23 +342,21 @@ def summarize(config: ExperimentConfig, calibration: dict, runs: list[dict]) -> 
 
 
 def _n_train(config: ExperimentConfig) -> int:
+    from .build import default_data_for
     from .data import load_data
 
-    return len(load_data(config.data, config.data_seed).x_train)
+    name = config.data if config.data is not None else default_data_for(config.model)
+    return len(load_data(name, config.data_seed).x_train)
 
 
 # -- the whole loop -------------------------------------------------------------------------------
 
-def calibrate(config: ExperimentConfig, out: Path | None = None, *, progress=None) -> dict:
+def calibrate(config: ExperimentConfig, out: Path | None = None, *, progress=None, setup: Setup | None = None) -> dict:
     """The calibration (constants and costs) of the experiment: read from ``config.constants``,
     reused from ``OUT/calibration.json`` when its settings match, or measured now (and saved)."""
     import torch
 
-    from .cnn import make_cnn
-    from .data import load_data
-    from .optimizer import DropMuon
-
-    settings = {k: getattr(config, k) for k in ("batch", "lr", "width", "device", "data", "data_seed",
+    settings = {k: getattr(config, k) for k in ("model", "batch", "lr", "width", "device", "data", "data_seed",
                                                  "estimate_steps", "cost_repeats", "constants", "flush_denormals")}
     path = out / "calibration.json" if out is not None else None
     if config.constants is not None:
@@ -314,14 +366,13 @@ def calibrate(config: ExperimentConfig, out: Path | None = None, *, progress=Non
     elif path is not None and path.exists() and read_json(path, "calibration").get("settings") == settings:
         return read_json(path, "calibration")
     else:
-        data = load_data(config.data, config.data_seed).to(config.device)
-        model = make_cnn(data.image_shape[0], data.num_classes, width=config.width, seed=config.data_seed,
-                         device=config.device)
-        opt = DropMuon(layers=model.layer_parameters(), lr=config.lr)
-        cal = measure_network(model, opt, data, batch=config.batch, steps=config.estimate_steps,
+        setup = setup or make_setup(config)
+        model, opt, loss, _ = setup.build(config, config.data_seed)
+        cal = measure_network(model, opt, setup.data, batch=config.batch, steps=config.estimate_steps,
                               repeats=config.cost_repeats, seed=config.data_seed, device=config.device,
-                              progress=progress)
+                              progress=progress, loss_fn=loss)
         cal["source"] = "measured"
+        cal["model_layers"] = opt.model_layers.as_dict() if opt.model_layers is not None else None
         cal["torch"] = torch.__version__
     cal["settings"] = settings
     if path is not None:
@@ -329,16 +380,28 @@ def calibrate(config: ExperimentConfig, out: Path | None = None, *, progress=Non
     return cal
 
 
-def _task_record(config: ExperimentConfig, sampling: str, seed: int, calibration: dict, fingerprint: str) -> dict:
+def _task_record(config: ExperimentConfig, sampling: str, seed: int, calibration: dict, fingerprint: str,
+                 setup: Setup | None = None) -> dict:
     """One training task as the execution layer runs it (in this process, a local worker or a Dask
     worker): subnormal flushing set first, then :func:`run_task`."""
     _set_denormals(config)
-    return dict(run_task(config, sampling, seed, calibration, progress=False), calibration=fingerprint)
+    return dict(run_task(config, sampling, seed, calibration, setup=setup, progress=False), calibration=fingerprint)
 
 
-def run_experiment(config: ExperimentConfig, out=None, *, progress=None, resume: bool = True, jobs: int = 1,
-                   scheduler: str | None = None) -> dict:
-    """Calibrate, then run every (seed, sampling) task — seeds in order, the samplings of each seed
+def run_experiment(config, data=None, *, loss_fn=None, metric=None, out=None, progress=None, resume: bool = True,
+                   jobs: int = 1, scheduler: str | None = None, settings: ExperimentConfig | None = None) -> dict:
+    """The closed loop, in either of two forms:
+
+    * ``run_experiment(config, out=…)`` (or ``run_experiment(config, OUT)``) — everything from an
+      :class:`ExperimentConfig` (its ``model`` and ``data`` by name);
+    * ``run_experiment(model_factory, data, loss_fn=…, metric=…, settings=ExperimentConfig(…),
+      out=…)`` — your factory (called ``factory(data)`` with torch seeded per run; it returns the
+      model, or ``(model, loss[, metric])``) and a loaded
+      :class:`~verification.torchside.data.Dataset` (its ``task`` picks the default loss and
+      metric). The factory must be picklable for ``jobs > 1`` or a Dask scheduler (a module-level
+      function is).
+
+    Calibrate, then run every (seed, sampling) task — seeds in order, the samplings of each seed
     in an order shuffled by the seed so that slow drifts of the machine do not favour one
     schedule — and summarise. The tasks go through :func:`verification.execution.run_tasks`:
     ``jobs`` local processes or a Dask ``scheduler`` (on a CPU, parallel runs share the cores, so
@@ -349,24 +412,41 @@ def run_experiment(config: ExperimentConfig, out=None, *, progress=None, resume:
     import warnings
 
     from ..execution import Task, run_tasks, scheduler_address
+    from .build import resolve_factory
 
+    if isinstance(config, ExperimentConfig):
+        if settings is not None or hasattr(data, "x_train"):
+            raise ValueError("with an ExperimentConfig, give the data and settings in it (config.data), not as arguments")
+        if data is not None:  # run_experiment(config, OUT): the results folder, positionally
+            out, data = data, None
+        factory = None
+    else:
+        factory = config
+        _, label = resolve_factory(factory)
+        config = ExperimentConfig(**dict(asdict(settings or ExperimentConfig()), model=label))
+        if isinstance(data, str):
+            config = ExperimentConfig(**dict(asdict(config), data=data))
+            data = None
     out = Path(out) if out is not None else None
     _set_denormals(config)
+    setup = make_setup(config, factory, data, loss_fn, metric)
     scheduler = scheduler_address(scheduler)
     if scheduler is None and jobs != 1 and config.device == "cpu":
         warnings.warn("parallel training runs on one machine share its CPU: their wall-clock times are comparable "
                       "with each other, not with serial runs", RuntimeWarning, stacklevel=2)
-    cal = calibrate(config, out, progress=progress)
+    cal = calibrate(config, out, progress=progress, setup=setup)
     fp = _fingerprint(cal)
     tasks = []
     for seed in config.seeds:
         order = np.random.default_rng([seed, 2]).permutation(len(config.samplings))
-        tasks += [Task(f"{config.samplings[i]}-seed{seed}", _task_record, (config, config.samplings[i], seed, cal, fp))
-                  for i in order]
+        tasks += [Task(f"{config.samplings[i]}-seed{seed}", _task_record,
+                       (config, config.samplings[i], seed, cal, fp, setup)) for i in order]
     runs = run_tasks(tasks, results=out / "runs" if out is not None else None, jobs=jobs, scheduler=scheduler,
                      manifest={"settings": _jsonable_settings(config), "calibration": fp}, on_mismatch="rerun",
                      resume=resume, progress=progress, label="runs")
-    summary = summarize(config, cal, runs)
+    summary = summarize(config, cal, runs, n_train=len(setup.data.x_train))
+    summary["data"] = setup.data.name
+    summary["metric"] = runs[0].get("metric") if runs else None
     result = {"calibration": cal, "runs": runs, "summary": summary}
     if out is not None:
         write_json_atomic(out / "experiment.json", result)

@@ -1,9 +1,12 @@
-"""``DropMuon``: Muon applied to the layers a step samples, as a ``torch.optim.Optimizer``.
+"""``DropMuon``: Muon applied to the layers a step samples, as a ``torch.optim.Optimizer``, with an
+AdamW companion for a layer's non-matrix parameters (biases, norm scales).
 
-A layer whose parameters have no gradient this step is skipped entirely — weights, momentum and
-weight decay untouched — exactly like ``torch.optim.Muon`` skips ``grad is None``. The savings come
-from :func:`dropmuon_training_step`: for a step starting at layer ``s`` the layers below ``s`` do
-not require gradients, so autograd stops at layer ``s`` (THEORY.md §2, §7).
+A layer whose parameters have no gradient this step is skipped entirely — weights, momentum, AdamW
+moments and weight decay untouched — exactly like ``torch.optim.Muon`` skips ``grad is None``. The
+savings come from :func:`dropmuon_training_step`: for a step starting at layer ``s`` the layers
+below ``s`` (all their parameters, matrices and vectors alike) do not require gradients, so
+autograd stops at layer ``s`` (``docs/torch.md``). :meth:`DropMuon.from_model` derives the layers
+of any ``nn.Module`` from a forward trace (:mod:`verification.torchside.layers`).
 """
 
 from __future__ import annotations
@@ -19,9 +22,13 @@ from ..newton_schulz import coefficients as ns_coefficients
 from ..newton_schulz import normalisation
 
 __all__ = ["DropMuon", "dropmuon_training_step", "layers_step", "freeze_below", "freeze_except", "layer_matrix_shape",
-           "denormals_flushed"]
+           "denormals_flushed", "ADAMW_DEFAULTS"]
 
 EPS = 1e-7  # torch.optim.Muon's normaliser guard
+
+#: the AdamW companion's defaults (torch.optim.AdamW's, without weight decay: biases and norm
+#: scales are conventionally not decayed)
+ADAMW_DEFAULTS = dict(adamw_lr=1e-3, adamw_betas=(0.9, 0.999), adamw_eps=1e-8, adamw_weight_decay=0.0)
 
 
 def layer_matrix_shape(shape: Sequence[int]) -> tuple[int, int]:
@@ -71,9 +78,10 @@ def _polar(G: Tensor) -> Tensor:
 
 
 class DropMuon(torch.optim.Optimizer):
-    r"""Muon on the sampled layers; unsampled layers (``grad is None``) are untouched.
+    r"""Muon on the sampled layers' matrices, AdamW on their other parameters; unsampled layers
+    (``grad is None``) are untouched.
 
-    For each parameter with a gradient ``G`` (viewed as the matrix :func:`layer_matrix_shape`)::
+    For each matrix parameter with a gradient ``G`` (viewed as the matrix :func:`layer_matrix_shape`)::
 
         B ← μB + (1 − μ)G            (torch's lerp form; β = 1 − μ weighs the new gradient)
         U = G + μ(B − G) if nesterov else B
@@ -86,24 +94,51 @@ class DropMuon(torch.optim.Optimizer):
     normalisation ``1.01‖U‖_F``);
     ``ns_dtype`` defaults to bfloat16 as in torch (use float32/float64 for accuracy).
 
-    Param groups may carry a ``"layer"`` key (1-based, input first) used by
-    :func:`dropmuon_training_step`; pass ``layers=[params_1, params_2, …]`` to build them.
+    Parameters in a group with ``"algorithm": "adamw"`` take ``torch.optim.AdamW``'s step instead
+    (``m ← β₁m + (1−β₁)g``, ``v ← β₂v + (1−β₂)g²``, ``W ← (1 − lr·wd)W − lr·m̂/(√v̂ + ε)`` with
+    bias-corrected ``m̂, v̂``), with ``adamw_lr``, ``adamw_betas``, ``adamw_eps`` and
+    ``adamw_weight_decay`` (:data:`ADAMW_DEFAULTS`). Both skip a parameter without a gradient, so
+    the companion freezes in step with its layer.
+
+    Param groups carry a ``"layer"`` key (1-based, input first) used by
+    :func:`dropmuon_training_step`. ``layers=[params_1, params_2, …]`` builds them: in each layer
+    the parameters with two or more dimensions go to Muon and the others (biases, norm scales) to
+    the AdamW companion. For a whole model use :meth:`from_model`, which finds the layers itself.
     """
 
     def __init__(self, params: Iterable | None = None, lr: float = 0.02, weight_decay: float = 0.0,
                  momentum: float = 0.95, nesterov: bool = True, ns_coefficients="muon", ns_steps: int = 5,
                  eps: float = EPS, sharp: str = "newton-schulz", ns_dtype=torch.bfloat16,
-                 adjust_lr: bool = True, *, layers: Sequence[Iterable[Tensor]] | None = None):
+                 adjust_lr: bool = True, *, layers: Sequence[Iterable[Tensor]] | None = None,
+                 adamw_lr: float = ADAMW_DEFAULTS["adamw_lr"], adamw_betas=ADAMW_DEFAULTS["adamw_betas"],
+                 adamw_eps: float = ADAMW_DEFAULTS["adamw_eps"],
+                 adamw_weight_decay: float = ADAMW_DEFAULTS["adamw_weight_decay"]):
         if (params is None) == (layers is None):
             raise ValueError("give either params or layers=[params of layer 1, params of layer 2, ...]")
         if layers is not None:
-            params = [{"params": list(p), "layer": j} for j, p in enumerate(layers, start=1)]
-        if not (isinstance(lr, (int, float)) and math.isfinite(lr) and lr >= 0):
-            raise ValueError(f"lr must be a non-negative number; got lr = {lr!r}")
+            params = []
+            for j, ps in enumerate(layers, start=1):
+                ps = list(ps)
+                if not ps:
+                    raise ValueError(f"layer {j} has no parameters")
+                mats = [p for p in ps if p.ndim >= 2]
+                vecs = [p for p in ps if p.ndim < 2]
+                if mats:
+                    params.append({"params": mats, "layer": j, "algorithm": "muon"})
+                if vecs:
+                    params.append({"params": vecs, "layer": j, "algorithm": "adamw"})
+        for name, v in (("lr", lr), ("adamw_lr", adamw_lr)):
+            if not (isinstance(v, (int, float)) and math.isfinite(v) and v >= 0):
+                raise ValueError(f"{name} must be a non-negative number; got {name} = {v!r}")
         if not 0.0 <= momentum < 1.0:
             raise ValueError(f"momentum must be in [0, 1); got momentum = {momentum!r}")
-        if not weight_decay >= 0:
-            raise ValueError(f"weight_decay must be non-negative; got weight_decay = {weight_decay!r}")
+        for name, v in (("weight_decay", weight_decay), ("adamw_weight_decay", adamw_weight_decay)):
+            if not (isinstance(v, (int, float)) and v >= 0):
+                raise ValueError(f"{name} must be non-negative; got {name} = {v!r}")
+        if not (len(adamw_betas) == 2 and all(0.0 <= b_ < 1.0 for b_ in adamw_betas)):
+            raise ValueError(f"adamw_betas must be two numbers in [0, 1); got adamw_betas = {adamw_betas!r}")
+        if not adamw_eps > 0:
+            raise ValueError(f"adamw_eps must be positive; got adamw_eps = {adamw_eps!r}")
         if sharp not in ("newton-schulz", "svd"):
             raise ValueError(f"sharp must be 'newton-schulz' or 'svd'; got sharp = {sharp!r}")
         if not (isinstance(ns_steps, int) and ns_steps >= 1):
@@ -111,12 +146,54 @@ class DropMuon(torch.optim.Optimizer):
         _coefficients(ns_coefficients, ns_steps)  # a clear error for an unknown preset or a bad table
         defaults = dict(lr=lr, weight_decay=weight_decay, momentum=momentum, nesterov=nesterov,
                         ns_coefficients=ns_coefficients, ns_steps=ns_steps, eps=eps, sharp=sharp,
-                        ns_dtype=ns_dtype, adjust_lr=adjust_lr, layer=None)
+                        ns_dtype=ns_dtype, adjust_lr=adjust_lr, layer=None, algorithm="muon",
+                        adamw_lr=adamw_lr, adamw_betas=tuple(adamw_betas), adamw_eps=adamw_eps,
+                        adamw_weight_decay=adamw_weight_decay)
         super().__init__(params, defaults)
+        self.model_layers = None  # set by from_model: the layers' names and parameters
         for g in self.param_groups:
+            if g["algorithm"] not in ("muon", "adamw"):
+                raise ValueError(f"a param group's algorithm must be 'muon' or 'adamw'; got {g['algorithm']!r}")
             for p in g["params"]:
-                if p.ndim == 0:
+                if p.ndim == 0 and g["algorithm"] == "muon":
                     raise ValueError(f"DropMuon needs parameters with at least one dimension; got shape {tuple(p.shape)}")
+
+    @classmethod
+    def from_model(cls, model, example_inputs, *, groups=None, embeddings: str = "adamw", **kwargs) -> "DropMuon":
+        """A :class:`DropMuon` for any ``nn.Module``: its layers, input first, found by
+        :func:`verification.torchside.layers.model_layers` from one forward pass on
+        ``example_inputs`` (a batch the model accepts), or taken from ``groups`` (modules or
+        parameter lists, input first; checked against the trace). Each layer's matrices go to
+        Muon and its biases and norm parameters to the AdamW companion, frozen with it;
+        ``nn.Embedding`` tables go to AdamW too unless ``embeddings="muon"`` (Muon is meant for
+        hidden linear maps). Every trainable parameter belongs to exactly one layer, or a
+        ``ValueError`` names the one that does not. ``kwargs`` go to the constructor; the layers
+        are kept as ``optimizer.model_layers``.
+
+        >>> net = torch.nn.Sequential(torch.nn.Linear(4, 8), torch.nn.LayerNorm(8), torch.nn.Linear(8, 2))
+        >>> opt = DropMuon.from_model(net, torch.zeros(2, 4))
+        >>> opt.model_layers.names
+        (('0.weight', '0.bias', '1.weight', '1.bias'), ('2.weight', '2.bias'))
+        >>> [(g["layer"], g["algorithm"], len(g["params"])) for g in opt.param_groups]
+        [(1, 'muon', 1), (1, 'adamw', 3), (2, 'muon', 1), (2, 'adamw', 1)]
+        """
+        from .layers import model_layers
+
+        if embeddings not in ("adamw", "muon"):
+            raise ValueError(f"embeddings must be 'adamw' or 'muon'; got embeddings = {embeddings!r}")
+        ml = model_layers(model, example_inputs, groups=groups)
+        emb = {id(m.weight) for m in model.modules() if isinstance(m, torch.nn.Embedding)} if embeddings == "adamw" else set()
+        params = []
+        for j, ps in enumerate(ml.params, start=1):
+            mats = [p for p in ps if p.ndim >= 2 and id(p) not in emb]
+            rest = [p for p in ps if p.ndim < 2 or id(p) in emb]
+            if mats:
+                params.append({"params": mats, "layer": j, "algorithm": "muon"})
+            if rest:
+                params.append({"params": rest, "layer": j, "algorithm": "adamw"})
+        opt = cls(params, **kwargs)
+        opt.model_layers = ml
+        return opt
 
     @torch.no_grad()
     def step(self, closure=None):
@@ -126,6 +203,9 @@ class DropMuon(torch.optim.Optimizer):
             with torch.enable_grad():
                 loss = closure()
         for g in self.param_groups:
+            if g["algorithm"] == "adamw":
+                self._adamw(g)
+                continue
             coeffs = _coefficients(g["ns_coefficients"], g["ns_steps"])
             scale = normalisation(g["ns_coefficients"]) if isinstance(g["ns_coefficients"], str) else 1.0
             mu = g["momentum"]
@@ -148,6 +228,28 @@ class DropMuon(torch.optim.Optimizer):
                 p.mul_(1 - g["lr"] * g["weight_decay"])
                 p.add_(O.reshape(p.shape), alpha=-lr)
         return loss
+
+    def _adamw(self, g) -> None:
+        """``torch.optim.AdamW``'s step (single-tensor form) on the group's parameters that have a
+        gradient; a frozen parameter keeps its moments and step count."""
+        b1, b2 = g["adamw_betas"]
+        lr, eps, wd = g["adamw_lr"], g["adamw_eps"], g["adamw_weight_decay"]
+        for p in g["params"]:
+            if p.grad is None:
+                continue
+            state = self.state[p]
+            if "exp_avg" not in state:
+                state["step"] = 0
+                state["exp_avg"] = torch.zeros_like(p)
+                state["exp_avg_sq"] = torch.zeros_like(p)
+            state["step"] += 1
+            t = state["step"]
+            m, v = state["exp_avg"], state["exp_avg_sq"]
+            p.mul_(1 - lr * wd)
+            m.lerp_(p.grad, 1 - b1)
+            v.mul_(b2).addcmul_(p.grad, p.grad, value=1 - b2)
+            denom = (v.sqrt() / math.sqrt(1 - b2 ** t)).add_(eps)
+            p.addcdiv_(m, denom, value=-lr / (1 - b1 ** t))
 
     def layer_groups(self) -> dict[int, list]:
         """``{layer: [param groups]}`` for groups with a ``"layer"`` key."""
@@ -213,6 +315,9 @@ def layers_step(model, optimizer: DropMuon, loss_fn, inputs: Tensor, targets: Te
     with freeze_except(optimizer, S):
         optimizer.zero_grad(set_to_none=True)
         loss = loss_fn(model(inputs), targets)
+        if not (torch.is_tensor(loss) and loss.ndim == 0):
+            got = f"a tensor of shape {tuple(loss.shape)}" if torch.is_tensor(loss) else type(loss).__name__
+            raise ValueError(f"the loss must return a scalar; got {got} (reduce it, e.g. with .mean())")
         loss.backward()
         optimizer.step()
     return loss.detach()

@@ -1,5 +1,6 @@
-"""Training the CNN with Drop-Muon under a layer-sampling schedule, timed: iterations and wall-clock
-seconds to a target training accuracy, final train and held-out accuracy.
+"""Training any model with Drop-Muon under a layer-sampling schedule, timed: iterations and
+wall-clock seconds to a target value of the training metric (accuracy by default), final train and
+held-out metric. Evaluations run in ``eval()`` mode with gradients off (``tasks.evaluate``).
 
 The clock counts training steps only (forward, truncated backward, update; synchronised on CUDA);
 accuracy evaluations between steps are not counted. A run always ends: at the target (unless
@@ -20,25 +21,23 @@ from ..dropmuon import as_sampler
 from ..schedules import SAMPLINGS, epoch_shift_schedule, make_schedule
 from .costs import _sync
 from .optimizer import DropMuon, denormals_flushed, layers_step
+from .tasks import evaluate, objective_for
 
 __all__ = ["SAMPLINGS", "TrainResult", "make_schedule", "epoch_shift_schedule", "train", "accuracy"]
 
 
-@torch.no_grad()
 def accuracy(model, x: torch.Tensor, y: torch.Tensor, chunk: int = 2048) -> tuple[float, float]:
-    """``(accuracy, mean cross-entropy)`` of ``model`` on ``(x, y)``, in chunks."""
-    correct, loss = 0, 0.0
-    for i in range(0, len(x), chunk):
-        out = model(x[i:i + chunk])
-        correct += int((out.argmax(1) == y[i:i + chunk]).sum())
-        loss += float(torch.nn.functional.cross_entropy(out, y[i:i + chunk], reduction="sum"))
-    return correct / len(x), loss / len(x)
+    """``(accuracy, mean cross-entropy)`` of a classifier on ``(x, y)``, in chunks, in ``eval()``
+    mode (:func:`~verification.torchside.tasks.evaluate`)."""
+    return evaluate(model, x, y, objective_for("classification"), chunk)
 
 
 @dataclass(frozen=True)
 class TrainResult:
     """One training run. ``iterations_to_target``/``time_to_target_s`` are ``None`` when the target
-    was not reached (or none was set); ``time_to_target_s`` counts training steps only.
+    was not reached (or none was set); ``time_to_target_s`` counts training steps only. The
+    ``*_acc`` fields hold the run's metric (``info["metric"]`` names it: accuracy for
+    classification, token accuracy for language models, or the user's metric).
     ``stop_reason``: ``"target"``, ``"max_steps"``, ``"max_seconds"`` or ``"diverged"`` (a
     non-finite training loss). ``history`` holds one
     record per evaluation (``step``, ``time_s``, ``train_acc``, ``train_loss``)."""
@@ -75,9 +74,13 @@ class TrainResult:
 
 def train(model, optimizer: DropMuon, data, schedule, *, max_steps: int, batch: int = 256,
           target_acc: float | None = None, max_seconds: float | None = None, eval_every: int = 5,
-          seed: int = 0, device="cpu", stop_at_target: bool = True, loss_fn=None, progress=None,
-          info: dict | None = None) -> TrainResult:
+          seed: int = 0, device="cpu", stop_at_target: bool = True, loss_fn=None, metric=None,
+          progress=None, info: dict | None = None) -> TrainResult:
     """Train ``model`` with ``optimizer`` on minibatches of ``data.x_train`` drawn with ``seed``;
+    ``loss_fn(output, target)`` and ``metric(output, target)`` default to the data's task
+    (:func:`~verification.torchside.tasks.objective_for`: cross-entropy and accuracy for
+    classification, next-token cross-entropy and token accuracy for language models), and
+    ``target_acc`` is the target value of the metric (higher is better);
     at step ``k`` the layer set ``S`` comes from ``schedule`` (a :class:`theory.RPT` or other
     distribution, or a sampler of :mod:`verification.dropmuon`), lower layers frozen so the
     backward pass stops at ``min S``. The training accuracy on the whole training set is evaluated
@@ -95,16 +98,19 @@ def train(model, optimizer: DropMuon, data, schedule, *, max_steps: int, batch: 
     for name, v in (("max_steps", max_steps), ("batch", batch), ("eval_every", eval_every)):
         if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 1:
             raise ValueError(f"{name} must be a positive integer; got {name} = {v!r}")
-    if target_acc is not None and not (isinstance(target_acc, (int, float)) and 0 < target_acc <= 1):
-        raise ValueError(f"target accuracy must be in (0, 1]; got target_acc = {target_acc!r}")
+    objective = objective_for(getattr(data, "task", "classification"), loss_fn, metric)
+    objective.check_target(target_acc)
     if max_seconds is not None and not (isinstance(max_seconds, (int, float)) and max_seconds > 0):
         raise ValueError(f"max_seconds must be positive; got max_seconds = {max_seconds!r}")
+    from .layers import check_optimizer
+
     sampler = as_sampler(schedule)
+    check_optimizer(model, optimizer, data.x_train[:8].to(device))  # every parameter in a layer, input first
     groups = optimizer.layer_groups()
     b = len(groups)
     if sampler.nlayers != b:
         raise ValueError(f"the sampling distribution has {sampler.nlayers} layers but the network has {b}")
-    loss_fn = loss_fn or torch.nn.functional.cross_entropy
+    loss_fn = objective.loss
     n = len(data.x_train)
     gen = torch.Generator().manual_seed(int(seed))
     rng = np.random.default_rng([int(seed), 1])
@@ -115,12 +121,12 @@ def train(model, optimizer: DropMuon, data, schedule, *, max_steps: int, batch: 
     reached_step = reached_time = None
     stop = "max_steps"
     wall0 = time.perf_counter()
-    acc, loss = accuracy(model, data.x_train, data.y_train)
+    acc, loss = evaluate(model, data.x_train, data.y_train, objective)
     history.append({"step": 0, "time_s": 0.0, "train_acc": acc, "train_loss": loss})
     if not math.isfinite(loss):
         raise ValueError("the initial training loss is not finite; check the data")
     k = 0
-    info = dict(info or {}, denormals_flushed=denormals_flushed() if torch.device(device).type == "cpu" else None)
+    info = dict(info or {}, metric=objective.metric_name, denormals_flushed=denormals_flushed() if torch.device(device).type == "cpu" else None)
     with Progress(max_steps, f"train {info.get('sampling', '')}".strip(), enabled=progress) as bar:
         while k < max_steps:
             idx = torch.randint(0, n, (batch,), generator=gen)
@@ -137,7 +143,7 @@ def train(model, optimizer: DropMuon, data, schedule, *, max_steps: int, batch: 
                 layer_updates[[j - 1 for j in S]] += 1
             bar.update()
             if k % eval_every == 0 or k == max_steps:
-                acc, loss = accuracy(model, data.x_train, data.y_train)
+                acc, loss = evaluate(model, data.x_train, data.y_train, objective)
                 history.append({"step": k, "time_s": t_train, "train_acc": acc, "train_loss": loss})
                 if not math.isfinite(loss):
                     stop = "diverged"
@@ -151,9 +157,9 @@ def train(model, optimizer: DropMuon, data, schedule, *, max_steps: int, batch: 
                 stop = "max_seconds"
                 break
     if history[-1]["step"] != k:
-        acc, loss = accuracy(model, data.x_train, data.y_train)
+        acc, loss = evaluate(model, data.x_train, data.y_train, objective)
         history.append({"step": k, "time_s": t_train, "train_acc": acc, "train_loss": loss})
-    test_acc, _ = accuracy(model, data.x_test, data.y_test)
+    test_acc, _ = evaluate(model, data.x_test, data.y_test, objective)
     return TrainResult(
         sampling=info.get("sampling", "custom"), seed=int(seed), steps=k, target_acc=target_acc,
         iterations_to_target=reached_step, time_to_target_s=reached_time, final_train_acc=history[-1]["train_acc"],
