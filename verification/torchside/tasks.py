@@ -95,7 +95,7 @@ def _scalar(value, what: str) -> float:
     raise ValueError(f"the {what} must return a scalar; got {type(value).__name__}")
 
 
-def evaluate(model, x: torch.Tensor, y: torch.Tensor, objective: Objective, chunk: int = 2048) -> tuple[float, float]:
+def evaluate(model, x: torch.Tensor, y: torch.Tensor, objective: Objective, chunk: int = 256) -> tuple[float, float]:
     """``(metric, loss)`` of ``model`` on the whole of ``(x, y)``, in chunks, in ``eval()`` mode
     (BatchNorm uses its running statistics, dropout is off) with gradients off; the model's
     training mode is restored afterwards."""

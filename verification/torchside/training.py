@@ -26,7 +26,7 @@ from .tasks import evaluate, objective_for
 __all__ = ["SAMPLINGS", "TrainResult", "make_schedule", "epoch_shift_schedule", "train", "accuracy"]
 
 
-def accuracy(model, x: torch.Tensor, y: torch.Tensor, chunk: int = 2048) -> tuple[float, float]:
+def accuracy(model, x: torch.Tensor, y: torch.Tensor, chunk: int = 256) -> tuple[float, float]:
     """``(accuracy, mean cross-entropy)`` of a classifier on ``(x, y)``, in chunks, in ``eval()``
     mode (:func:`~verification.torchside.tasks.evaluate`)."""
     return evaluate(model, x, y, objective_for("classification"), chunk)
