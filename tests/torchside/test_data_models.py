@@ -42,15 +42,7 @@ MNIST_MEAN, MNIST_STD, MNIST_STAT_TOL = 0.1307, 0.3081, 0.005
 BATCH_INVARIANCE_ATOL = 1e-5
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    # These tests check behaviour on tiny batches, not speed. With several OpenMP threads on a
-    # machine whose cores are busy with other work, each small op waits for a descheduled thread
-    # and the file ran 10× slower (measured: 37 s against 5 s on one thread on 2 shared cores).
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread")  # tests/torchside/conftest.py says why
 
 
 @pytest.fixture(scope="module")

@@ -166,14 +166,7 @@ def _hanging_worker(rank, world):
 
 # -- tests -----------------------------------------------------------------------------------------
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """The in-process steps on one thread, as in the workers: a tiny-CNN step takes ~3 ms on one
-    thread but was measured at ~0.7 s with two intra-op threads on a busy two-core machine."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")  # tests/torchside/conftest.py says why
 
 
 @pytest.fixture(scope="module")

@@ -341,3 +341,27 @@ def test_cli_bad_models_are_one_line_errors(capsys, user_module):
         assert main(["train", "--model", model, "--device", "cpu", "--max-steps", "1", "--no-progress"]) == 2, model
         err = capsys.readouterr().err
         assert msg in err and err.count("\n") == 1, (model, err)
+
+
+def _regression_factory(data):
+    """A module-level factory (picklable, as the execution layer needs): model and its loss."""
+    model = nn.Sequential(nn.Linear(data.input_shape[0], 16), nn.Tanh(), nn.Linear(16, 1), nn.Flatten(0))
+    return model, nn.functional.mse_loss
+
+
+def test_run_experiment_with_a_factory_and_a_regression_data_set(tmp_path):
+    from verification.torchside import ExperimentConfig, run_experiment
+
+    settings = ExperimentConfig(seeds=(0, 1), samplings=("full", "uniform"), max_steps=40, target_acc=-0.3,
+                                batch=32, lr=0.02, eval_every=5, estimate_steps=3, cost_repeats=3,
+                                flush_denormals=False)
+    res = run_experiment(_regression_factory, _regression_data(), settings=settings, out=tmp_path, progress=False)
+    s = res["summary"]
+    assert s["config"]["model"].endswith(":_regression_factory") and s["data"] == "toy-regression"
+    assert s["metric"] == "negative MSE" and list(s["rows"]) == ["full", "uniform"]
+    # the factory's loss trained it: every run's final metric is minus its final loss
+    for r in res["runs"]:
+        assert r["final_train_acc"] == pytest.approx(-r["final_train_loss"], rel=1e-12)
+    assert [rec["label"] for rec in res["calibration"]["layers"]] == ["0", "2"]
+    with pytest.raises(ValueError, match=r"the model factory '.*<lambda>' returned a value of type int, not a torch.nn.Module"):
+        run_experiment(lambda data: 3, _regression_data(), settings=settings, progress=False)

@@ -117,7 +117,7 @@ def build_model(factory, data, *, seed: int = 0, device="cpu", width: float | No
     else:
         model = out
     if not isinstance(model, torch.nn.Module):
-        raise ValueError(f"the model factory {label!r} returned a {type(model).__name__}, not a torch.nn.Module "
+        raise ValueError(f"the model factory {label!r} returned a value of type {type(model).__name__}, not a torch.nn.Module "
                          f"(or (model, loss[, metric]))")
     for what, fn in (("loss", loss), ("metric", metric)):
         if fn is not None and not callable(fn):

@@ -87,8 +87,6 @@ class ExperimentConfig:
             raise ValueError(f"the target must be a finite number; got target_acc = {self.target_acc!r}")
         if not (isinstance(self.model, str) and self.model):
             raise ValueError(f"model must be a built-in name or PACKAGE.MODULE:FACTORY; got model = {self.model!r}")
-        if ":" not in self.model and not 0 < self.target_acc <= 1:  # the built-in models' metrics are accuracies
-            raise ValueError(f"the target accuracy must be in (0, 1]; got target_acc = {self.target_acc!r}")
         for name in ("max_steps", "batch", "eval_every", "estimate_steps", "cost_repeats"):
             v = getattr(self, name)
             if isinstance(v, bool) or not isinstance(v, int) or v < 1:
