@@ -359,8 +359,12 @@ def _section_torch(rep, data, save, torch_data, torch_results, columns):
     s = torch_data["summary"]
     cfg = s["config"]
     cal = torch_data["calibration"]
-    rep.paragraph(f"Read from `{torch_results}` (written by `dropmuon experiment`): {len(cfg['seeds'])} seeds, "
-                  f"target training accuracy {cfg['target_acc']}, batch {cfg['batch']}, lr {cfg['lr']}, device "
+    model = cfg.get("model", "cnn")  # results written before models were selectable are the paper's CNN's
+    dataset = s.get("data") or cfg.get("data") or "sklearn-digits"
+    rep.paragraph(f"Read from `{torch_results}` (written by `dropmuon experiment`): model {model} "
+                  f"(width {cfg.get('width', 1.0)}) on {dataset}, {len(cfg['seeds'])} seeds, "
+                  f"target training {s.get('metric') or 'accuracy'} {cfg['target_acc']}, batch {cfg['batch']}, "
+                  f"lr {cfg['lr']}, device "
                   f"{cfg['device']}. Speed-ups over full Muon are paired by seed: geometric mean with a "
                   f"{round(100 * s.get('confidence', 0.95))}% Student-t interval.")
     rows = []
@@ -386,7 +390,7 @@ def _section_torch(rep, data, save, torch_data, torch_results, columns):
                   f"({'matched' if v['max_form_matched'] else 'did not match'}), the sum-form predicted "
                   f"{v['predicted_winner_sum']} ({'matched' if v['sum_form_matched'] else 'did not match'}).")
     stem = save(plot_measured_constants(cal["layers"], columns=2), "measured_constants")
-    rep.figure(stem, "Measured layer-wise smoothness estimates of the CNN along full-Muon training "
+    rep.figure(stem, f"Measured layer-wise smoothness estimates of the model ({model}) along full-Muon training "
                      "(spectral norm, dual nuclear).")
     stem = save(plot_accuracy_vs_time(torch_data["runs"], columns=columns), "accuracy_vs_time")
     rep.figure(stem, "Training accuracy against wall-clock training time per schedule, median and band "
