@@ -23,6 +23,9 @@ def add_common(p):
     p.add_argument("--batch", default="256", help="minibatch size (default 256)")
     p.add_argument("--width", default="1.0", help="channel multiplier of the built-in models (1.0 = 64/128/256 for cnn)")
     p.add_argument("--lr", default="0.1", help="learning rate (default 0.1, the paper's MNIST setting)")
+    p.add_argument("--ns-dtype", default="auto",
+                   help="Newton-Schulz dtype: auto (bfloat16 where the device has it natively, else float32), "
+                        "bfloat16, float32 or float64 (default auto)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")
     p.add_argument("--keep-denormals", action="store_true",
                    help="do not flush subnormal floats to zero while timing (on a CPU they slow late-training "
@@ -79,7 +82,7 @@ def load_model(args, dev: str, seed: int, width: float) -> tuple:
     from verification.torchside.experiment import ExperimentConfig, make_setup
 
     cfg = ExperimentConfig(seeds=(seed,), model=args.model, data=args.data, data_seed=seed, device=dev,
-                           width=width, lr=parse_number("--lr", args.lr, positive=True))
+                           width=width, lr=parse_number("--lr", args.lr, positive=True), ns_dtype=args.ns_dtype)
     setup = make_setup(cfg)
     model, opt, loss, metric = setup.build(cfg, seed)
     return setup, model, opt, loss, metric

@@ -43,13 +43,17 @@ def run(args) -> int:
     data = setup.data
     cal = measure_network(model, opt, data, batch=batch, steps=steps, repeats=repeats, seed=seed, device=dev,
                           progress=progress_flag(args), loss_fn=loss)
+    from verification.torchside.environment import environment
+
+    env = environment(dev, next(g["ns_dtype"] for g in opt.param_groups if g["algorithm"] == "muon"))
     records = [dict(r, device=dev, data=data.name, model=setup.label, seed=seed, lr=lr, batch=batch, width=width,
-                    overhead=cal["overhead"]) for r in cal["layers"]]
+                    overhead=cal["overhead"], environment=env) for r in cal["layers"]]
     if args.json:
         emit_json(records)
         return 0
     o = cal["overhead"]
-    print(f"{setup.label} on {data.name} ({dev}), {steps} steps of full Muon (lr {lr:g}), batch {batch}; cost timing "
+    print(f"{setup.label} on {data.name} ({env['device_name']}, {env['torch_threads']} threads, Newton-Schulz in "
+          f"{env['ns_dtype']}), {steps} steps of full Muon (lr {lr:g}), batch {batch}; cost timing "
           f"{o['cost_measurement_s']:.1f} s, constants {o['estimate_s']:.1f} s (training itself {o['train_s']:.1f} s)")
     print(f"{'layer':>5s} {'module':>14s} {'shape':>18s} {'L':>9s} {'L0':>9s} {'L1':>9s} {'Hess eig':>9s} "
           f"{'t(s=layer)':>11s} {'predicted':>10s} {'error':>6s}")

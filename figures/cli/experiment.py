@@ -54,7 +54,7 @@ def run(args) -> int:
     if limits["target_acc"] is None:
         raise CLIError("--target-acc is needed: the experiment measures time to a target accuracy")
     cfg = ExperimentConfig(
-        model=args.model,
+        model=args.model, ns_dtype=args.ns_dtype,
         seeds=tuple(range(seed, seed + nseeds)),
         samplings=tuple(s.strip() for s in args.samplings.split(",") if s.strip()),
         batch=batch, lr=lr, width=width,

@@ -98,12 +98,16 @@ def run(args) -> int:
         info.update(constants_source=source, L=L)
     r = train(model, opt, data, sampler, batch=batch, seed=seed, device=dev, loss_fn=loss, metric=metric,
               progress=progress_flag(args), info=info, **limits)
-    out = dict(r.as_dict(), model=setup.label, data=data.name, lr=lr, batch=batch, width=width,
+    from verification.torchside.environment import environment
+
+    env = environment(dev, next(g["ns_dtype"] for g in opt.param_groups if g["algorithm"] == "muon"))
+    out = dict(r.as_dict(), environment=env, model=setup.label, data=data.name, lr=lr, batch=batch, width=width,
                max_steps=limits["max_steps"], max_seconds=limits["max_seconds"], eval_every=limits["eval_every"])
     if args.json:
         emit_json(out)
         return 0
-    print(f"{setup.label}, {args.sampling} on {data.name} ({dev}), seed {seed}, lr {lr:g}, batch {batch}; start probabilities "
+    print(f"{setup.label}, {args.sampling} on {data.name} ({env['device_name']}, Newton-Schulz in {env['ns_dtype']}), "
+          f"seed {seed}, lr {lr:g}, batch {batch}; start probabilities "
           f"{tuple(round(x, 4) for x in info['start_probs'])}")
     if r.target_acc is None:
         print("no target accuracy set")

@@ -16,6 +16,7 @@ from theory import RPT  # noqa: E402
 from verification.schedules import epoch_shift_schedule, make_schedule  # noqa: E402
 from verification.torchside import DropMuon, load_digits, make_cnn  # noqa: E402
 from verification.torchside import experiment as ex  # noqa: E402
+from verification.torchside.environment import resolve_ns_dtype  # noqa: E402
 from verification.torchside.training import accuracy, train  # noqa: E402
 
 TINY = dict(width=0.125)
@@ -137,6 +138,10 @@ def test_experiment_runs_summarises_and_resumes(tmp_path, monkeypatch):
     files = sorted(p.name for p in (tmp_path / "runs").glob("*-seed*.json"))
     assert files == sorted(f"{s}-seed{k}.json" for s in cfg.samplings for k in cfg.seeds)
     assert not [p for p in tmp_path.rglob("*.tmp")]  # atomic writes leave no temporaries
+    # every run and the calibration record the machine and the Newton-Schulz dtype they ran with
+    dtype = str(resolve_ns_dtype("auto", "cpu")).replace("torch.", "")
+    assert all(r["environment"]["ns_dtype"] == dtype for r in res["runs"])
+    assert res["calibration"]["environment"]["cpu_model"] == res["runs"][0]["environment"]["cpu_model"]
     rows = res["summary"]["rows"]
     assert list(rows) == list(cfg.samplings)
     assert rows["full"]["speedup_time"]["mean"] == pytest.approx(1.0, rel=1e-12)

@@ -67,6 +67,7 @@ class ExperimentConfig:
     constants: str | None = None
     flush_denormals: bool = True
     model: str = "cnn"
+    ns_dtype: str = "auto"
 
     def __post_init__(self):
         from .training import SAMPLINGS
@@ -85,6 +86,10 @@ class ExperimentConfig:
         if isinstance(self.target_acc, bool) or not (isinstance(self.target_acc, (int, float))
                                                      and math.isfinite(self.target_acc)):
             raise ValueError(f"the target must be a finite number; got target_acc = {self.target_acc!r}")
+        from .environment import NS_DTYPES
+
+        if self.ns_dtype != "auto" and self.ns_dtype not in NS_DTYPES:
+            raise ValueError(f"unknown Newton-Schulz dtype {self.ns_dtype!r}; choose auto, {', '.join(NS_DTYPES)}")
         if not (isinstance(self.model, str) and self.model):
             raise ValueError(f"model must be a built-in name or PACKAGE.MODULE:FACTORY; got model = {self.model!r}")
         for name in ("max_steps", "batch", "eval_every", "estimate_steps", "cost_repeats"):
@@ -98,7 +103,7 @@ class ExperimentConfig:
 
     def run_settings(self) -> dict:
         """The settings a training run's result depends on (a resumed run must match them)."""
-        keys = ("model", "max_steps", "target_acc", "max_seconds", "batch", "lr", "width", "eval_every", "device",
+        keys = ("model", "ns_dtype", "max_steps", "target_acc", "max_seconds", "batch", "lr", "width", "eval_every", "device",
                 "data", "data_seed", "flush_denormals")
         return {k: getattr(self, k) for k in keys}
 
@@ -205,10 +210,21 @@ class Setup:
         Drop-Muon optimizer, and the loss and metric to train with."""
         from .build import build_model, optimizer_for
 
+        from .environment import resolve_ns_dtype
+
         built = build_model(self.factory, self.data, seed=seed, device=config.device, width=config.width,
                             label=self.label)
-        opt = optimizer_for(built.model, self.data, lr=config.lr, device=config.device)
+        opt = optimizer_for(built.model, self.data, lr=config.lr, device=config.device,
+                            ns_dtype=resolve_ns_dtype(config.ns_dtype, config.device))
         return built.model, opt, self.loss_fn or built.loss, self.metric or built.metric
+
+
+def _ns_dtype_of(optimizer):
+    """The Newton–Schulz dtype of the optimizer's Muon groups (``None`` when it has none)."""
+    for g in optimizer.param_groups:
+        if g.get("algorithm", "muon") == "muon":
+            return g["ns_dtype"]
+    return None
 
 
 def make_setup(config: "ExperimentConfig", factory=None, data=None, loss_fn=None, metric=None) -> Setup:
@@ -248,8 +264,10 @@ def run_task(config: ExperimentConfig, sampling: str, seed: int, calibration: di
     r = train(model, opt, data, sampler, max_steps=config.max_steps, batch=config.batch,
               target_acc=config.target_acc, max_seconds=config.max_seconds, eval_every=config.eval_every,
               seed=seed, device=config.device, loss_fn=loss, metric=metric, progress=progress, info=info)
+    from .environment import environment
+
     return dict(r.as_dict(), settings=config.run_settings(), torch=torch.__version__,
-                threads=torch.get_num_threads())
+                threads=torch.get_num_threads(), environment=environment(config.device, _ns_dtype_of(opt)))
 
 
 # -- statistics -----------------------------------------------------------------------------------
@@ -354,7 +372,7 @@ def calibrate(config: ExperimentConfig, out: Path | None = None, *, progress=Non
     reused from ``OUT/calibration.json`` when its settings match, or measured now (and saved)."""
     import torch
 
-    settings = {k: getattr(config, k) for k in ("model", "batch", "lr", "width", "device", "data", "data_seed",
+    settings = {k: getattr(config, k) for k in ("model", "ns_dtype", "batch", "lr", "width", "device", "data", "data_seed",
                                                  "estimate_steps", "cost_repeats", "constants", "flush_denormals")}
     path = out / "calibration.json" if out is not None else None
     if config.constants is not None:
@@ -370,6 +388,9 @@ def calibrate(config: ExperimentConfig, out: Path | None = None, *, progress=Non
                               repeats=config.cost_repeats, seed=config.data_seed, device=config.device,
                               progress=progress, loss_fn=loss)
         cal["source"] = "measured"
+        from .environment import environment
+
+        cal["environment"] = environment(config.device, _ns_dtype_of(opt))
         cal["model_layers"] = opt.model_layers.as_dict() if opt.model_layers is not None else None
         cal["torch"] = torch.__version__
     cal["settings"] = settings
