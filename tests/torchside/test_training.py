@@ -209,3 +209,21 @@ def test_load_constants_errors(tmp_path):
         ex.load_constants(f)
     with pytest.raises(ValueError, match="cannot read the constants file"):
         ex.load_constants(tmp_path / "missing.json")
+
+
+def test_time_to_target_is_interpolated_between_the_bracketing_evaluations(digits):
+    m, opt = _fresh()
+    r = train(m, opt, digits, RPT.full(4), max_steps=200, batch=64, target_acc=0.6, eval_every=4, seed=0)
+    below = [h for h in r.history if h["train_acc"] < 0.6][-1]
+    above = r.history[-1]
+    assert above["step"] == r.iterations_to_target and below["step"] == above["step"] - 4
+    # the crossing lies between the two evaluations, where the straight line through them meets 0.6
+    f = (0.6 - below["train_acc"]) / (above["train_acc"] - below["train_acc"])
+    assert 0 <= f <= 1
+    assert r.iterations_to_target_interpolated == pytest.approx(below["step"] + 4 * f, rel=EXACT_RTOL)
+    assert r.time_to_target_interpolated_s == pytest.approx(
+        below["time_s"] + f * (above["time_s"] - below["time_s"]), rel=EXACT_RTOL)
+    assert r.time_to_target_interpolated_s <= r.time_to_target_s
+    m, opt = _fresh()
+    r = train(m, opt, digits, RPT.full(4), max_steps=2, batch=16, target_acc=1.0, eval_every=1)
+    assert (r.iterations_to_target_interpolated, r.time_to_target_interpolated_s) == (None, None)

@@ -296,6 +296,14 @@ def speedup_ci(baseline, other, confidence: float = CONFIDENCE) -> dict:
     return {"mean": math.exp(m), "low": math.exp(m - half), "high": math.exp(m + half), "n": n}
 
 
+def _interpolated(run, key: str, fallback: str):
+    """A run's interpolated time or iterations to target; records written before interpolation
+    existed give the value at the evaluation."""
+    if run is None:
+        return None
+    return run.get(key, run.get(fallback))
+
+
 def _mean_sd(xs):
     xs = [x for x in xs if x is not None and math.isfinite(x)]
     if not xs:
@@ -304,7 +312,9 @@ def _mean_sd(xs):
 
 
 def summarize(config: ExperimentConfig, calibration: dict, runs: list[dict], n_train: int | None = None) -> dict:
-    """Per schedule: runs reaching the target, mean time and iterations to target, final train and
+    """Per schedule: runs reaching the target, mean time and iterations to target (interpolated
+    between the evaluations that bracket the target: :func:`~verification.torchside.training.target_crossing`),
+    final train and
     test accuracy, measured vs predicted seconds per step, and speed-ups over full Muon (time and
     iterations) with confidence intervals; then the measured winner and whether the max-form's or
     the sum-form's prediction picked it."""
@@ -318,8 +328,8 @@ def summarize(config: ExperimentConfig, calibration: dict, runs: list[dict], n_t
     full = by["full"]
     for s in config.samplings:
         rs = [by[s].get(k) for k in seeds]
-        t = [r["time_to_target_s"] if r else None for r in rs]
-        it = [r["iterations_to_target"] if r else None for r in rs]
+        t = [_interpolated(r, "time_to_target_interpolated_s", "time_to_target_s") for r in rs]
+        it = [_interpolated(r, "iterations_to_target_interpolated", "iterations_to_target") for r in rs]
         row = {
             "sampling": s, "start_probs": scheds[s][1]["start_probs"], "runs": sum(r is not None for r in rs),
             "reached": sum(x is not None for x in t),
@@ -328,8 +338,11 @@ def summarize(config: ExperimentConfig, calibration: dict, runs: list[dict], n_t
             "test_acc": _mean_sd([r["test_acc"] if r else None for r in rs]),
             "seconds_per_step": _mean_sd([r["seconds_per_step"] if r else None for r in rs]),
             "predicted_seconds_per_step": pred[s]["seconds_per_step"],
-            "speedup_time": speedup_ci([full[k]["time_to_target_s"] if k in full else None for k in seeds], t),
-            "speedup_iterations": speedup_ci([full[k]["iterations_to_target"] if k in full else None for k in seeds], it),
+            "speedup_time": speedup_ci([_interpolated(full.get(k), "time_to_target_interpolated_s", "time_to_target_s")
+                                        for k in seeds], t),
+            "speedup_iterations": speedup_ci([_interpolated(full.get(k), "iterations_to_target_interpolated",
+                                                            "iterations_to_target") for k in seeds], it),
+            "time_to_target_at_evaluation_s": _mean_sd([r["time_to_target_s"] if r else None for r in rs]),
             "speedup_per_step": speedup_ci([full[k]["seconds_per_step"] if k in full else None for k in seeds],
                                            [r["seconds_per_step"] if r else None for r in rs]),
             "predicted_speedup_max": pred[s].get("speedup_vs_full_max"),

@@ -23,7 +23,31 @@ from .costs import _sync
 from .optimizer import DropMuon, denormals_flushed, layers_step
 from .tasks import evaluate, objective_for
 
-__all__ = ["SAMPLINGS", "TrainResult", "make_schedule", "epoch_shift_schedule", "train", "accuracy"]
+__all__ = ["SAMPLINGS", "TrainResult", "make_schedule", "epoch_shift_schedule", "train", "accuracy",
+           "target_crossing"]
+
+
+def target_crossing(history, target: float) -> tuple[float, float] | tuple[None, None]:
+    """``(step, seconds)`` at which the metric first reaches ``target``, interpolated linearly
+    between the two evaluations that bracket it: with ``(k₀, t₀, a₀)`` the last evaluation below
+    the target and ``(k₁, t₁, a₁)`` the first at or above it, ``f = (target − a₀)/(a₁ − a₀)`` and
+    the crossing is ``(k₀ + f(k₁ − k₀), t₀ + f(t₁ − t₀))``. ``(None, None)`` if never reached; the
+    first record itself if it already reaches the target.
+
+    >>> h = [{"step": 0, "time_s": 0.0, "train_acc": 0.5}, {"step": 10, "time_s": 2.0, "train_acc": 1.0}]
+    >>> target_crossing(h, 0.75)
+    (5.0, 1.0)
+    """
+    prev = None
+    for rec in history:
+        if rec["train_acc"] >= target:
+            if prev is None:
+                return float(rec["step"]), float(rec["time_s"])
+            f = (target - prev["train_acc"]) / (rec["train_acc"] - prev["train_acc"])
+            return (prev["step"] + f * (rec["step"] - prev["step"]),
+                    prev["time_s"] + f * (rec["time_s"] - prev["time_s"]))
+        prev = rec
+    return None, None
 
 
 def accuracy(model, x: torch.Tensor, y: torch.Tensor, chunk: int = 256) -> tuple[float, float]:
@@ -35,7 +59,10 @@ def accuracy(model, x: torch.Tensor, y: torch.Tensor, chunk: int = 256) -> tuple
 @dataclass(frozen=True)
 class TrainResult:
     """One training run. ``iterations_to_target``/``time_to_target_s`` are ``None`` when the target
-    was not reached (or none was set); ``time_to_target_s`` counts training steps only. The
+    was not reached (or none was set); ``time_to_target_s`` counts training steps only. They are
+    taken at the first evaluation at or above the target; ``*_interpolated`` place the crossing
+    between that evaluation and the one before (:func:`target_crossing`), which resolves it finer
+    than ``eval_every``. The
     ``*_acc`` fields hold the run's metric (``info["metric"]`` names it: accuracy for
     classification, token accuracy for language models, or the user's metric).
     ``stop_reason``: ``"target"``, ``"max_steps"``, ``"max_seconds"`` or ``"diverged"`` (a
@@ -48,6 +75,8 @@ class TrainResult:
     target_acc: float | None
     iterations_to_target: int | None
     time_to_target_s: float | None
+    iterations_to_target_interpolated: float | None
+    time_to_target_interpolated_s: float | None
     final_train_acc: float
     final_train_loss: float
     test_acc: float
@@ -64,6 +93,8 @@ class TrainResult:
         return {
             "sampling": self.sampling, "seed": self.seed, "steps": self.steps, "target_acc": self.target_acc,
             "iterations_to_target": self.iterations_to_target, "time_to_target_s": self.time_to_target_s,
+            "iterations_to_target_interpolated": self.iterations_to_target_interpolated,
+            "time_to_target_interpolated_s": self.time_to_target_interpolated_s,
             "final_train_acc": self.final_train_acc, "final_train_loss": self.final_train_loss,
             "test_acc": self.test_acc, "train_time_s": self.train_time_s,
             "seconds_per_step": self.seconds_per_step, "stop_reason": self.stop_reason,
@@ -162,7 +193,10 @@ def train(model, optimizer: DropMuon, data, schedule, *, max_steps: int, batch: 
     test_acc, _ = evaluate(model, data.x_test, data.y_test, objective)
     return TrainResult(
         sampling=info.get("sampling", "custom"), seed=int(seed), steps=k, target_acc=target_acc,
-        iterations_to_target=reached_step, time_to_target_s=reached_time, final_train_acc=history[-1]["train_acc"],
+        iterations_to_target=reached_step, time_to_target_s=reached_time,
+        **dict(zip(("iterations_to_target_interpolated", "time_to_target_interpolated_s"),
+                   target_crossing(history, target_acc) if reached_step is not None else (None, None))),
+        final_train_acc=history[-1]["train_acc"],
         final_train_loss=history[-1]["train_loss"], test_acc=test_acc, train_time_s=t_train,
         seconds_per_step=t_train / k if k else float("nan"), stop_reason=stop,
         start_counts=tuple(int(c) for c in start_counts), layer_updates=tuple(int(c) for c in layer_updates),
