@@ -65,6 +65,10 @@ def run(args) -> int:
     cm = cal["cost_model"]
     print(f"cost model (ms): F = {cm['forward'] * 1e3:.2f}, a = {_ms(cm['activation'])}, w = {_ms(cm['weight'])}, "
           f"u = {_ms(cm['update'])}")
+    oos = cal["out_of_sample"]
+    if oos["sets"]:
+        print(f"out of sample: the model fitted on the empty set, the RPT starts and the singletons predicts the "
+              f"{len(oos['sets'])} other measured sets within {oos['median']:.1%} (median), {oos['max']:.1%} (max)")
     print("t(s=layer): measured time of a step starting at that layer (RPT set {s..b}); predicted: the fitted cost model")
     return 0
 

@@ -104,6 +104,26 @@ def print_summary(summary) -> None:
               f"{r['predicted_seconds_per_step'] * 1e3:>6.1f} {_ci(r['speedup_time']):>25s} "
               f"{_ci(r['speedup_iterations'], '{:.2f}').split(' ')[0]:>11s} {pm:>8s} {ps:>8s} "
               f"{_ms(r['final_train_acc'], 1, '{:.3f}'):>6s} {_ms(r['test_acc'], 1, '{:.3f}'):>6s}")
+    pa = summary.get("power_analysis")
+    if pa:
+        print(f"\nagainst full Muon ({round(100 * pa['confidence'])}% t-interval of the time speed-up; median and "
+              f"bootstrap interval beside it; seeds that would resolve a {pa['effect'] - 1:.0%} effect at this spread "
+              f"with {pa['power']:.0%} power):")
+        for s, r in summary["rows"].items():
+            c = r["speedup_time"]
+            if s == "full" or c["mean"] is None:
+                continue
+            boot = "" if c.get("boot_low") is None else f", bootstrap [{c['boot_low']:.3f}, {c['boot_high']:.3f}]"
+            need = "" if r.get("seeds_to_resolve") is None else f"; {r['seeds_to_resolve']} seeds would resolve 10%"
+            print(f"  {s:<12s} {c.get('decided', '?'):<16s} median {c.get('median') or float('nan'):.3f}{boot}"
+                  f" ({c['n']} seeds{need})")
+    sus = summary.get("suspect_runs")
+    if sus:
+        print(f"\nruns suspect of contention (the machine was shared?): {len(sus)}")
+        for r in sus[:10]:
+            print(f"  {r['sampling']} seed {r['seed']}: {r['reason']}")
+    elif sus is not None:
+        print("\nno run suspect of contention (step times consistent within and across runs)")
     v = summary["verdict"]
     print(f"\nmeasured winner (largest time speed-up over full): {v['measured_winner']}")
     for obj, label in (("max", "max-form (T1, K ∝ max L_i/π_i)"), ("sum", "sum-form (T1′, K ∝ Σ L_i/π_i)")):

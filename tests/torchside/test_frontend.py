@@ -264,6 +264,11 @@ def test_cost_measurement_beyond_six_layers():
     c = measure_costs(m, opt, nn.functional.cross_entropy, x, y, repeats=3, warmup=0)
     assert c.sets == tuple(sets) and c.nlayers == 8 and c.start_measured.shape == (8,)
     assert np.all(np.isfinite(c.start_predicted))
+    # out of sample: fitted on the 16 core sets (empty, RPT starts, singletons), checked on the 16 others
+    core = set(layer_sets(8, "suffixes"))
+    assert len(core) == 16 and len(c.holdout_sets) == 16 and not core & set(c.holdout_sets)
+    assert c.holdout_relative_error.shape == (16,) and np.all(np.isfinite(c.holdout_relative_error))
+    assert c.as_dict()["out_of_sample"]["max"] == pytest.approx(float(c.holdout_relative_error.max()), rel=0)
 
 
 USER_MODULE = textwrap.dedent('''

@@ -111,7 +111,9 @@ def test_speedup_ci_is_exact_on_constant_ratios_and_covers_at_its_level():
     r = ex.speedup_ci([2.0, 6.0, None, 3.0], [1.0, 3.0, 1.0, 1.5])
     assert r["n"] == 3 and r["mean"] == pytest.approx(2.0, rel=1e-14)
     assert r["low"] == pytest.approx(2.0, rel=1e-14) and r["high"] == pytest.approx(2.0, rel=1e-14)
-    assert ex.speedup_ci([1.0], [None]) == {"mean": None, "low": None, "high": None, "n": 0}
+    empty = ex.speedup_ci([1.0], [None])
+    assert (empty["mean"], empty["low"], empty["high"], empty["n"], empty["decided"]) == (None, None, None, 0,
+                                                                                         "not significant")
     # coverage of the true median ratio (1.3) by log-normal paired ratios, n = 5 per interval:
     # 4000 intervals give a binomial standard error sqrt(.95 · .05 / 4000) = 0.0034; 4 of them
     rng = np.random.default_rng(0)
@@ -227,3 +229,54 @@ def test_time_to_target_is_interpolated_between_the_bracketing_evaluations(digit
     m, opt = _fresh()
     r = train(m, opt, digits, RPT.full(4), max_steps=2, batch=16, target_acc=1.0, eval_every=1)
     assert (r.iterations_to_target_interpolated, r.time_to_target_interpolated_s) == (None, None)
+
+
+def test_power_analysis_detects_the_effect_at_its_stated_power():
+    """seeds_needed from the non-central t; checked by simulating paired log ratios with a known
+    10% effect and the spread measured on CPU closed loops: the t-test with that many seeds must
+    detect it in a fraction of experiments equal to the power, within 4 binomial standard errors."""
+    from scipy import stats
+
+    sd, effect, power = 0.25, 1.10, 0.8
+    n = ex.seeds_needed(sd, effect, power=power)
+    assert ex._t_power(n - 1, math.log(effect) / sd, ex.CONFIDENCE) < power <= ex._t_power(
+        n, math.log(effect) / sd, ex.CONFIDENCE)
+    trials = 4000
+    logs = np.random.default_rng(1).normal(math.log(effect), sd, size=(trials, n))
+    t = logs.mean(1) / (logs.std(1, ddof=1) / math.sqrt(n))
+    detected = np.mean(np.abs(t) > stats.t.ppf(0.5 + ex.CONFIDENCE / 2, n - 1))
+    assert abs(detected - power) < 4 * math.sqrt(power * (1 - power) / trials), (n, detected)
+    # a slow-down of the same size needs about as many seeds; the CPU estimate of "about 50" holds
+    assert abs(ex.seeds_needed(sd, 1 / effect) - n) <= 1 and 45 <= n <= 60
+    with pytest.raises(ValueError, match="effect = 1"):
+        ex.seeds_needed(sd, 1)
+
+
+def test_speedup_summary_has_median_bootstrap_and_a_decision():
+    r = ex.speedup_ci([2.0, 2.2, 1.9, 2.1, 2.0], [1.0, 1.0, 1.0, 1.0, 1.0])
+    assert r["decided"] == "faster" and r["low"] > 1 and r["median"] == pytest.approx(2.0, rel=EXACT_RTOL)
+    assert r["low"] <= r["mean"] <= r["high"] and r["boot_low"] <= r["mean"] <= r["boot_high"]
+    assert ex.speedup_ci([1.0, 1.0, 1.0], [1.1, 0.9, 1.05])["decided"] == "not significant"
+    assert ex.speedup_ci([1.0, 1.0, 1.0], [2.1, 1.9, 2.0])["decided"] == "slower"
+    # the bootstrap is seeded: the same data give the same interval
+    a, b = ex.speedup_ci([3, 1, 2], [1, 2, 1]), ex.speedup_ci([3, 1, 2], [1, 2, 1])
+    assert (a["boot_low"], a["boot_high"]) == (b["boot_low"], b["boot_high"])
+
+
+def test_contention_check_marks_runs_whose_step_times_disagree(digits):
+    from verification.torchside.training import step_time_stats
+
+    quiet = [{"sampling": "full", "seed": k, "step_times": step_time_stats({1: [0.050] * 9 + [0.052]})}
+             for k in range(4)]
+    noisy = {"sampling": "uniform", "seed": 7, "step_times": step_time_stats({1: [0.05] * 7 + [0.2] * 3})}
+    slow = {"sampling": "uniform", "seed": 8, "step_times": step_time_stats({1: [0.08] * 10})}
+    marked = ex.suspect_runs(quiet + [noisy, slow])
+    assert [(m["sampling"], m["seed"]) for m in marked] == [("uniform", 7), ("uniform", 8)]
+    assert "spread 4.00x" in marked[0]["reason"] and "80.0 ms against 50.0 ms" in marked[1]["reason"]
+    assert ex.suspect_runs(quiet) == []
+    # a training run records its step times per start index
+    m, opt = _fresh()
+    r = train(m, opt, digits, RPT([0.5, 0, 0, 0.5]), max_steps=20, batch=32, eval_every=10, seed=2)
+    per = {rec["s"]: rec for rec in r.info["step_times"]["per_start"]}
+    assert set(per) == {1, 4} and per[1]["n"] + per[4]["n"] == 20 == sum(r.start_counts)
+    assert per[1]["n"] == r.start_counts[0] and per[1]["median_s"] <= per[1]["p90_s"]

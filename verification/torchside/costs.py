@@ -8,7 +8,7 @@ from __future__ import annotations
 import itertools
 import statistics
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import torch
@@ -28,7 +28,10 @@ def _sync(device):
 @dataclass(frozen=True)
 class CostMeasurement:
     """Median seconds per step for each measured set (``sets[k]`` ↔ ``seconds[k]``; the empty set is
-    the forward pass alone), the fitted model and its per-start prediction."""
+    the forward pass alone), the fitted model and its per-start prediction, and an out-of-sample
+    check: the model fitted on the ``2b`` core sets alone (empty, RPT starts, singletons) predicting
+    every other measured set (``holdout_sets`` ↔ ``holdout_relative_error``; empty when no other
+    set was measured)."""
 
     sets: tuple
     seconds: np.ndarray
@@ -40,6 +43,8 @@ class CostMeasurement:
     start_predicted: np.ndarray
     repeats: int
     device: str
+    holdout_sets: tuple = ()
+    holdout_relative_error: np.ndarray = field(default_factory=lambda: np.zeros(0))
 
     @property
     def nlayers(self) -> int:
@@ -63,6 +68,13 @@ class CostMeasurement:
             "per_start": [{"s": s + 1, "measured_s": float(m), "predicted_s": float(p), "relative_error": float(e)}
                           for s, (m, p, e) in enumerate(zip(self.start_measured, self.start_predicted,
                                                             self.start_relative_error))],
+            "out_of_sample": {
+                "fitted_on": "empty set, RPT starts and singletons",
+                "sets": [list(S) for S in self.holdout_sets],
+                "relative_error": self.holdout_relative_error.tolist(),
+                "median": float(np.median(self.holdout_relative_error)) if len(self.holdout_sets) else None,
+                "max": float(self.holdout_relative_error.max()) if len(self.holdout_sets) else None,
+            },
         }
 
 
@@ -237,5 +249,13 @@ def measure_costs(model, optimizer: DropMuon, loss_fn, inputs, targets, *, repea
     rpt = [tuple(range(s, b + 1)) for s in range(1, b + 1)]
     measured = np.array([seconds[todo.index(S)] for S in rpt])
     predicted = _design(rpt, b) @ x
+    # out of sample: fit on the core sets alone (as many as the unknowns), predict the others
+    core = set(layer_sets(b, "suffixes"))
+    held = [k for k, S in enumerate(todo) if S not in core]
+    fit = [k for k, S in enumerate(todo) if S in core]
+    held_err = np.zeros(0)
+    if held:
+        xc, _ = nnls(A[fit] / seconds[fit, None], np.ones(len(fit)))
+        held_err = np.abs(A[held] @ xc - seconds[held]) / seconds[held]
     return CostMeasurement(tuple(todo), seconds, float(F), a, np.maximum(v - upd, 0.0), np.minimum(upd, v),
-                           measured, predicted, repeats, str(device))
+                           measured, predicted, repeats, str(device), tuple(todo[k] for k in held), held_err)

@@ -28,7 +28,8 @@ from ..measured import load_constants
 
 __all__ = [
     "ExperimentConfig", "measure_network", "load_constants", "calibrate", "schedules", "predictions", "run_task",
-    "run_experiment", "summarize", "speedup_ci", "CONFIDENCE",
+    "run_experiment", "summarize", "speedup_ci", "seeds_needed", "CONFIDENCE", "BOOTSTRAP_RESAMPLES",
+    "RESOLVE_EFFECT", "POWER", "suspect_runs", "SPREAD_LIMIT", "ACROSS_RUNS_LIMIT",
 ]
 
 #: two-sided level of the confidence intervals on speed-ups
@@ -152,7 +153,7 @@ def measure_network(model, optimizer, data, *, batch: int, steps: int = 20, repe
         layers.append(rec)
     cd = costs.as_dict()
     return {"layers": layers, "cost_model": _cost_dict(costs.cost_model()),
-            "per_start": cd["per_start"], "sets": cd["sets"],
+            "per_start": cd["per_start"], "sets": cd["sets"], "out_of_sample": cd["out_of_sample"],
             "set_seconds": costs.seconds.tolist(), "overhead": overhead, "device": str(device),
             "batch": batch, "steps": steps, "repeats": repeats}
 
@@ -272,28 +273,133 @@ def run_task(config: ExperimentConfig, sampling: str, seed: int, calibration: di
 
 # -- statistics -----------------------------------------------------------------------------------
 
+#: the speed-up the power analysis sizes an experiment for (10%: the size of the effects measured)
+RESOLVE_EFFECT = 1.10
+#: the power the seed count is sized for
+POWER = 0.8
+
+#: a run is marked suspect of contention when, for some start index, its p90/median step time
+#: exceeds this (the same work timed repeatedly should spread by a few percent on a quiet machine)
+SPREAD_LIMIT = 1.5
+#: ... or when its median step time for a start differs from the median over all runs by more than
+#: this fraction (the same step in another run of the same experiment should cost the same)
+ACROSS_RUNS_LIMIT = 0.25
+
+#: resamples of the percentile bootstrap interval beside the t-interval
+BOOTSTRAP_RESAMPLES = 4000
+
+
 def speedup_ci(baseline, other, confidence: float = CONFIDENCE) -> dict:
     """Paired speed-up ``baseline_k / other_k`` over the pairs where both are finite numbers:
-    geometric mean and a Student-t interval on the log ratios (``None`` bounds with fewer than two
-    pairs).
+    geometric ``mean`` with a Student-t interval on the log ratios (``low``, ``high``; ``None``
+    with fewer than two pairs), the ``median`` ratio, a percentile-bootstrap interval of the
+    geometric mean (``boot_low``, ``boot_high``; resampling the pairs, seeded, so the same data
+    give the same interval), the standard deviation of the log ratios ``sd_log``, and
+    ``decided``: ``"faster"`` / ``"slower"`` when the t-interval excludes 1, else
+    ``"not significant"``.
 
     >>> r = speedup_ci([2.0, 4.0, 3.0], [1.0, 2.0, 1.5])
-    >>> round(r["mean"], 12), round(r["low"], 12), round(r["high"], 12), r["n"]
-    (2.0, 2.0, 2.0, 3)
+    >>> round(r["mean"], 12), round(r["low"], 12), round(r["high"], 12), r["n"], r["median"]
+    (2.0, 2.0, 2.0, 3, 2.0)
     """
     from scipy import stats
 
     pairs = [(a, b) for a, b in zip(baseline, other)
              if a is not None and b is not None and a > 0 and b > 0 and math.isfinite(a) and math.isfinite(b)]
     n = len(pairs)
+    out = {"mean": None, "low": None, "high": None, "n": n, "median": None, "boot_low": None, "boot_high": None,
+           "sd_log": None, "decided": "not significant"}
     if n == 0:
-        return {"mean": None, "low": None, "high": None, "n": 0}
+        return out
     logs = np.log([a / b for a, b in pairs])
     m = float(logs.mean())
+    out.update(mean=math.exp(m), median=float(np.exp(np.median(logs))))
     if n < 2:
-        return {"mean": math.exp(m), "low": None, "high": None, "n": n}
-    half = float(stats.t.ppf(0.5 + confidence / 2, n - 1) * logs.std(ddof=1) / math.sqrt(n))
-    return {"mean": math.exp(m), "low": math.exp(m - half), "high": math.exp(m + half), "n": n}
+        return out
+    sd = float(logs.std(ddof=1))
+    half = float(stats.t.ppf(0.5 + confidence / 2, n - 1) * sd / math.sqrt(n))
+    boot = np.random.default_rng(0).choice(logs, size=(BOOTSTRAP_RESAMPLES, n), replace=True).mean(axis=1)
+    lo, hi = np.quantile(boot, [0.5 - confidence / 2, 0.5 + confidence / 2])
+    out.update(low=math.exp(m - half), high=math.exp(m + half), boot_low=float(np.exp(lo)),
+               boot_high=float(np.exp(hi)), sd_log=sd)
+    if m - half > 0:
+        out["decided"] = "faster"
+    elif m + half < 0:
+        out["decided"] = "slower"
+    return out
+
+
+def seeds_needed(sd_log: float, effect: float, *, confidence: float = CONFIDENCE, power: float = 0.8,
+                 max_seeds: int = 100_000) -> int:
+    """The fewest paired seeds with which the two-sided paired t-test at level ``1 − confidence``
+    (the interval of :func:`speedup_ci` excluding 1) detects a true speed-up ``effect`` with
+    probability at least ``power``, when the log ratios have standard deviation ``sd_log``. Exact
+    for normal log ratios: the power with ``n`` seeds is ``P(|T| > t_{1−α/2, n−1})`` for ``T``
+    non-central t with ``n − 1`` degrees of freedom and non-centrality ``√n |log effect| / sd_log``.
+
+    >>> seeds_needed(0.25, 1.10)  # the spread measured on CPU closed loops, a 10% effect
+    56
+    """
+    from scipy import stats
+
+    if not (sd_log > 0 and math.isfinite(sd_log)):
+        raise ValueError(f"sd_log must be a positive number; got sd_log = {sd_log!r}")
+    if not (effect > 0 and effect != 1 and math.isfinite(effect)):
+        raise ValueError(f"effect must be a positive speed-up other than 1; got effect = {effect!r}")
+    if not 0 < power < 1:
+        raise ValueError(f"power must be in (0, 1); got power = {power!r}")
+    delta = abs(math.log(effect)) / sd_log
+    lo, hi = 2, 2
+    while _t_power(hi, delta, confidence) < power:  # double, then bisect: power grows with n
+        lo, hi = hi, hi * 2
+        if hi > max_seeds:
+            raise ValueError(f"more than {max_seeds} seeds would be needed (effect {effect}, sd_log {sd_log})")
+    while lo < hi:
+        mid = (lo + hi) // 2
+        if _t_power(mid, delta, confidence) >= power:
+            hi = mid
+        else:
+            lo = mid + 1
+    return lo
+
+
+def _t_power(n: int, delta: float, confidence: float) -> float:
+    from scipy import stats
+
+    df = n - 1
+    tc = stats.t.ppf(0.5 + confidence / 2, df)
+    nc = delta * math.sqrt(n)
+    return float(stats.nct.sf(tc, df, nc) + stats.nct.cdf(-tc, df, nc))
+
+
+def suspect_runs(runs: list[dict]) -> list[dict]:
+    """Runs whose step times suggest the machine was shared (contention): within the run, a start
+    index whose steps spread by more than :data:`SPREAD_LIMIT` (p90 / median); across runs, a start
+    index whose median step time differs from the median over all runs by more than
+    :data:`ACROSS_RUNS_LIMIT`. Returns ``[{"sampling", "seed", "reason"}]``; runs without step-time
+    records are not judged."""
+    medians: dict[int, list] = {}
+    for r in runs:
+        for rec in (r.get("step_times") or {}).get("per_start", []):
+            if rec["n"] >= 5:
+                medians.setdefault(rec["s"], []).append(rec["median_s"])
+    overall = {s: float(np.median(v)) for s, v in medians.items()}
+    out = []
+    for r in runs:
+        st = r.get("step_times")
+        if not st:
+            continue
+        reasons = []
+        if st.get("spread") is not None and st["spread"] > SPREAD_LIMIT:
+            reasons.append(f"step times spread {st['spread']:.2f}x (p90/median) within the run")
+        for rec in st.get("per_start", []):
+            ref = overall.get(rec["s"])
+            if rec["n"] >= 5 and ref and abs(rec["median_s"] / ref - 1) > ACROSS_RUNS_LIMIT:
+                reasons.append(f"start {rec['s']}: median step {rec['median_s'] * 1e3:.1f} ms against "
+                               f"{ref * 1e3:.1f} ms over all runs")
+        if reasons:
+            out.append({"sampling": r["sampling"], "seed": r["seed"], "reason": "; ".join(reasons)})
+    return out
 
 
 def _interpolated(run, key: str, fallback: str):
@@ -350,6 +456,10 @@ def summarize(config: ExperimentConfig, calibration: dict, runs: list[dict], n_t
             "predicted_iterations_ratio_max": pred[s].get("iterations_vs_full_max"),
             "predicted_iterations_ratio_sum": pred[s].get("iterations_vs_full_sum"),
         }
+        sd = row["speedup_time"]["sd_log"]
+        # how many seeds this spread needs to resolve a 10% effect: a result "not significant" with
+        # fewer is undecided, not evidence of no effect
+        row["seeds_to_resolve"] = seeds_needed(sd, RESOLVE_EFFECT, power=POWER) if sd else None
         rows[s] = row
     measured = {s: r["speedup_time"]["mean"] for s, r in rows.items() if r["speedup_time"]["mean"] is not None}
     winner = max(measured, key=measured.get) if measured else None
@@ -367,7 +477,8 @@ def summarize(config: ExperimentConfig, calibration: dict, runs: list[dict], n_t
             verdict[f"rank_correlation_{obj}"] = float(spearmanr([p[s] for s in common],
                                                                  [measured[s] for s in common]).statistic)
     return {"config": asdict(config), "L": L, "cost_model": calibration["cost_model"], "rows": rows,
-            "verdict": verdict, "confidence": CONFIDENCE}
+            "verdict": verdict, "confidence": CONFIDENCE, "suspect_runs": suspect_runs(runs),
+            "power_analysis": {"effect": RESOLVE_EFFECT, "power": POWER, "confidence": CONFIDENCE}}
 
 
 def _n_train(config: ExperimentConfig) -> int:

@@ -24,7 +24,22 @@ from .optimizer import DropMuon, denormals_flushed, layers_step
 from .tasks import evaluate, objective_for
 
 __all__ = ["SAMPLINGS", "TrainResult", "make_schedule", "epoch_shift_schedule", "train", "accuracy",
-           "target_crossing"]
+           "target_crossing", "step_time_stats"]
+
+
+def step_time_stats(step_times: dict) -> dict:
+    """Per start index ``s`` (``0``: steps with an empty set): the number of steps, the median and
+    the 90th percentile of their seconds; and ``spread``, the largest ``p90 / median`` over starts
+    with at least 5 steps. Steps with one start do the same work, so their spread is the machine's
+    noise: a spread well above 1 says the run shared its cores (the closed loop marks such runs)."""
+    per = []
+    spread = None
+    for s_, ts in sorted(step_times.items()):
+        med, p90 = float(np.median(ts)), float(np.quantile(ts, 0.9))
+        per.append({"s": int(s_), "n": len(ts), "median_s": med, "p90_s": p90})
+        if len(ts) >= 5 and med > 0:
+            spread = max(spread or 0.0, p90 / med)
+    return {"per_start": per, "spread": spread}
 
 
 def target_crossing(history, target: float) -> tuple[float, float] | tuple[None, None]:
@@ -147,6 +162,7 @@ def train(model, optimizer: DropMuon, data, schedule, *, max_steps: int, batch: 
     rng = np.random.default_rng([int(seed), 1])
     start_counts = np.zeros(b, dtype=int)
     layer_updates = np.zeros(b, dtype=int)
+    step_times: dict[int, list] = {}  # start index (0: an empty set) -> seconds of each such step
     history = []
     t_train = 0.0
     reached_step = reached_time = None
@@ -167,7 +183,9 @@ def train(model, optimizer: DropMuon, data, schedule, *, max_steps: int, batch: 
             t0 = time.perf_counter()
             layers_step(model, optimizer, loss_fn, x, y, S)  # an empty set pays the forward pass only
             _sync(device)
-            t_train += time.perf_counter() - t0
+            dt = time.perf_counter() - t0
+            t_train += dt
+            step_times.setdefault(min(S) if S else 0, []).append(dt)
             k += 1
             if S:
                 start_counts[min(S) - 1] += 1
@@ -191,6 +209,7 @@ def train(model, optimizer: DropMuon, data, schedule, *, max_steps: int, batch: 
         acc, loss = evaluate(model, data.x_train, data.y_train, objective)
         history.append({"step": k, "time_s": t_train, "train_acc": acc, "train_loss": loss})
     test_acc, _ = evaluate(model, data.x_test, data.y_test, objective)
+    info["step_times"] = step_time_stats(step_times)
     return TrainResult(
         sampling=info.get("sampling", "custom"), seed=int(seed), steps=k, target_acc=target_acc,
         iterations_to_target=reached_step, time_to_target_s=reached_time,
