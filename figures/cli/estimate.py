@@ -55,12 +55,15 @@ def run(args) -> int:
     print(f"{setup.label} on {data.name} ({env['device_name']}, {env['torch_threads']} threads, Newton-Schulz in "
           f"{env['ns_dtype']}), {steps} steps of full Muon (lr {lr:g}), batch {batch}; cost timing "
           f"{o['cost_measurement_s']:.1f} s, constants {o['estimate_s']:.1f} s (training itself {o['train_s']:.1f} s)")
-    print(f"{'layer':>5s} {'module':>14s} {'shape':>18s} {'L':>9s} {'L0':>9s} {'L1':>9s} {'Hess eig':>9s} "
-          f"{'t(s=layer)':>11s} {'predicted':>10s} {'error':>6s}")
+    print(f"{'layer':>5s} {'module':>14s} {'shape':>18s} {'L':>9s} {'probe':>9s} {'L0':>9s} {'L1':>9s} {'fit':>5s} "
+          f"{'Hess eig':>9s} {'t(s=layer)':>11s} {'predicted':>10s} {'error':>6s}")
     for r in records:
         c = r["costs"]
-        print(f"{r['layer']:>5d} {r.get('label', '')[-14:]:>14s} {str(tuple(r['shape'])):>18s} {r['L']:>9.4g} {r['L0']:>9.4g} {r['L1']:>9.4g} "
-              f"{r['hessian_top_eig']:>9.4g} {c['start_measured_s'] * 1e3:>8.2f} ms {c['start_predicted_s'] * 1e3:>7.2f} ms "
+        probe = "-" if r.get("L_probe") is None else f"{r['L_probe']:.4g}"
+        grow = "" if r.get("trajectory_converged", True) else "*"
+        fit = "ok" if r.get("l0l1_identified") else "n.i."
+        print(f"{r['layer']:>5d} {r.get('label', '')[-14:]:>14s} {str(tuple(r['shape'])):>18s} {r['L']:>8.4g}{grow:1s} "
+              f"{probe:>9s} {r['L0']:>9.4g} {r['L1']:>9.4g} {fit:>5s} {r['hessian_top_eig']:>9.4g} {c['start_measured_s'] * 1e3:>8.2f} ms {c['start_predicted_s'] * 1e3:>7.2f} ms "
               f"{c['start_relative_error']:>6.1%}")
     cm = cal["cost_model"]
     print(f"cost model (ms): F = {cm['forward'] * 1e3:.2f}, a = {_ms(cm['activation'])}, w = {_ms(cm['weight'])}, "
@@ -69,6 +72,9 @@ def run(args) -> int:
     if oos["sets"]:
         print(f"out of sample: the model fitted on the empty set, the RPT starts and the singletons predicts the "
               f"{len(oos['sets'])} other measured sets within {oos['median']:.1%} (median), {oos['max']:.1%} (max)")
+    print("L: largest trajectory estimate (* still growing in the last quarter: more steps may raise it); probe: the "
+          "direction-maximising power method at the last point (exact on quadratics); fit: (L0, L1) identified, or "
+          "n.i. when the gradient norm varied by less than 2x")
     print("t(s=layer): measured time of a step starting at that layer (RPT set {s..b}); predicted: the fitted cost model")
     return 0
 
