@@ -4,6 +4,8 @@ fraction of it that the trajectory estimate (Gluon's, along full Muon) and the p
 on Hessian-vector products) recover, for tall, wide and square layers — and what each costs,
 relative to the trajectory's training time measured in the same run."""
 
+import pathlib
+import sys
 import time
 
 import numpy as np
@@ -11,20 +13,11 @@ from _timing import require_torch
 
 torch = require_torch()
 
-from torch import nn  # noqa: E402
-
 from verification.torchside import Dataset, DropMuon  # noqa: E402
 from verification.torchside.constants import estimate_constants  # noqa: E402
 
-
-class FullBatch(nn.Module):
-    def __init__(self, X, m):
-        super().__init__()
-        self.X = X
-        self.lin = nn.Linear(X.shape[1], m, bias=False)
-
-    def forward(self, _):
-        return self.lin(self.X)
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[2]))
+from tests.torchside.test_constants_probe import FullBatch  # noqa: E402  (the same model as the test)
 
 
 def main():
