@@ -1,9 +1,9 @@
-"""Do the solver's predicted best layer-sampling distributions really win (issue item 5)?
+"""Do the solver's predicted best layer-sampling distributions really win ?
 
 On synthetic quadratics whose expected gradient norms are known in closed form, the max-form RPT
 optimum of :func:`solvers.optimal_sampling` (T1), uniform index sampling and full updates are run
 to the same accuracy; the measured cost-to-ε (iterations × expected per-iteration cost) is compared
-with the predicted total cost ``TC = K_max(π) · E cost`` (THEORY.md §4 T1, §5).
+with the predicted total cost ``TC = K_max(π) · E cost`` (docs/theory.md: T1 and the cost model).
 
 **The test bed and why it is built this way.** ``f(X) = Σ_i ½ Σ_e h_e (X_i − X_i*)_e²`` with the
 Frobenius norm in every layer (:class:`~verification.problems.SeparableQuadratic`), so A1 holds with
@@ -312,7 +312,7 @@ def iterations_to_target(problem: SeparableQuadratic, pi, target: float) -> int:
 
 def builtin_profiles() -> list[Profile]:
     """The default suite's profiles; each has a predicted ordering with a clear margin or an exact
-    tie (THEORY.md §5: full updates are optimal iff ``L_1 = max_j L_j``).
+    tie (docs/sampling.md: full updates are optimal iff ``L_1 = max_j L_j``).
 
     >>> [p.name for p in builtin_profiles()]
     ['increasing', 'first-max', 'bump', 'output-rough', 'gluon-like']

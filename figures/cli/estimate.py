@@ -43,9 +43,9 @@ def run(args) -> int:
     data = setup.data
     cal = measure_network(model, opt, data, batch=batch, steps=steps, repeats=repeats, seed=seed, device=dev,
                           progress=progress_flag(args), loss_fn=loss)
-    from verification.torchside.environment import environment
+    from verification.torchside.environment import environment, ns_dtype_of
 
-    env = environment(dev, next(g["ns_dtype"] for g in opt.param_groups if g["algorithm"] == "muon"))
+    env = environment(dev, ns_dtype_of(opt))
     records = [dict(r, device=dev, data=data.name, model=setup.label, seed=seed, lr=lr, batch=batch, width=width,
                     overhead=cal["overhead"], environment=env) for r in cal["layers"]]
     if args.json:
@@ -63,7 +63,8 @@ def run(args) -> int:
         grow = "" if r.get("trajectory_converged", True) else "*"
         fit = "ok" if r.get("l0l1_identified") else "n.i."
         print(f"{r['layer']:>5d} {r.get('label', '')[-14:]:>14s} {str(tuple(r['shape'])):>18s} {r['L']:>8.4g}{grow:1s} "
-              f"{probe:>9s} {r['L0']:>9.4g} {r['L1']:>9.4g} {fit:>5s} {r['hessian_top_eig']:>9.4g} {c['start_measured_s'] * 1e3:>8.2f} ms {c['start_predicted_s'] * 1e3:>7.2f} ms "
+              f"{probe:>9s} {r['L0']:>9.4g} {r['L1']:>9.4g} {fit:>5s} {r['hessian_top_eig']:>9.4g} "
+              f"{c['start_measured_s'] * 1e3:>8.2f} ms {c['start_predicted_s'] * 1e3:>7.2f} ms "
               f"{c['start_relative_error']:>6.1%}")
     cm = cal["cost_model"]
     print(f"cost model (ms): F = {cm['forward'] * 1e3:.2f}, a = {_ms(cm['activation'])}, w = {_ms(cm['weight'])}, "

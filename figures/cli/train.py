@@ -98,9 +98,9 @@ def run(args) -> int:
         info.update(constants_source=source, L=L)
     r = train(model, opt, data, sampler, batch=batch, seed=seed, device=dev, loss_fn=loss, metric=metric,
               progress=progress_flag(args), info=info, **limits)
-    from verification.torchside.environment import environment
+    from verification.torchside.environment import environment, ns_dtype_of
 
-    env = environment(dev, next(g["ns_dtype"] for g in opt.param_groups if g["algorithm"] == "muon"))
+    env = environment(dev, ns_dtype_of(opt))
     out = dict(r.as_dict(), environment=env, model=setup.label, data=data.name, lr=lr, batch=batch, width=width,
                max_steps=limits["max_steps"], max_seconds=limits["max_seconds"], eval_every=limits["eval_every"])
     if args.json:

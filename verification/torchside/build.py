@@ -14,6 +14,8 @@ from typing import Callable
 
 import torch
 
+from .layers import first_line
+
 __all__ = ["Built", "resolve_factory", "build_model", "optimizer_for", "default_data_for"]
 
 
@@ -25,11 +27,6 @@ class Built:
     model: torch.nn.Module
     loss: Callable | None
     metric: Callable | None
-
-
-def _first_line(e: BaseException) -> str:
-    text = str(e).strip()
-    return text.splitlines()[0] if text else type(e).__name__
 
 
 def resolve_factory(spec) -> tuple[Callable, str]:
@@ -56,7 +53,7 @@ def resolve_factory(spec) -> tuple[Callable, str]:
     try:
         obj = importlib.import_module(modname)
     except Exception as e:  # ImportError, or an error raised by the user's module while importing
-        raise ValueError(f"cannot import the model factory module {modname!r} (from {spec!r}): {_first_line(e)}") from None
+        raise ValueError(f"cannot import the model factory module {modname!r} (from {spec!r}): {first_line(e)}") from None
     for part in attr.split("."):
         if not hasattr(obj, part):
             raise ValueError(f"module {modname!r} has no attribute {attr!r} (from {spec!r})")
@@ -103,7 +100,7 @@ def build_model(factory, data, *, seed: int = 0, device="cpu", width: float | No
         try:
             out = factory(data, **kwargs) if _takes_data(factory) else factory(**kwargs)
         except Exception as e:  # the user's factory: one line, naming it
-            raise ValueError(f"the model factory {label!r} failed: {_first_line(e)}") from None
+            raise ValueError(f"the model factory {label!r} failed: {first_line(e)}") from None
     loss = metric = None
     if isinstance(out, dict):
         unknown = set(out) - {"model", "loss", "metric"}

@@ -1,4 +1,4 @@
-"""The paper's small CNN (THEORY.md §6): three 3 × 3 convolutions with 64, 128 and 256 channels
+"""The paper's small CNN (arXiv 2510.02239): three 3 × 3 convolutions with 64, 128 and 256 channels
 and a linear head — four layers for Drop-Muon, numbered from the input. No biases, so each layer is
 one matrix (a conv kernel ``C_out × C_in × 3 × 3`` is the matrix ``C_out × 9 C_in``)."""
 

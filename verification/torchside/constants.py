@@ -2,7 +2,7 @@
 norm (spectral norm of the flattened matrix; dual: nuclear):
 
 * ``L̂_i = ‖∇_i f(X') − ∇_i f(X)‖_nuc / ‖X'_i − X_i‖_op`` for consecutive iterates on the *same*
-  minibatch (Gluon's estimator, THEORY.md §6);
+  minibatch (Gluon's estimator, arXiv 2505.13416);
 * the ``(L0_i, L1_i)`` fit ``L̂_i ≈ L0_i + L1_i ‖∇_i f(X)‖_nuc`` by least squares with a penalty on
   under-estimation (asymmetric weights, non-negative coefficients);
 * for comparison, the Euclidean top eigenvalue of layer ``i``'s Hessian block by
@@ -18,7 +18,8 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from .optimizer import DropMuon, layer_matrix_shape
+from .layers import first_line
+from .optimizer import DropMuon, _polar, layer_matrix_shape
 
 __all__ = ["LayerConstants", "fit_l0l1", "hessian_top_eigenvalue", "probe_constant", "estimate_constants",
            "UNDER_PENALTY", "IDENTIFY_RANGE"]
@@ -106,8 +107,7 @@ def hessian_top_eigenvalue(loss_fn, params: list, iterations: int = 20, seed: in
         with sdpa_kernel(SDPBackend.MATH):
             return _hessian_power(loss_fn, params, iterations, seed)
     except RuntimeError as e:  # "derivative for ... is not implemented": no double backward
-        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-        warnings.warn(f"the Hessian top eigenvalue is not available for this model ({first}); reported as nan",
+        warnings.warn(f"the Hessian top eigenvalue is not available for this model ({first_line(e)}); reported as nan",
                       RuntimeWarning, stacklevel=2)
         return float("nan")
 
@@ -119,9 +119,7 @@ def _hessian_power(loss_fn, params, iterations, seed) -> float:
     v = [x / nrm for x in v]
     lam = 0.0
     for _ in range(iterations):
-        loss = loss_fn()
-        grads = torch.autograd.grad(loss, params, create_graph=True)
-        Hv = torch.autograd.grad(grads, params, grad_outputs=v)
+        Hv = _hvp(loss_fn, params, v)
         lam = float(sum((a * b).sum() for a, b in zip(Hv, v)))
         nrm = torch.sqrt(sum((x * x).sum() for x in Hv))
         if float(nrm) == 0.0:
@@ -137,9 +135,8 @@ def _hvp(loss_fn, params: list, v: list) -> list:
 
 
 def _polar_like(G: torch.Tensor) -> torch.Tensor:
-    """The spectral-norm sharp direction of ``G`` viewed as its layer matrix: ``U Vᵀ``."""
-    U, _, Vh = torch.linalg.svd(_mat(G), full_matrices=False)
-    return (U @ Vh).reshape(G.shape).to(G.dtype)
+    """The spectral-norm sharp direction ``U Vᵀ`` of ``G`` viewed as its layer matrix."""
+    return _polar(_mat(G)).reshape(G.shape).to(G.dtype)
 
 
 def probe_constant(loss_fn, params: list, *, iterations: int = 30, starts: int = 2, seed: int = 0,

@@ -1,4 +1,4 @@
-"""Measured per-layer costs of a Drop-Muon training step (THEORY.md §5): wall-clock medians for
+"""Measured per-layer costs of a Drop-Muon training step (the cost model of docs/theory.md): wall-clock medians for
 every set of updated layers, a least-squares fit of the cost model
 ``cost(S) = F + Σ_{j > min S} a_j + Σ_{j ∈ S} (w_j + u_j)``, and how well the fit predicts the time
 of each RPT start ``s`` (the sets ``{s..b}``)."""

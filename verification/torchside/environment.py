@@ -11,7 +11,7 @@ import sys
 
 import torch
 
-__all__ = ["cpu_model", "cpu_flags", "native_bf16", "default_ns_dtype", "resolve_ns_dtype", "environment",
+__all__ = ["ns_dtype_of", "cpu_model", "cpu_flags", "native_bf16", "default_ns_dtype", "resolve_ns_dtype", "environment",
            "NS_DTYPES", "FLAGS_THAT_MATTER"]
 
 #: CPU flags that change the speed of the work we time (vector width, native bf16 and matrix units)
@@ -77,6 +77,11 @@ def resolve_ns_dtype(name, device="cpu") -> torch.dtype:
     if name not in NS_DTYPES:
         raise ValueError(f"unknown Newton-Schulz dtype {name!r}; choose auto, {', '.join(NS_DTYPES)}")
     return NS_DTYPES[name]
+
+
+def ns_dtype_of(optimizer):
+    """The Newton–Schulz dtype of the optimizer's Muon groups (``None`` when it has none)."""
+    return next((g["ns_dtype"] for g in optimizer.param_groups if g.get("algorithm", "muon") == "muon"), None)
 
 
 def environment(device="cpu", ns_dtype=None) -> dict:

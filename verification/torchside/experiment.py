@@ -47,7 +47,8 @@ class ExperimentConfig:
     ``dropmuon estimate --json`` file to use instead of measuring (its ``L`` and cost model);
     ``data``: a built-in data set (``digits``, ``mnist5k``, ``text``) or a local ``.npz`` (default:
     the model's own, digits for a model of yours); ``target_acc``: the target value of the
-    metric (accuracy unless the model's factory gives another); ``max_seconds``: wall-clock limit per training run; ``flush_denormals``: run with
+    metric (accuracy unless the model's factory gives another); ``max_seconds``: wall-clock
+    limit per training run; ``flush_denormals``: run with
     subnormal floats flushed to zero on the CPU (:func:`~verification.torchside.optimizer.denormals_flushed`
     says why; :func:`run_experiment` sets it and warns when torch's thread pool did not take it)."""
 
@@ -104,7 +105,8 @@ class ExperimentConfig:
 
     def run_settings(self) -> dict:
         """The settings a training run's result depends on (a resumed run must match them)."""
-        keys = ("model", "ns_dtype", "max_steps", "target_acc", "max_seconds", "batch", "lr", "width", "eval_every", "device",
+        keys = ("model", "ns_dtype", "max_steps", "target_acc", "max_seconds", "batch", "lr", "width", "eval_every",
+                "device",
                 "data", "data_seed", "flush_denormals")
         return {k: getattr(self, k) for k in keys}
 
@@ -220,14 +222,6 @@ class Setup:
         return built.model, opt, self.loss_fn or built.loss, self.metric or built.metric
 
 
-def _ns_dtype_of(optimizer):
-    """The Newton–Schulz dtype of the optimizer's Muon groups (``None`` when it has none)."""
-    for g in optimizer.param_groups:
-        if g.get("algorithm", "muon") == "muon":
-            return g["ns_dtype"]
-    return None
-
-
 def make_setup(config: "ExperimentConfig", factory=None, data=None, loss_fn=None, metric=None) -> Setup:
     """The :class:`Setup` of ``config`` (its ``model`` and ``data``), with a callable ``factory`` or
     a loaded ``data`` set taking their place when given; the model, loss and metric are checked on
@@ -265,10 +259,10 @@ def run_task(config: ExperimentConfig, sampling: str, seed: int, calibration: di
     r = train(model, opt, data, sampler, max_steps=config.max_steps, batch=config.batch,
               target_acc=config.target_acc, max_seconds=config.max_seconds, eval_every=config.eval_every,
               seed=seed, device=config.device, loss_fn=loss, metric=metric, progress=progress, info=info)
-    from .environment import environment
+    from .environment import environment, ns_dtype_of
 
     return dict(r.as_dict(), settings=config.run_settings(), torch=torch.__version__,
-                threads=torch.get_num_threads(), environment=environment(config.device, _ns_dtype_of(opt)))
+                threads=torch.get_num_threads(), environment=environment(config.device, ns_dtype_of(opt)))
 
 
 # -- statistics -----------------------------------------------------------------------------------
@@ -340,7 +334,6 @@ def seeds_needed(sd_log: float, effect: float, *, confidence: float = CONFIDENCE
     >>> seeds_needed(0.25, 1.10)  # the spread measured on CPU closed loops, a 10% effect
     56
     """
-    from scipy import stats
 
     if not (sd_log > 0 and math.isfinite(sd_log)):
         raise ValueError(f"sd_log must be a positive number; got sd_log = {sd_log!r}")
@@ -512,9 +505,9 @@ def calibrate(config: ExperimentConfig, out: Path | None = None, *, progress=Non
                               repeats=config.cost_repeats, seed=config.data_seed, device=config.device,
                               progress=progress, loss_fn=loss)
         cal["source"] = "measured"
-        from .environment import environment
+        from .environment import environment, ns_dtype_of
 
-        cal["environment"] = environment(config.device, _ns_dtype_of(opt))
+        cal["environment"] = environment(config.device, ns_dtype_of(opt))
         cal["model_layers"] = opt.model_layers.as_dict() if opt.model_layers is not None else None
         cal["torch"] = torch.__version__
     cal["settings"] = settings

@@ -70,6 +70,13 @@ class _FirstUse(TorchFunctionMode):
         return func(*args, **kwargs)
 
 
+def first_line(e: BaseException) -> str:
+    """The first line of an exception's message (its type when the message is empty): what a
+    one-line error quotes of the user's model, loss or factory."""
+    text = str(e).strip()
+    return text.splitlines()[0] if text else type(e).__name__
+
+
 def _forward(model, example_inputs):
     if isinstance(example_inputs, dict):
         return model(**example_inputs)
@@ -94,8 +101,7 @@ def parameter_use_order(model: nn.Module, example_inputs) -> list[str]:
             _forward(model, example_inputs)
     except Exception as e:  # the user's model: any error is bad input, reported in one line
         shape = tuple(example_inputs.shape) if torch.is_tensor(example_inputs) else type(example_inputs).__name__
-        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-        raise ValueError(f"the model failed on an example batch of shape {shape}: {first}") from None
+        raise ValueError(f"the model failed on an example batch of shape {shape}: {first_line(e)}") from None
     finally:
         with torch.no_grad():
             for k, v in model.named_buffers():

@@ -32,7 +32,7 @@ ADAMW_DEFAULTS = dict(adamw_lr=1e-3, adamw_betas=(0.9, 0.999), adamw_eps=1e-8, a
 
 
 def layer_matrix_shape(shape: Sequence[int]) -> tuple[int, int]:
-    """The matrix a parameter is treated as (THEORY.md §1): conv kernels ``C_out × C_in × k × k``
+    """The matrix a parameter is treated as (docs/theory.md, notation): conv kernels ``C_out × C_in × k × k``
     become ``C_out × (C_in k k)``, biases ``m × 1``.
 
     >>> layer_matrix_shape((64, 1, 3, 3))
@@ -182,7 +182,8 @@ class DropMuon(torch.optim.Optimizer):
         if embeddings not in ("adamw", "muon"):
             raise ValueError(f"embeddings must be 'adamw' or 'muon'; got embeddings = {embeddings!r}")
         ml = model_layers(model, example_inputs, groups=groups)
-        emb = {id(m.weight) for m in model.modules() if isinstance(m, torch.nn.Embedding)} if embeddings == "adamw" else set()
+        emb = ({id(m.weight) for m in model.modules() if isinstance(m, torch.nn.Embedding)}
+               if embeddings == "adamw" else set())
         params = []
         for j, ps in enumerate(ml.params, start=1):
             mats = [p for p in ps if p.ndim >= 2 and id(p) not in emb]

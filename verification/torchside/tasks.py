@@ -10,6 +10,8 @@ from typing import Callable
 
 import torch
 
+from .layers import first_line
+
 __all__ = ["Objective", "objective_for", "evaluate", "check_setup", "classification_accuracy", "token_accuracy",
            "sequence_cross_entropy", "negative_mse"]
 
@@ -24,9 +26,8 @@ def sequence_cross_entropy(logits: torch.Tensor, target: torch.Tensor) -> torch.
     return torch.nn.functional.cross_entropy(logits.reshape(-1, logits.shape[-1]), target.reshape(-1))
 
 
-def token_accuracy(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-    """Fraction of positions whose arg-max is the next token."""
-    return (logits.argmax(-1) == target).double().mean()
+#: the fraction of positions whose arg-max is the next token: the same computation over ``B × T``
+token_accuracy = classification_accuracy
 
 
 def negative_mse(output: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
@@ -123,15 +124,14 @@ def check_setup(model, data, objective: Objective, device="cpu", n: int = 4) -> 
         with torch.no_grad():
             out = model(x)
     except Exception as e:  # the user's model on the user's data: report it as bad input
-        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-        raise ValueError(f"the model failed on a batch of shape {tuple(x.shape)} from {data.name!r}: {first}") from None
+        raise ValueError(f"the model failed on a batch of shape {tuple(x.shape)} from {data.name!r}: "
+                         f"{first_line(e)}") from None
     for what, fn in (("loss", objective.loss), ("metric", objective.metric)):
         try:
             v = fn(out, y)
         except Exception as e:
-            first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
             raise ValueError(f"the {what} failed on the model's output of shape {tuple(out.shape)} and targets of "
-                             f"shape {tuple(y.shape)} from {data.name!r}: {first}") from None
+                             f"shape {tuple(y.shape)} from {data.name!r}: {first_line(e)}") from None
         v = _scalar(v, what)
         if what == "loss" and not math.isfinite(v):
             raise ValueError(f"the loss is not finite on the first examples of {data.name!r} (got {v})")

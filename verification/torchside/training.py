@@ -173,7 +173,8 @@ def train(model, optimizer: DropMuon, data, schedule, *, max_steps: int, batch: 
     if not math.isfinite(loss):
         raise ValueError("the initial training loss is not finite; check the data")
     k = 0
-    info = dict(info or {}, metric=objective.metric_name, denormals_flushed=denormals_flushed() if torch.device(device).type == "cpu" else None)
+    flushed = denormals_flushed() if torch.device(device).type == "cpu" else None
+    info = dict(info or {}, metric=objective.metric_name, denormals_flushed=flushed)
     with Progress(max_steps, f"train {info.get('sampling', '')}".strip(), enabled=progress) as bar:
         while k < max_steps:
             idx = torch.randint(0, n, (batch,), generator=gen)
