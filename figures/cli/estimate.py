@@ -56,7 +56,7 @@ def run(args) -> int:
           f"{env['ns_dtype']}), {steps} steps of full Muon (lr {lr:g}), batch {batch}; cost timing "
           f"{o['cost_measurement_s']:.1f} s, constants {o['estimate_s']:.1f} s (training itself {o['train_s']:.1f} s)")
     print(f"{'layer':>5s} {'module':>14s} {'shape':>18s} {'L':>9s} {'probe':>9s} {'L0':>9s} {'L1':>9s} {'fit':>5s} "
-          f"{'Hess eig':>9s} {'t(s=layer)':>11s} {'predicted':>10s} {'error':>6s}")
+          f"{'Hess eig':>9s} {'t(s=layer)':>11s} {'predicted':>10s} {'error':>6s} {'saved MB':>8s}")
     for r in records:
         c = r["costs"]
         probe = "-" if r.get("L_probe") is None else f"{r['L_probe']:.4g}"
@@ -65,7 +65,7 @@ def run(args) -> int:
         print(f"{r['layer']:>5d} {r.get('label', '')[-14:]:>14s} {str(tuple(r['shape'])):>18s} {r['L']:>8.4g}{grow:1s} "
               f"{probe:>9s} {r['L0']:>9.4g} {r['L1']:>9.4g} {fit:>5s} {r['hessian_top_eig']:>9.4g} "
               f"{c['start_measured_s'] * 1e3:>8.2f} ms {c['start_predicted_s'] * 1e3:>7.2f} ms "
-              f"{c['start_relative_error']:>6.1%}")
+              f"{c['start_relative_error']:>6.1%} {_mb(c.get('start_saved_bytes')):>8s}")
     cm = cal["cost_model"]
     print(f"cost model (ms): F = {cm['forward'] * 1e3:.2f}, a = {_ms(cm['activation'])}, w = {_ms(cm['weight'])}, "
           f"u = {_ms(cm['update'])}")
@@ -76,8 +76,13 @@ def run(args) -> int:
     print("L: largest trajectory estimate (* still growing in the last quarter: more steps may raise it); probe: the "
           "direction-maximising power method at the last point (exact on quadratics); fit: (L0, L1) identified, or "
           "n.i. when the gradient norm varied by less than 2x")
-    print("t(s=layer): measured time of a step starting at that layer (RPT set {s..b}); predicted: the fitted cost model")
+    print("t(s=layer): measured time of a step starting at that layer (RPT set {s..b}); predicted: the fitted cost "
+          "model; saved MB: activations that step keeps for its backward pass (truncation saves memory too)")
     return 0
+
+
+def _mb(n):
+    return "-" if n is None else f"{n / 1e6:.2f}"
 
 
 def _ms(xs):

@@ -77,3 +77,23 @@ def test_measure_costs_restores_state_and_fits():
         assert model.cost(tuple(range(s, 5))) == pytest.approx(r.start_predicted[s - 1], rel=1e-9)
     with pytest.raises(ValueError, match="repeats = 1"):
         measure_costs(m, opt, torch.nn.functional.cross_entropy, d.x_train[:8], d.y_train[:8], repeats=1)
+
+
+def test_activation_memory_shrinks_with_the_start_and_is_recorded_per_start():
+    from verification.torchside.costs import activation_memory
+
+    m = make_cnn(1, 10, width=0.125, seed=0)
+    opt = DropMuon(layers=m.layer_parameters(), lr=0.05)
+    d = load_digits()
+    x, y = d.x_train[:16], d.y_train[:16]
+    ce = torch.nn.functional.cross_entropy
+    saved = [activation_memory(m, opt, ce, x, y, tuple(range(s, 5)))["saved_bytes"] for s in range(1, 5)]
+    # freezing the layers below the start removes their part of the graph: strictly less is kept
+    assert all(a > b > 0 for a, b in zip(saved, saved[1:])), saved
+    # the head-only step still keeps at least the head's float32 input (16 rows of its fan-in)
+    head = m.layer_parameters()[-1][0]
+    assert saved[-1] >= 16 * head.shape[1] * 4
+    assert not opt.state and all(p.grad is None for p in m.parameters())  # no update taken
+    r = measure_costs(m, opt, ce, x, y, repeats=3, warmup=1, progress=False)
+    assert [s["saved_bytes"] for s in r.start_memory] == saved  # exact: the same count on the same batch
+    assert [s["saved_bytes"] for s in r.as_dict()["per_start"]] == saved

@@ -17,7 +17,7 @@ from theory import CostModel
 
 from .optimizer import DropMuon, freeze_except, layers_step
 
-__all__ = ["CostMeasurement", "measure_costs", "layer_sets", "ALL_SETS_MAX_LAYERS"]
+__all__ = ["CostMeasurement", "measure_costs", "layer_sets", "activation_memory", "ALL_SETS_MAX_LAYERS"]
 
 
 def _sync(device):
@@ -45,6 +45,7 @@ class CostMeasurement:
     device: str
     holdout_sets: tuple = ()
     holdout_relative_error: np.ndarray = field(default_factory=lambda: np.zeros(0))
+    start_memory: tuple = ()
 
     @property
     def nlayers(self) -> int:
@@ -65,7 +66,9 @@ class CostMeasurement:
             "sets": [list(S) for S in self.sets], "seconds": self.seconds.tolist(),
             "forward": self.forward, "activation": self.activation.tolist(), "weight": self.weight.tolist(),
             "update": self.update.tolist(),
-            "per_start": [{"s": s + 1, "measured_s": float(m), "predicted_s": float(p), "relative_error": float(e)}
+            "per_start": [dict({"s": s + 1, "measured_s": float(m), "predicted_s": float(p),
+                                "relative_error": float(e)},
+                               **(self.start_memory[s] if s < len(self.start_memory) else {}))
                           for s, (m, p, e) in enumerate(zip(self.start_measured, self.start_predicted,
                                                             self.start_relative_error))],
             "out_of_sample": {
@@ -129,6 +132,59 @@ def layer_sets(b: int, sets="auto", seed: int = 0) -> list[tuple]:
                 have.add(S)
                 todo.append(S)
     return todo
+
+
+def activation_memory(model, optimizer: DropMuon, loss_fn, inputs, targets, S, device="cpu") -> dict:
+    """The memory a step updating the layers ``S`` keeps for its backward pass: ``saved_bytes``,
+    the bytes of the distinct tensors autograd saves during the forward pass (counted with
+    ``torch.autograd.graph.saved_tensors_hooks``; parameters, which exist anyway, excluded). It is
+    exact and the same on every device: with the layers below ``min S`` frozen, their inputs are
+    not saved, so truncation saves memory as well as time. On CUDA also ``peak_bytes``, the rise of
+    ``torch.cuda.max_memory_allocated`` over the memory in use before the step (activations,
+    gradients and the optimizer's temporaries). The step's update is not taken: weights and
+    optimizer state are unchanged.
+
+    >>> import torch
+    >>> net = torch.nn.Sequential(torch.nn.Linear(5, 7), torch.nn.ReLU(), torch.nn.Linear(7, 3))
+    >>> opt = DropMuon(layers=[list(net[0].parameters()), list(net[2].parameters())])
+    >>> sq = lambda out, y: (out - y).square().mean()
+    >>> x, y = torch.zeros(4, 5), torch.zeros(4, 3)
+    >>> [activation_memory(net, opt, sq, x, y, S)["saved_bytes"] for S in [(1, 2), (2,)]]  # 4-byte floats
+    [240, 160]
+    """
+    params = {p.untyped_storage().data_ptr() for g in optimizer.param_groups for p in g["params"]}
+    params |= {p.untyped_storage().data_ptr() for p in model.parameters()}
+    seen: dict[int, int] = {}
+
+    def pack(t):
+        try:
+            st = t.untyped_storage()
+            ptr = st.data_ptr()
+            if ptr not in params:
+                seen.setdefault(ptr, st.nbytes())
+        except (RuntimeError, NotImplementedError):  # a tensor without plain storage: counted by size
+            seen.setdefault(id(t), t.numel() * t.element_size())
+        return t
+
+    cuda = torch.device(device).type == "cuda"
+    out = {}
+    with freeze_except(optimizer, S):
+        if cuda:
+            _sync(device)
+            before = torch.cuda.memory_allocated(device)
+            torch.cuda.reset_peak_memory_stats(device)
+        with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+            loss = loss_fn(model(inputs), targets)
+        if cuda:
+            loss.backward()
+            _sync(device)
+            out["peak_bytes"] = int(torch.cuda.max_memory_allocated(device) - before)
+        del loss
+        for g in optimizer.param_groups:
+            for p in g["params"]:
+                p.grad = None
+    out["saved_bytes"] = int(sum(seen.values()))
+    return out
 
 
 def measure_costs(model, optimizer: DropMuon, loss_fn, inputs, targets, *, repeats: int = 7, warmup: int = 2,
@@ -237,6 +293,9 @@ def measure_costs(model, optimizer: DropMuon, loss_fn, inputs, targets, *, repea
                     if r >= warmup:
                         times[c].append(dt)
                 bar.update()
+        # memory per RPT start, after the timing (the hooks would slow the timed steps)
+        memory = tuple(activation_memory(model, optimizer, loss_fn, inputs, targets, range(s, b + 1), device)
+                       for s in range(1, b + 1))
     finally:
         model.load_state_dict(saved_model)  # weights, buffers and anything outside the optimizer
         optimizer.load_state_dict(saved_opt)
@@ -258,4 +317,5 @@ def measure_costs(model, optimizer: DropMuon, loss_fn, inputs, targets, *, repea
         xc, _ = nnls(A[fit] / seconds[fit, None], np.ones(len(fit)))
         held_err = np.abs(A[held] @ xc - seconds[held]) / seconds[held]
     return CostMeasurement(tuple(todo), seconds, float(F), a, np.maximum(v - upd, 0.0), np.minimum(upd, v),
-                           measured, predicted, repeats, str(device), tuple(todo[k] for k in held), held_err)
+                           measured, predicted, repeats, str(device), tuple(todo[k] for k in held), held_err,
+                           memory)

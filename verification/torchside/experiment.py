@@ -151,6 +151,7 @@ def measure_network(model, optimizer, data, *, batch: int, steps: int = 20, repe
             "start_measured_s": float(costs.start_measured[j]),
             "start_predicted_s": float(costs.start_predicted[j]),
             "start_relative_error": float(costs.start_relative_error[j]),
+            **{f"start_{k}": v for k, v in (costs.start_memory[j] if costs.start_memory else {}).items()},
         }
         layers.append(rec)
     cd = costs.as_dict()
