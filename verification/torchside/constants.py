@@ -22,7 +22,7 @@ from .layers import first_line
 from .optimizer import DropMuon, _polar, layer_matrix_shape
 
 __all__ = ["LayerConstants", "fit_l0l1", "hessian_top_eigenvalue", "probe_constant", "estimate_constants",
-           "UNDER_PENALTY", "IDENTIFY_RANGE"]
+           "estimating_step", "online_summary", "UNDER_PENALTY", "IDENTIFY_RANGE"]
 
 #: weight of an under-estimated point (observation above the fitted line) relative to an over-estimated one
 UNDER_PENALTY = 100.0
@@ -297,3 +297,93 @@ def estimate_constants(model, optimizer: DropMuon, loss_fn, data, *, steps: int 
         ))
     overhead = {"train_s": t_train, "estimate_s": t_est, "overhead_ratio": t_est / t_train if t_train else None}
     return out, overhead
+
+
+# -- online: along a training run -----------------------------------------------------------------
+
+def _layer_matrices(optimizer: DropMuon) -> dict[int, list]:
+    """Each layer's matrices (the norm pair is theirs); a layer without one falls back to its vectors."""
+    out = {}
+    for j, gs in sorted(optimizer.layer_groups().items()):
+        ps = [p for g in gs for p in g["params"]]
+        out[j] = [p for p in ps if p.ndim >= 2] or ps
+    return out
+
+
+def estimating_step(model, optimizer: DropMuon, loss_fn, inputs, targets, S, *, seed: int = 0, k: int = 0,
+                    device="cpu") -> tuple[float, float, list[dict]]:
+    """One training step on the layers ``S`` (exactly :func:`~verification.torchside.optimizer.layers_step`'s
+    update) that also measures the trajectory estimate of every updated layer ``j ∈ S``:
+    ``L̂_j = ‖∇_j f(X') − ∇_j f(X)‖_nuc / ‖X'_j − X_j‖_op`` on this minibatch, the gradient before
+    the step being the one the step used (free) and the one after it costing one more forward and
+    backward pass, truncated at ``min S`` like the step itself. Layers outside ``S`` did not move
+    and get no estimate. Both passes see the same randomness (dropout masks) from an RNG forked
+    with ``(seed, k)``.
+
+    Returns ``(train_seconds, estimate_seconds, records)`` with one record
+    ``{"step": k, "layer": j, "gnorm": ‖∇_j f(X)‖_nuc, "L_hat": L̂_j}`` per updated layer;
+    ``train_seconds`` is the step's own work, ``estimate_seconds`` the rest (copies, the second
+    pass, the norms)."""
+    from .costs import _sync
+    from .optimizer import freeze_except
+
+    S = tuple(S)
+    if not S:
+        raise ValueError("an estimating step needs a non-empty layer set")
+    mats = _layer_matrices(optimizer)
+    _sync(device)
+    t0 = time.perf_counter()
+    with freeze_except(optimizer, S):
+        optimizer.zero_grad(set_to_none=True)
+        with _same_noise(seed, k, device):
+            loss = loss_fn(model(inputs), targets)
+        loss.backward()
+        _sync(device)
+        t1 = time.perf_counter()
+        before = {j: [(p.grad.detach().clone(), p.detach().clone()) for p in mats[j]] for j in S}
+        _sync(device)
+        t2 = time.perf_counter()
+        optimizer.step()
+        _sync(device)
+        t3 = time.perf_counter()
+        optimizer.zero_grad(set_to_none=True)
+        with _same_noise(seed, k, device):  # the same dropout masks: only X moved
+            loss_fn(model(inputs), targets).backward()
+        records = []
+        for j in S:
+            dg = sum(_nuc(p.grad - g0) for p, (g0, _) in zip(mats[j], before[j]))
+            dx = max(_op(p.detach() - w0) for p, (_, w0) in zip(mats[j], before[j]))
+            records.append({"step": int(k), "layer": int(j), "gnorm": sum(_nuc(g0) for g0, _ in before[j]),
+                            "L_hat": dg / dx if dx > 0 else float("nan")})
+        optimizer.zero_grad(set_to_none=True)
+    _sync(device)
+    t4 = time.perf_counter()
+    return (t1 - t0) + (t3 - t2), (t2 - t1) + (t4 - t3), records
+
+
+def online_summary(records: list[dict], nlayers: int, seed: int = 0) -> list[dict]:
+    """Per layer, from the records of :func:`estimating_step` along a run: ``n`` estimates, ``L``
+    (the largest) and ``L_median``, ``trajectory_converged`` (the largest did not come in the last
+    quarter of the layer's estimates), and with at least 3 estimates the ``(L0, L1)`` fit with
+    ``l0l1_identified`` and bootstrap standard deviations, as in :func:`estimate_constants`. A
+    layer with no estimate (never updated at an estimating step) has ``n = 0`` and ``L = None``."""
+    out = []
+    for j in range(1, nlayers + 1):
+        rs = sorted((r for r in records if r["layer"] == j), key=lambda r: r["step"])
+        e = np.array([r["L_hat"] for r in rs], dtype=float)
+        g = np.array([r["gnorm"] for r in rs], dtype=float)
+        ok = np.isfinite(e)
+        rec = {"layer": j, "n": int(ok.sum()), "L": None, "L_median": None, "trajectory_converged": None,
+               "L0": None, "L1": None, "l0l1_identified": None, "L0_sd": None, "L1_sd": None}
+        if ok.any():
+            q = (3 * len(e)) // 4
+            head, tail = e[:q][np.isfinite(e[:q])], e[q:][np.isfinite(e[q:])]
+            rec.update(L=float(e[ok].max()), L_median=float(np.median(e[ok])),
+                       trajectory_converged=bool(len(head) and (not len(tail) or tail.max() <= head.max())))
+        if ok.sum() >= 3 and np.ptp(g[ok]) > 0:
+            L0, L1 = fit_l0l1(g[ok], e[ok])
+            L0_sd, L1_sd = _bootstrap_l0l1(g[ok], e[ok], seed)
+            rec.update(L0=L0, L1=L1, L0_sd=L0_sd, L1_sd=L1_sd,
+                       l0l1_identified=bool(g[ok].min() > 0 and g[ok].max() / g[ok].min() >= IDENTIFY_RANGE))
+        out.append(rec)
+    return out

@@ -20,6 +20,7 @@ import torch
 from ..dropmuon import as_sampler
 from ..schedules import SAMPLINGS, epoch_shift_schedule, make_schedule
 from .costs import _sync
+from .constants import estimating_step, online_summary
 from .optimizer import DropMuon, denormals_flushed, layers_step
 from .tasks import evaluate, objective_for
 
@@ -121,7 +122,7 @@ class TrainResult:
 def train(model, optimizer: DropMuon, data, schedule, *, max_steps: int, batch: int = 256,
           target_acc: float | None = None, max_seconds: float | None = None, eval_every: int = 5,
           seed: int = 0, device="cpu", stop_at_target: bool = True, loss_fn=None, metric=None,
-          progress=None, info: dict | None = None) -> TrainResult:
+          progress=None, info: dict | None = None, estimate_every: int | None = None) -> TrainResult:
     """Train ``model`` with ``optimizer`` on minibatches of ``data.x_train`` drawn with ``seed``;
     ``loss_fn(output, target)`` and ``metric(output, target)`` default to the data's task
     (:func:`~verification.torchside.tasks.objective_for`: cross-entropy and accuracy for
@@ -138,6 +139,13 @@ def train(model, optimizer: DropMuon, data, schedule, *, max_steps: int, batch: 
     The result's ``info`` records :func:`~verification.torchside.optimizer.denormals_flushed`: on a
     CPU, subnormal floats make late-training steps up to ~1.6× slower unless
     ``torch.set_flush_denormal(True)`` ran before torch's first parallel operation.
+
+    With ``estimate_every = N`` the layer-wise constants are estimated online: every ``N``-th step
+    is an :func:`~verification.torchside.constants.estimating_step` (the same update, plus one
+    truncated forward and backward pass and the norms), giving ``L̂_j`` for each layer it updated;
+    ``info["online_constants"]`` holds the estimates, their per-layer summary
+    (:func:`~verification.torchside.constants.online_summary`) and ``overhead``, the estimation's
+    seconds over the training steps' seconds. The estimation time is not on the training clock.
     """
     from .._progress import Progress
 
@@ -148,6 +156,9 @@ def train(model, optimizer: DropMuon, data, schedule, *, max_steps: int, batch: 
     objective.check_target(target_acc)
     if max_seconds is not None and not (isinstance(max_seconds, (int, float)) and max_seconds > 0):
         raise ValueError(f"max_seconds must be positive; got max_seconds = {max_seconds!r}")
+    if estimate_every is not None and (isinstance(estimate_every, bool) or not isinstance(estimate_every, (int, np.integer))
+                                       or estimate_every < 1):
+        raise ValueError(f"estimate_every must be a positive integer; got estimate_every = {estimate_every!r}")
     from .layers import check_optimizer
 
     sampler = as_sampler(schedule)
@@ -164,7 +175,8 @@ def train(model, optimizer: DropMuon, data, schedule, *, max_steps: int, batch: 
     layer_updates = np.zeros(b, dtype=int)
     step_times: dict[int, list] = {}  # start index (0: an empty set) -> seconds of each such step
     history = []
-    t_train = 0.0
+    t_train = t_estimate = 0.0
+    online: list[dict] = []
     reached_step = reached_time = None
     stop = "max_steps"
     wall0 = time.perf_counter()
@@ -180,11 +192,16 @@ def train(model, optimizer: DropMuon, data, schedule, *, max_steps: int, batch: 
             idx = torch.randint(0, n, (batch,), generator=gen)
             x, y = data.x_train[idx].to(device), data.y_train[idx].to(device)
             S = sampler.sample(k, rng)
-            _sync(device)
-            t0 = time.perf_counter()
-            layers_step(model, optimizer, loss_fn, x, y, S)  # an empty set pays the forward pass only
-            _sync(device)
-            dt = time.perf_counter() - t0
+            if estimate_every and S and k % estimate_every == 0:
+                dt, de, recs = estimating_step(model, optimizer, loss_fn, x, y, S, seed=seed, k=k, device=device)
+                t_estimate += de
+                online += recs
+            else:
+                _sync(device)
+                t0 = time.perf_counter()
+                layers_step(model, optimizer, loss_fn, x, y, S)  # an empty set pays the forward pass only
+                _sync(device)
+                dt = time.perf_counter() - t0
             t_train += dt
             step_times.setdefault(min(S) if S else 0, []).append(dt)
             k += 1
@@ -211,6 +228,10 @@ def train(model, optimizer: DropMuon, data, schedule, *, max_steps: int, batch: 
         history.append({"step": k, "time_s": t_train, "train_acc": acc, "train_loss": loss})
     test_acc, _ = evaluate(model, data.x_test, data.y_test, objective)
     info["step_times"] = step_time_stats(step_times)
+    if estimate_every:
+        info["online_constants"] = {"every": int(estimate_every), "estimate_s": t_estimate, "train_s": t_train,
+                                    "overhead": t_estimate / t_train if t_train else None,
+                                    "layers": online_summary(online, b, seed), "records": online}
     return TrainResult(
         sampling=info.get("sampling", "custom"), seed=int(seed), steps=k, target_acc=target_acc,
         iterations_to_target=reached_step, time_to_target_s=reached_time,
