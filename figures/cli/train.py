@@ -34,6 +34,9 @@ def add_parser(sub):
     p.add_argument("--constants", default=None, help="JSON from dropmuon estimate --json (for optimal-*)")
     add_run_limits(p)
     p.add_argument("--epoch-length", default=None, help="steps per epoch for epoch-shift (default: one pass)")
+    p.add_argument("--estimate-every", default=None, metavar="N",
+                   help="estimate the updated layers' smoothness constants online at every N-th step "
+                        "(same updates; the estimation's time is reported apart, not counted as training)")
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.set_defaults(run=run)
     return p
@@ -75,6 +78,7 @@ def run(args) -> int:
     if args.constants is not None and not args.sampling.startswith("optimal"):
         raise CLIError(f"--constants is for the optimal-max/optimal-sum schedules; got --sampling {args.sampling}")
     epoch_length = parse_number("--epoch-length", args.epoch_length, int, positive=True)
+    estimate_every = parse_number("--estimate-every", args.estimate_every, int, positive=True)
     setup, model, opt, loss, metric = load_model(args, dev, seed, width)
     data = setup.data
     objective_for(data.task, loss, metric).check_target(limits["target_acc"], "--target-acc")
@@ -97,7 +101,7 @@ def run(args) -> int:
     if source is not None:
         info.update(constants_source=source, L=L)
     r = train(model, opt, data, sampler, batch=batch, seed=seed, device=dev, loss_fn=loss, metric=metric,
-              progress=progress_flag(args), info=info, **limits)
+              progress=progress_flag(args), info=info, estimate_every=estimate_every, **limits)
     from verification.torchside.environment import environment, ns_dtype_of
 
     env = environment(dev, ns_dtype_of(opt))
@@ -118,4 +122,24 @@ def run(args) -> int:
               f"{r.time_to_target_s:.3f} s of training")
     print(f"{r.steps} steps, {r.seconds_per_step * 1e3:.2f} ms per step; final train {r.info['metric']} {r.final_train_acc:.4f}, "
           f"held-out {r.test_acc:.4f}; steps starting at layer s: {list(r.start_counts)}")
+    if estimate_every:
+        _print_online(r.info["online_constants"])
     return 0
+
+
+def _print_online(oc: dict) -> None:
+    """The online constants' per-layer summary and the estimation's overhead."""
+    over = "-" if oc["overhead"] is None else f"{oc['overhead']:.1%}"
+    print(f"online constants every {oc['every']} steps: estimation {oc['estimate_s']:.2f} s beside "
+          f"{oc['train_s']:.2f} s of training (overhead {over})")
+    print(f"{'layer':>5s} {'n':>4s} {'L':>9s} {'median':>9s} {'L0':>9s} {'L1':>9s} {'fit':>5s}")
+    for s in oc["layers"]:
+        def g(v):
+            return "-" if v is None else f"{v:.4g}"
+        grow = "*" if s["trajectory_converged"] is False else " "
+        fit = "-" if s["l0l1_identified"] is None else ("yes" if s["l0l1_identified"] else "n.i.")
+        print(f"{s['layer']:>5d} {s['n']:>4d} {g(s['L']):>8s}{grow} {g(s['L_median']):>9s} {g(s['L0']):>9s} "
+              f"{g(s['L1']):>9s} {fit:>5s}")
+    print("L: largest estimate along the run (a lower bound of the constant along the directions the run took; "
+          "* the largest came in the last quarter); fit: (L0, L1) identified, or n.i. when the gradient norm "
+          "varied by less than 2x")

@@ -43,6 +43,17 @@ def test_train_unreached_target_is_reported(capsys):
     assert "NOT reached (max_steps after 2 steps)" in capsys.readouterr().out
 
 
+def test_train_online_constants(capsys):
+    r = _json(capsys, ["train", *TINY, "--max-steps", "12", "--seed", "0", "--estimate-every", "3", "--json"])
+    oc = r["online_constants"]
+    # full Muon updates every layer at each estimating step k = 0, 3, 6, 9
+    assert oc["every"] == 3 and [s["n"] for s in oc["layers"]] == [4, 4, 4, 4]
+    assert all(s["L"] > 0 for s in oc["layers"]) and oc["overhead"] == oc["estimate_s"] / oc["train_s"]
+    assert main(["train", *TINY, "--max-steps", "6", "--estimate-every", "3"]) == 0
+    out = capsys.readouterr().out
+    assert "online constants every 3 steps" in out and "overhead" in out
+
+
 def test_train_optimal_with_constants_file(capsys, tmp_path):
     recs = _json(capsys, ["estimate", *TINY, "--steps", "3", "--repeats", "3", "--json"])
     f = tmp_path / "constants.json"
@@ -64,6 +75,8 @@ def test_train_bad_input(capsys, tmp_path):
         (["--sampling", "uniform", "--probs", "1,0,0,0"], "--probs is for --sampling custom"),
         (["--target-acc", "1.5"], "must be in (0, 1]; got --target-acc = 1.5"),
         (["--max-steps", "0"], "--max-steps must be positive"),
+        (["--estimate-every", "0"], "--estimate-every must be positive"),
+        (["--estimate-every", "2.5"], "--estimate-every"),
         (["--sampling", "optimal-max", "--constants", str(tmp_path / "none.json")], "cannot read the constants file"),
     ]
     for extra, msg in cases:
