@@ -10,6 +10,10 @@ from .train import add_run_limits, parse_run_limits
 
 LIST_OPTIONS = ()
 
+#: Options a ``--preset`` fills when they are not given on the command line (argparse dest names).
+PRESET_OPTIONS = ("model", "data", "width", "batch", "lr", "seeds", "target_acc", "max_steps", "eval_every")
+_UNSET = object()
+
 HELP = "closed loop: measure, solve, train every schedule over seeds, compare (torch)"
 
 
@@ -39,15 +43,38 @@ def add_parser(sub):
     p.add_argument("--no-resume", action="store_true", help="re-run tasks whose results exist")
     add_execution_options(p, results=False)
     add_run_limits(p, target_default="0.98")
+    p.add_argument("--preset", default=None, choices=["paper-gpu"], metavar="paper-gpu",
+                   help="named settings for the options not given: paper-gpu = the CNN at full width on the "
+                        "28x28 MNIST images, batch 512, 40 seeds on a GPU; on a CPU the same at width 0.25, "
+                        "batch 128, 8 seeds (docs/torch.md lists every value)")
     p.add_argument("--json", action="store_true", help="print the summary as JSON")
-    p.set_defaults(run=run)
+    # remember the usual defaults, then mark the preset's options unset so that a preset fills
+    # exactly the ones the user did not give
+    p.set_defaults(run=run, _defaults={k: p.get_default(k) for k in PRESET_OPTIONS},
+                   **{k: _UNSET for k in PRESET_OPTIONS})
     return p
+
+
+def resolve_preset(args, dev: str) -> dict | None:
+    """Fill the options the user did not give: from ``--preset`` on device ``dev`` when one is
+    named, else with their usual defaults. Returns the preset's settings (``None`` without one)."""
+    from verification.torchside.experiment import preset_settings
+
+    preset = preset_settings(args.preset, dev) if args.preset else None
+    for k in PRESET_OPTIONS:
+        if getattr(args, k) is _UNSET:
+            v = preset[k] if preset and k in preset else args._defaults[k]
+            setattr(args, k, v if v is None else str(v))
+    return preset
 
 
 @torch_command
 def run(args) -> int:
     from verification.torchside.experiment import ExperimentConfig, run_experiment
 
+    from ._torch import device
+
+    preset = resolve_preset(args, device(args.device))
     dev, seed, batch, width, lr = parse_common(args)
     nseeds = parse_number("--seeds", args.seeds, int, positive=True)
     limits = parse_run_limits(args)
@@ -63,10 +90,13 @@ def run(args) -> int:
         device=dev, data=args.data, data_seed=seed, constants=args.constants,
         flush_denormals=not args.keep_denormals, **limits,
     )
+    if preset and not args.json:
+        print(f"preset {args.preset} on {dev}: " + ", ".join(f"--{k.replace('_', '-')} {getattr(args, k)}"
+                                                              for k in PRESET_OPTIONS), flush=True)
     res = run_experiment(cfg, out=args.out, progress=progress_flag(args), **parse_execution(args))
     summary = res["summary"]
     if args.json:
-        emit_json(dict(summary, out=str(args.out)))
+        emit_json(dict(summary, out=str(args.out), preset=args.preset))
         return 0
     print_summary(summary)
     print(f"\nresults: {args.out}/experiment.json (runs in {args.out}/runs/)")

@@ -109,6 +109,33 @@ def test_experiment_json_and_resume(capsys, tmp_path):
     assert "needs the 'full' sampling" in capsys.readouterr().err
 
 
+def test_preset_fills_only_the_options_not_given(capsys, tmp_path):
+    import argparse
+
+    from figures.cli import experiment
+    from verification.torchside.experiment import preset_settings
+
+    parser = argparse.ArgumentParser()
+    experiment.add_parser(parser.add_subparsers())
+    args = parser.parse_args(["experiment", "--preset", "paper-gpu", "--batch", "64"])
+    experiment.resolve_preset(args, "cuda")
+    gpu = preset_settings("paper-gpu", "cuda")
+    assert (args.batch, args.width, args.data, args.seeds) == ("64", str(gpu["width"]), "mnist5k", str(gpu["seeds"]))
+    args = parser.parse_args(["experiment", "--preset", "paper-gpu"])
+    experiment.resolve_preset(args, "cpu")
+    cpu = preset_settings("paper-gpu", "cpu")
+    assert float(args.width) < float(gpu["width"]) and int(args.seeds) < gpu["seeds"]  # the smaller CPU size
+    assert (args.width, args.batch, args.eval_every) == (str(cpu["width"]), str(cpu["batch"]), str(cpu["eval_every"]))
+    args = parser.parse_args(["experiment"])  # no preset: the usual defaults
+    experiment.resolve_preset(args, "cpu")
+    assert (args.batch, args.width, args.data, args.target_acc) == ("256", "1.0", None, "0.98")
+    # and it runs, shrunk by explicit options, on the preset's real MNIST images
+    s = _json(capsys, ["experiment", "--preset", "paper-gpu", *TINY, "--seeds", "1", "--samplings", "full,uniform",
+                       "--max-steps", "4", "--estimate-steps", "3", "--repeats", "3", "--out", str(tmp_path), "--json"])
+    assert s["preset"] == "paper-gpu" and s["data"] == "mnist5k" and s["config"]["eval_every"] == cpu["eval_every"]
+    assert s["config"]["width"] == 0.125 and s["config"]["target_acc"] == cpu["target_acc"]
+
+
 def test_cli_flushes_denormals_in_every_thread():
     """A fresh ``dropmuon train`` sets flushing before torch's pool starts, so every thread
     flushes; ``--keep-denormals`` leaves torch's default (none flushes)."""

@@ -29,7 +29,8 @@ from ..measured import load_constants
 __all__ = [
     "ExperimentConfig", "measure_network", "load_constants", "calibrate", "schedules", "predictions", "run_task",
     "run_experiment", "summarize", "speedup_ci", "seeds_needed", "CONFIDENCE", "BOOTSTRAP_RESAMPLES",
-    "RESOLVE_EFFECT", "POWER", "suspect_runs", "SPREAD_LIMIT", "ACROSS_RUNS_LIMIT",
+    "RESOLVE_EFFECT", "POWER", "suspect_runs", "SPREAD_LIMIT", "ACROSS_RUNS_LIMIT", "seeds_for_width",
+    "PRESETS", "preset_settings",
 ]
 
 #: two-sided level of the confidence intervals on speed-ups
@@ -322,6 +323,60 @@ def speedup_ci(baseline, other, confidence: float = CONFIDENCE) -> dict:
     elif m + half < 0:
         out["decided"] = "slower"
     return out
+
+
+def seeds_for_width(sd_log: float, ratio: float, *, confidence: float = CONFIDENCE, max_seeds: int = 100_000) -> int:
+    """The fewest paired seeds whose ``confidence`` t-interval of a geometric-mean speed-up is
+    within a factor ``ratio`` of its centre on each side, ``t_{(1+c)/2, n−1} · sd_log / √n ≤ log ratio``,
+    when the log ratios have standard deviation ``sd_log`` (a pilot's). The criterion of a
+    comparison planned for a stated interval width rather than a stated power
+    (:func:`seeds_needed`); it does not depend on the effect's size.
+
+    >>> seeds_for_width(0.321, 1.10)  # the 8-seed MNIST pilot's largest spread, intervals within ±10%
+    47
+    """
+    from scipy.stats import t as student_t
+
+    if not (sd_log > 0 and math.isfinite(sd_log)):
+        raise ValueError(f"sd_log must be a positive number; got sd_log = {sd_log!r}")
+    if not (ratio > 1 and math.isfinite(ratio)):
+        raise ValueError(f"ratio must be a number above 1; got ratio = {ratio!r}")
+    target = math.log(ratio) / sd_log
+    n = 2
+    while student_t.ppf(0.5 + confidence / 2, n - 1) / math.sqrt(n) > target:
+        n += 1
+        if n > max_seeds:
+            raise ValueError(f"more than {max_seeds} seeds would be needed (ratio {ratio}, sd_log {sd_log})")
+    return n
+
+
+#: Named settings of ``dropmuon experiment --preset``, per device type: what the options not given
+#: on the command line become. ``paper-gpu`` is the paper's MNIST setting as far as the shipped data
+#: allows (the 5000 real 28×28 MNIST images, the CNN at full width, a large batch), sized to finish
+#: in under 8 minutes on one H200 (an estimate: full Muon reached 0.97 in 90 steps at batch 512 on a
+#: CPU, uniform sampling needs ~3x more; ~2 s per run at a few ms per step, 5 schedules × 40 seeds,
+#: not yet timed on a GPU); on a CPU the same preset runs at the 2-core size of the MNIST pilot.
+PRESETS = {
+    "paper-gpu": {
+        "cuda": {"model": "cnn", "data": "mnist5k", "width": 1.0, "batch": 512, "lr": 0.1, "seeds": 40,
+                 "target_acc": 0.97, "max_steps": 600, "eval_every": 10},
+        "cpu": {"model": "cnn", "data": "mnist5k", "width": 0.25, "batch": 128, "lr": 0.1, "seeds": 8,
+                "target_acc": 0.97, "max_steps": 1000, "eval_every": 20},
+    },
+}
+
+
+def preset_settings(name: str, device: str) -> dict:
+    """The settings of preset ``name`` on ``device`` (``cpu`` or ``cuda``; other torch devices
+    take the CPU size).
+
+    >>> preset_settings("paper-gpu", "cuda")["width"], preset_settings("paper-gpu", "cpu")["width"]
+    (1.0, 0.25)
+    """
+    if name not in PRESETS:
+        raise ValueError(f"unknown preset {name!r}; choose {', '.join(PRESETS)}")
+    kind = "cuda" if str(device).startswith("cuda") else "cpu"
+    return dict(PRESETS[name][kind])
 
 
 def seeds_needed(sd_log: float, effect: float, *, confidence: float = CONFIDENCE, power: float = 0.8,
