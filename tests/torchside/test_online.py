@@ -1,7 +1,7 @@
 """Online estimation of the layer-wise constants along a training run: an estimating step makes
 exactly the update of a plain step, its estimates stay below the closed-form least-squares constant,
 only updated layers are estimated, and the summary and overhead are reported. No timing
-assertions: the overhead's size is measured in ``tests/benchmarks/bench_torch_constants.py``."""
+assertions: the overhead's size is measured in ``tests/benchmarks/bench_torch_measurements.py``."""
 
 import numpy as np
 import pytest

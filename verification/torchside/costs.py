@@ -154,16 +154,21 @@ def activation_memory(model, optimizer: DropMuon, loss_fn, inputs, targets, S, d
     """
     params = {p.untyped_storage().data_ptr() for g in optimizer.param_groups for p in g["params"]}
     params |= {p.untyped_storage().data_ptr() for p in model.parameters()}
-    seen: dict[int, int] = {}
+    spans: dict[int, list] = {}  # storage -> [first, end) bytes of it that saved tensors reach
 
     def pack(t):
         try:
-            st = t.untyped_storage()
-            ptr = st.data_ptr()
-            if ptr not in params:
-                seen.setdefault(ptr, st.nbytes())
+            ptr = t.untyped_storage().data_ptr()
         except (RuntimeError, NotImplementedError):  # a tensor without plain storage: counted by size
-            seen.setdefault(id(t), t.numel() * t.element_size())
+            spans.setdefault(id(t), [0, t.numel() * t.element_size()])
+            return t
+        if ptr not in params and t.numel():
+            # a view (an input batch sliced from the data set, a chunk) keeps alive only the part it
+            # reaches in a storage that exists anyway: count that part, once per storage
+            first = t.storage_offset() * t.element_size()
+            end = first + (1 + sum((n - 1) * abs(st) for n, st in zip(t.shape, t.stride()))) * t.element_size()
+            span = spans.setdefault(ptr, [first, end])
+            span[0], span[1] = min(span[0], first), max(span[1], end)
         return t
 
     cuda = torch.device(device).type == "cuda"
@@ -183,7 +188,7 @@ def activation_memory(model, optimizer: DropMuon, loss_fn, inputs, targets, S, d
         for g in optimizer.param_groups:
             for p in g["params"]:
                 p.grad = None
-    out["saved_bytes"] = int(sum(seen.values()))
+    out["saved_bytes"] = int(sum(end - first for first, end in spans.values()))
     return out
 
 
