@@ -7,7 +7,7 @@ from contextlib import contextmanager
 
 from ._common import CLIError, parse_number
 
-__all__ = ["add_common", "device", "torch_session", "torch_command", "parse_common", "progress_flag", "load_model"]
+__all__ = ["add_common", "add_compile", "device", "torch_session", "torch_command", "parse_common", "progress_flag", "load_model"]
 
 
 def add_common(p):
@@ -26,6 +26,9 @@ def add_common(p):
     p.add_argument("--ns-dtype", default="auto",
                    help="Newton-Schulz dtype: auto (bfloat16 where the device has it natively, else float32), "
                         "bfloat16, float32 or float64 (default auto)")
+    p.add_argument("--channels-last", action="store_true",
+                   help="keep 4-d weights and convolution activations in the channels-last memory format "
+                        "(faster convolutions on many CPUs and GPUs; measured in docs/torch.md)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")
     p.add_argument("--keep-denormals", action="store_true",
                    help="do not flush subnormal floats to zero while timing (on a CPU they slow late-training "
@@ -75,16 +78,25 @@ def parse_common(args) -> tuple:
             parse_number("--width", args.width, positive=True), parse_number("--lr", args.lr, positive=True))
 
 
-def load_model(args, dev: str, seed: int, width: float) -> tuple:
+def add_compile(p):
+    """``--compile``, for the subcommands that train."""
+    p.add_argument("--compile", action="store_true",
+                   help="torch.compile the model, one graph per start index, compiled before timing starts "
+                        "(helps where compiled kernels beat eager ones; measured in docs/torch.md)")
+
+
+def load_model(args, dev: str, seed: int, width: float, *, training: bool = False) -> tuple:
     """``(setup, model, optimizer, loss, metric)`` for ``--model``/``--data``: the factory
     resolved, the data loaded, a model initialised from ``seed`` with its Drop-Muon optimizer (lr
-    from ``--lr``), checked on a few examples (bad input: a one-line ``ValueError``)."""
+    from ``--lr``), checked on a few examples (bad input: a one-line ``ValueError``); compiled
+    with ``--compile`` when it is for ``training``."""
     from verification.torchside.experiment import ExperimentConfig, make_setup
 
     cfg = ExperimentConfig(seeds=(seed,), model=args.model, data=args.data, data_seed=seed, device=dev,
-                           width=width, lr=parse_number("--lr", args.lr, positive=True), ns_dtype=args.ns_dtype)
+                           width=width, lr=parse_number("--lr", args.lr, positive=True), ns_dtype=args.ns_dtype,
+                           channels_last=args.channels_last, compile=getattr(args, "compile", False))
     setup = make_setup(cfg)
-    model, opt, loss, metric = setup.build(cfg, seed)
+    model, opt, loss, metric = setup.build(cfg, seed, training=training)
     return setup, model, opt, loss, metric
 
 

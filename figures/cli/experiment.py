@@ -5,7 +5,7 @@ intervals (torch extra)."""
 from __future__ import annotations
 
 from ._common import CLIError, add_execution_options, emit_json, parse_execution, parse_number
-from ._torch import add_common, parse_common, progress_flag, torch_command
+from ._torch import add_common, add_compile, parse_common, progress_flag, torch_command
 from .train import add_run_limits, parse_run_limits
 
 LIST_OPTIONS = ()
@@ -33,6 +33,7 @@ def add_parser(sub):
         ),
     )
     add_common(p)
+    add_compile(p)
     p.add_argument("--seeds", default="5", help="number of training seeds, starting at --seed (default 5)")
     p.add_argument("--samplings", default="full,uniform,optimal-max,optimal-sum,epoch-shift",
                    help="comma-separated schedules (full is required)")
@@ -88,7 +89,7 @@ def run(args) -> int:
         estimate_steps=parse_number("--estimate-steps", args.estimate_steps, int, positive=True),
         cost_repeats=parse_number("--repeats", args.repeats, int, positive=True),
         device=dev, data=args.data, data_seed=seed, constants=args.constants,
-        flush_denormals=not args.keep_denormals, **limits,
+        flush_denormals=not args.keep_denormals, channels_last=args.channels_last, compile=args.compile, **limits,
     )
     if preset and not args.json:
         print(f"preset {args.preset} on {dev}: " + ", ".join(f"--{k.replace('_', '-')} {getattr(args, k)}"

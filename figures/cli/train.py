@@ -4,7 +4,7 @@ layer-sampling schedule, timed to a target training metric (torch extra)."""
 from __future__ import annotations
 
 from ._common import CLIError, emit_json, parse_floats, parse_number
-from ._torch import add_common, load_model, parse_common, progress_flag, torch_command
+from ._torch import add_common, add_compile, load_model, parse_common, progress_flag, torch_command
 
 LIST_OPTIONS = ("--probs",)
 
@@ -28,6 +28,7 @@ def add_parser(sub):
         ),
     )
     add_common(p)
+    add_compile(p)
     p.add_argument("--sampling", default="full", choices=SAMPLINGS, metavar="|".join(SAMPLINGS),
                    help="layer-sampling schedule (default full)")
     p.add_argument("--probs", default=None, help="start probabilities p_1..p_b for --sampling custom")
@@ -79,7 +80,7 @@ def run(args) -> int:
         raise CLIError(f"--constants is for the optimal-max/optimal-sum schedules; got --sampling {args.sampling}")
     epoch_length = parse_number("--epoch-length", args.epoch_length, int, positive=True)
     estimate_every = parse_number("--estimate-every", args.estimate_every, int, positive=True)
-    setup, model, opt, loss, metric = load_model(args, dev, seed, width)
+    setup, model, opt, loss, metric = load_model(args, dev, seed, width, training=True)
     data = setup.data
     objective_for(data.task, loss, metric).check_target(limits["target_acc"], "--target-acc")
     if epoch_length is None:
@@ -106,6 +107,7 @@ def run(args) -> int:
 
     env = environment(dev, ns_dtype_of(opt))
     out = dict(r.as_dict(), environment=env, model=setup.label, data=data.name, lr=lr, batch=batch, width=width,
+               channels_last=args.channels_last, compile=args.compile,
                max_steps=limits["max_steps"], max_seconds=limits["max_seconds"], eval_every=limits["eval_every"])
     if args.json:
         emit_json(out)
@@ -113,6 +115,8 @@ def run(args) -> int:
     print(f"{setup.label}, {args.sampling} on {data.name} ({env['device_name']}, Newton-Schulz in {env['ns_dtype']}), "
           f"seed {seed}, lr {lr:g}, batch {batch}; start probabilities "
           f"{tuple(round(x, 4) for x in info['start_probs'])}")
+    if r.info.get("compile_s") is not None:
+        print(f"compiled one graph per start index in {r.info['compile_s']:.1f} s (before timing)")
     if r.target_acc is None:
         print("no target accuracy set")
     elif r.iterations_to_target is None:

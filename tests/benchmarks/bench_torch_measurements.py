@@ -12,6 +12,9 @@ on this machine:
    and whether the updates are unchanged (they are: the same final weights, bit for bit).
 3. **Newton–Schulz in float32 against bfloat16**: a whole training step of that CNN, per dtype, on
    this CPU, and the dtype ``--ns-dtype auto`` picks here.
+4. **The speed options** ``--channels-last`` and ``--compile`` (inductor, one graph per start
+   index, compiled before timing): the step from each start index, against the plain model, and
+   the compilation's one-off time.
 """
 
 import pathlib
@@ -25,6 +28,7 @@ torch = require_torch()
 
 from theory import RPT  # noqa: E402
 from verification.torchside import Dataset, DropMuon, dropmuon_training_step, load_mnist5k, make_cnn  # noqa: E402
+from verification.torchside.build import compile_per_start, warm_up_starts  # noqa: E402
 from verification.torchside.constants import estimate_constants  # noqa: E402
 from verification.torchside.environment import default_ns_dtype, environment  # noqa: E402
 from verification.torchside.training import train  # noqa: E402
@@ -110,6 +114,31 @@ def ns_step_time(data):
         table(f"  a full Drop-Muon step of the CNN (width {width:g}) on {data.name}, batch 128", rows, rows[0][0])
 
 
+def speed_options(data):
+    print(f"\n4. speed options: the CNN (width 0.25) on {data.name}, batch 128, Newton-Schulz in float32; "
+          f"a step from each start index s (the RPT set {{s..4}})")
+    x, y = data.x_train[:128].clone(), data.y_train[:128].clone()
+    ce = torch.nn.functional.cross_entropy
+    variants = {}
+    for name in ("plain", "channels-last", "compiled", "compiled, channels-last"):
+        m = make_cnn(1, 10, seed=0, width=0.25)
+        if "channels-last" in name:
+            m = m.to(memory_format=torch.channels_last)
+        opt = DropMuon(layers=m.layer_parameters(), lr=0.1, ns_dtype=torch.float32)
+        extra = ""
+        if name.startswith("compiled"):
+            torch._dynamo.reset()
+            m = compile_per_start(m, 4)
+            extra = f" (compiled in {warm_up_starts(m, opt, ce, x, y):.1f} s)"
+        variants[name + extra] = [measure(lambda s=s: dropmuon_training_step(m, opt, ce, x, y, s), repeat=9, warmup=2)
+                                  for s in (1, 2, 3, 4)]
+    base = next(iter(variants.values()))
+    print(f"  {'variant':44s} " + " ".join(f"{'s = ' + str(s):>16s}" for s in (1, 2, 3, 4)))
+    for name, ts in variants.items():
+        print(f"  {name:44s} " + " ".join(f"{t * 1e3:>7.2f} ms {t / b:>5.2f}x" for t, b in zip(ts, base)))
+    print("  ratios against the plain model's step from the same start, measured in this run")
+
+
 def main():
     env = environment("cpu")
     print(f"{env['cpu_model']}, flags {', '.join(env['cpu_flags'])}; torch {env['torch']}, "
@@ -119,6 +148,7 @@ def main():
     data = load_mnist5k()
     online_overhead(data)
     ns_step_time(data)
+    speed_options(data)
     print(f"\n({time.perf_counter() - t0:.0f} s)")
 
 

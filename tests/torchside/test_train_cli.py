@@ -49,6 +49,8 @@ def test_train_online_constants(capsys):
     # full Muon updates every layer at each estimating step k = 0, 3, 6, 9
     assert oc["every"] == 3 and [s["n"] for s in oc["layers"]] == [4, 4, 4, 4]
     assert all(s["L"] > 0 for s in oc["layers"]) and oc["overhead"] == oc["estimate_s"] / oc["train_s"]
+    r = _json(capsys, ["train", *TINY, "--max-steps", "2", "--channels-last", "--json"])
+    assert r["channels_last"] is True and r["compile"] is False
     assert main(["train", *TINY, "--max-steps", "6", "--estimate-every", "3"]) == 0
     out = capsys.readouterr().out
     assert "online constants every 3 steps" in out and "overhead" in out

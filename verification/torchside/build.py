@@ -16,7 +16,8 @@ import torch
 
 from .layers import first_line
 
-__all__ = ["Built", "resolve_factory", "build_model", "optimizer_for", "default_data_for"]
+__all__ = ["Built", "resolve_factory", "build_model", "optimizer_for", "default_data_for", "compile_per_start",
+           "is_compiled", "warm_up_starts"]
 
 
 @dataclass(frozen=True)
@@ -133,3 +134,53 @@ def optimizer_for(model, data, *, lr: float, device="cpu", groups=None, **kwargs
         groups = model.dropmuon_layers()
     example = data.x_train[:8].to(device)
     return DropMuon.from_model(model, example, groups=groups, lr=lr, **kwargs)
+
+
+def compile_per_start(model: torch.nn.Module, nsets: int, *, backend: str = "inductor") -> torch.nn.Module:
+    """``torch.compile(model)`` for Drop-Muon training: a step from start index ``s`` freezes the
+    layers below ``s``, which changes which parameters need gradients, so the compiler keeps one
+    graph per start index (``nsets``: the number of layers for RPT training, the number of timed
+    sets for a cost measurement), plus the forward-only graphs of evaluation and of an empty
+    layer set: its recompile limit is raised to allow them. The returned module shares
+    the model's parameters; compile before timing with :func:`warm_up_starts`. ``backend`` is
+    ``torch.compile``'s (the default, inductor, generates C++ or Triton kernels and needs a compiler)."""
+    import torch._dynamo.config as dynamo_config
+
+    need = int(nsets) + 4
+    for name in ("recompile_limit", "cache_size_limit"):  # the name changed across torch versions
+        if hasattr(dynamo_config, name) and getattr(dynamo_config, name) < need:
+            setattr(dynamo_config, name, need)
+    return torch.compile(model, backend=backend)
+
+
+def is_compiled(model) -> bool:
+    """Whether ``model`` is a ``torch.compile`` wrapper."""
+    return getattr(model, "_orig_mod", None) is not None
+
+
+def warm_up_starts(model, optimizer, loss_fn, inputs, targets) -> float:
+    """Run one forward and backward pass per start index ``s`` (the RPT set ``{s..b}``) and one
+    forward pass with every layer frozen, untimed and without an update, so that a compiled model
+    builds each start's graph before training is timed; buffers (BatchNorm statistics), gradients
+    and the random state are restored. Returns the seconds it took (the compilation)."""
+    import time
+
+    from .optimizer import freeze_except
+
+    b = len(optimizer.layer_groups())
+    buffers = [t.detach().clone() for t in model.buffers()]
+    t0 = time.perf_counter()
+    with torch.random.fork_rng(devices=[]):
+        # two rounds on fresh copies of the batch: the compiler's first graph is tied to its first
+        # input tensor and is rebuilt when that is freed, which must happen here, not in training
+        for _ in range(2):
+            for S in [tuple(range(s, b + 1)) for s in range(1, b + 1)] + [()]:
+                with freeze_except(optimizer, S):
+                    loss = loss_fn(model(inputs.clone()), targets)
+                    if S:
+                        loss.backward()
+                optimizer.zero_grad(set_to_none=True)
+    with torch.no_grad():
+        for t, v in zip(model.buffers(), buffers):
+            t.copy_(v)
+    return time.perf_counter() - t0

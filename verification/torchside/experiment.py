@@ -71,6 +71,8 @@ class ExperimentConfig:
     flush_denormals: bool = True
     model: str = "cnn"
     ns_dtype: str = "auto"
+    channels_last: bool = False
+    compile: bool = False
 
     def __post_init__(self):
         from .training import SAMPLINGS
@@ -95,6 +97,9 @@ class ExperimentConfig:
             raise ValueError(f"unknown Newton-Schulz dtype {self.ns_dtype!r}; choose auto, {', '.join(NS_DTYPES)}")
         if not (isinstance(self.model, str) and self.model):
             raise ValueError(f"model must be a built-in name or PACKAGE.MODULE:FACTORY; got model = {self.model!r}")
+        for name in ("channels_last", "compile"):
+            if not isinstance(getattr(self, name), bool):
+                raise ValueError(f"{name} must be True or False; got {name} = {getattr(self, name)!r}")
         for name in ("max_steps", "batch", "eval_every", "estimate_steps", "cost_repeats"):
             v = getattr(self, name)
             if isinstance(v, bool) or not isinstance(v, int) or v < 1:
@@ -109,20 +114,26 @@ class ExperimentConfig:
         keys = ("model", "ns_dtype", "max_steps", "target_acc", "max_seconds", "batch", "lr", "width", "eval_every",
                 "device",
                 "data", "data_seed", "flush_denormals")
-        return {k: getattr(self, k) for k in keys}
+        return dict({k: getattr(self, k) for k in keys}, **self._speed_settings())
+
+    def _speed_settings(self) -> dict:
+        """The speed options that are on (absent when off, so results from before they existed match)."""
+        return {k: True for k in ("channels_last", "compile") if getattr(self, k)}
 
 
 # -- calibration: constants and costs -------------------------------------------------------------
 
 def measure_network(model, optimizer, data, *, batch: int, steps: int = 20, repeats: int = 7, seed: int = 0,
-                    device="cpu", progress=None, loss_fn=None) -> dict:
+                    device="cpu", progress=None, loss_fn=None, timing_model=None) -> dict:
     """Measure per-layer costs (every layer set up to 6 layers, sampled sets beyond; at the
     training batch size) and then the layer-wise constants along ``steps`` steps of full Muon.
     ``loss_fn`` defaults to the data's task (:func:`~verification.torchside.tasks.objective_for`).
     Returns ``{"layers": [per-layer records], "cost_model": {...}, "per_start": [...],
     "overhead": {...}}``; the per-layer records are those of ``dropmuon estimate --json``. The
     model and optimizer are trained by the constant estimation (use fresh ones for training
-    runs)."""
+    runs). ``timing_model``: the module whose steps are timed for the costs when it is not
+    ``model`` itself (a compiled wrapper of it, sharing its parameters: the constants' second
+    derivatives run on the plain model)."""
     import torch
 
     from .constants import estimate_constants
@@ -133,7 +144,7 @@ def measure_network(model, optimizer, data, *, batch: int, steps: int = 20, repe
     gen = torch.Generator().manual_seed(seed)
     idx = torch.randint(0, len(data.x_train), (batch,), generator=gen)
     t0 = time.perf_counter()
-    costs = measure_costs(model, optimizer, loss, data.x_train[idx].to(device), data.y_train[idx].to(device),
+    costs = measure_costs(timing_model if timing_model is not None else model, optimizer, loss, data.x_train[idx].to(device), data.y_train[idx].to(device),
                           repeats=repeats, device=device, progress=progress, seed=seed)
     t_costs = time.perf_counter() - t0
     consts, overhead = estimate_constants(model, optimizer, loss, data, steps=steps, batch=batch, seed=seed,
@@ -210,18 +221,28 @@ class Setup:
     loss_fn: object = None
     metric: object = None
 
-    def build(self, config: "ExperimentConfig", seed: int):
+    def build(self, config: "ExperimentConfig", seed: int, *, training: bool = False):
         """``(model, optimizer, loss, metric)``: a fresh model initialised from ``seed``, its
-        Drop-Muon optimizer, and the loss and metric to train with."""
-        from .build import build_model, optimizer_for
+        Drop-Muon optimizer, and the loss and metric to train with. With ``config.channels_last``
+        the model's 4-d weights (and so its convolutions' activations) use the channels-last
+        memory format; with ``config.compile`` and ``training`` the model is compiled with one
+        graph per start index (:func:`~verification.torchside.build.compile_per_start`; the
+        constants' Hessian-vector products run uncompiled)."""
+        import torch
 
+        from .build import build_model, compile_per_start, optimizer_for
         from .environment import resolve_ns_dtype
 
         built = build_model(self.factory, self.data, seed=seed, device=config.device, width=config.width,
                             label=self.label)
-        opt = optimizer_for(built.model, self.data, lr=config.lr, device=config.device,
+        model = built.model
+        if config.channels_last:
+            model = model.to(memory_format=torch.channels_last)
+        opt = optimizer_for(model, self.data, lr=config.lr, device=config.device,
                             ns_dtype=resolve_ns_dtype(config.ns_dtype, config.device))
-        return built.model, opt, self.loss_fn or built.loss, self.metric or built.metric
+        if config.compile and training:
+            model = compile_per_start(model, len(opt.layer_groups()))
+        return model, opt, self.loss_fn or built.loss, self.metric or built.metric
 
 
 def make_setup(config: "ExperimentConfig", factory=None, data=None, loss_fn=None, metric=None) -> Setup:
@@ -255,7 +276,7 @@ def run_task(config: ExperimentConfig, sampling: str, seed: int, calibration: di
     L, cm = load_constants(calibration)
     epoch_length = max(1, math.ceil(len(data.x_train) / config.batch))
     sampler, info = schedules([sampling], len(L), L, cm, epoch_length)[sampling]
-    model, opt, loss, metric = setup.build(config, seed)
+    model, opt, loss, metric = setup.build(config, seed, training=True)
     if len(opt.layer_groups()) != len(L):
         raise ValueError(f"the constants have {len(L)} layers but the network has {len(opt.layer_groups())}")
     r = train(model, opt, data, sampler, max_steps=config.max_steps, batch=config.batch,
@@ -547,6 +568,7 @@ def calibrate(config: ExperimentConfig, out: Path | None = None, *, progress=Non
 
     settings = {k: getattr(config, k) for k in ("model", "ns_dtype", "batch", "lr", "width", "device", "data", "data_seed",
                                                  "estimate_steps", "cost_repeats", "constants", "flush_denormals")}
+    settings.update(config._speed_settings())
     path = out / "calibration.json" if out is not None else None
     if config.constants is not None:
         _, cm = load_constants(config.constants)  # validates, naming the file
@@ -557,9 +579,15 @@ def calibrate(config: ExperimentConfig, out: Path | None = None, *, progress=Non
     else:
         setup = setup or make_setup(config)
         model, opt, loss, _ = setup.build(config, config.data_seed)
+        timing = None
+        if config.compile:  # time the compiled steps that training will take, one graph per timed set
+            from .build import compile_per_start
+            from .costs import layer_sets
+
+            timing = compile_per_start(model, len(layer_sets(len(opt.layer_groups()))))
         cal = measure_network(model, opt, setup.data, batch=config.batch, steps=config.estimate_steps,
                               repeats=config.cost_repeats, seed=config.data_seed, device=config.device,
-                              progress=progress, loss_fn=loss)
+                              progress=progress, loss_fn=loss, timing_model=timing)
         cal["source"] = "measured"
         from .environment import environment, ns_dtype_of
 

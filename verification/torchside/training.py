@@ -20,6 +20,7 @@ import torch
 from ..dropmuon import as_sampler
 from ..schedules import SAMPLINGS, epoch_shift_schedule, make_schedule
 from .costs import _sync
+from .build import is_compiled, warm_up_starts
 from .constants import estimating_step, online_summary
 from .optimizer import DropMuon, denormals_flushed, layers_step
 from .tasks import evaluate, objective_for
@@ -179,6 +180,10 @@ def train(model, optimizer: DropMuon, data, schedule, *, max_steps: int, batch: 
     online: list[dict] = []
     reached_step = reached_time = None
     stop = "max_steps"
+    compile_s = None
+    if is_compiled(model):  # build each start's graph before the clock runs
+        compile_s = warm_up_starts(model, optimizer, loss_fn, data.x_train[:batch].to(device),
+                                   data.y_train[:batch].to(device))
     wall0 = time.perf_counter()
     acc, loss = evaluate(model, data.x_train, data.y_train, objective)
     history.append({"step": 0, "time_s": 0.0, "train_acc": acc, "train_loss": loss})
@@ -187,6 +192,8 @@ def train(model, optimizer: DropMuon, data, schedule, *, max_steps: int, batch: 
     k = 0
     flushed = denormals_flushed() if torch.device(device).type == "cpu" else None
     info = dict(info or {}, metric=objective.metric_name, denormals_flushed=flushed)
+    if compile_s is not None:
+        info["compile_s"] = compile_s
     with Progress(max_steps, f"train {info.get('sampling', '')}".strip(), enabled=progress) as bar:
         while k < max_steps:
             idx = torch.randint(0, n, (batch,), generator=gen)
