@@ -252,6 +252,31 @@ def test_power_analysis_detects_the_effect_at_its_stated_power():
         ex.seeds_needed(sd, 1)
 
 
+def test_seeds_for_width_gives_intervals_of_the_planned_width():
+    """seeds_for_width: the fewest n with t_{n-1} sd / sqrt(n) <= log ratio. Simulated with the
+    planning spread, the realised half-width is within the plan exactly when the sample sd is at
+    most the planning sd: probability P(chi2_{n-1} <= n-1), matched within 4 binomial standard
+    errors; and the intervals cover the true log ratio at the stated level."""
+    from scipy import stats
+
+    sd, ratio = 0.321, 1.10
+    n = ex.seeds_for_width(sd, ratio)
+    q = stats.t.ppf(0.5 + ex.CONFIDENCE / 2, n - 1)
+    assert q * sd / math.sqrt(n) <= math.log(ratio) < stats.t.ppf(0.5 + ex.CONFIDENCE / 2, n - 2) * sd / math.sqrt(n - 1)
+    trials = 4000
+    logs = np.random.default_rng(2).normal(math.log(0.8), sd, size=(trials, n))
+    half = q * logs.std(1, ddof=1) / math.sqrt(n)
+    within = np.mean(half <= math.log(ratio))
+    p = stats.chi2.cdf((n - 1) * (math.log(ratio) * math.sqrt(n) / (q * sd)) ** 2, n - 1)
+    assert abs(within - p) < 4 * math.sqrt(p * (1 - p) / trials), (n, within, p)
+    covered = np.mean(np.abs(logs.mean(1) - math.log(0.8)) <= half)
+    c = ex.CONFIDENCE
+    assert abs(covered - c) < 4 * math.sqrt(c * (1 - c) / trials)
+    for bad, msg in (((0.0, 1.1), "sd_log"), ((0.3, 1.0), "ratio")):
+        with pytest.raises(ValueError, match=msg):
+            ex.seeds_for_width(*bad)
+
+
 def test_speedup_summary_has_median_bootstrap_and_a_decision():
     r = ex.speedup_ci([2.0, 2.2, 1.9, 2.1, 2.0], [1.0, 1.0, 1.0, 1.0, 1.0])
     assert r["decided"] == "faster" and r["low"] > 1 and r["median"] == pytest.approx(2.0, rel=EXACT_RTOL)

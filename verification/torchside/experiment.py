@@ -351,7 +351,10 @@ def seeds_for_width(sd_log: float, ratio: float, *, confidence: float = CONFIDEN
     within a factor ``ratio`` of its centre on each side, ``t_{(1+c)/2, n−1} · sd_log / √n ≤ log ratio``,
     when the log ratios have standard deviation ``sd_log`` (a pilot's). The criterion of a
     comparison planned for a stated interval width rather than a stated power
-    (:func:`seeds_needed`); it does not depend on the effect's size.
+    (:func:`seeds_needed`); it does not depend on the effect's size. The realised interval uses the
+    sample's own spread, so it is within the planned width only when that spread is at most
+    ``sd_log``: with probability about ``P(χ²_{n−1} ≤ n−1)``, roughly one half, if ``sd_log`` is the
+    true spread; plan with a pilot's upper value for a firmer guarantee.
 
     >>> seeds_for_width(0.321, 1.10)  # the 8-seed MNIST pilot's largest spread, intervals within ±10%
     47
@@ -376,7 +379,8 @@ def seeds_for_width(sd_log: float, ratio: float, *, confidence: float = CONFIDEN
 #: allows (the 5000 real 28×28 MNIST images, the CNN at full width, a large batch), sized to finish
 #: in under 8 minutes on one H200 (an estimate: full Muon reached 0.97 in 90 steps at batch 512 on a
 #: CPU, uniform sampling needs ~3x more; ~2 s per run at a few ms per step, 5 schedules × 40 seeds,
-#: not yet timed on a GPU); on a CPU the same preset runs at the 2-core size of the MNIST pilot.
+#: not yet timed on a GPU); on a CPU the same preset runs at the 2-core size of the MNIST pilot
+#: (862 s on a 2-core EPYC).
 PRESETS = {
     "paper-gpu": {
         "cuda": {"model": "cnn", "data": "mnist5k", "width": 1.0, "batch": 512, "lr": 0.1, "seeds": 40,
