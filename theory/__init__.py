@@ -45,6 +45,8 @@ from .sampling import (
 )
 
 __all__ = [
+    "ASSUMPTIONS",
+    "NORMS",
     "IndependentSampling",
     "LayerwiseL0L1Smoothness",
     "LayerwiseSmoothness",

@@ -12,3 +12,12 @@ def one_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(before)
+
+
+@pytest.fixture(scope="module")
+def digits():
+    """sklearn's digits split by seed 0, the data set of the torch-side behaviour tests."""
+    pytest.importorskip("sklearn")
+    from verification.torchside import load_digits
+
+    return load_digits(seed=0)

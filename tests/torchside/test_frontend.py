@@ -17,7 +17,7 @@ from torch.profiler import ProfilerActivity, profile  # noqa: E402
 from figures.cli import main  # noqa: E402
 from theory import RPT  # noqa: E402
 from verification.torchside import (  # noqa: E402
-    Dataset, DropMuon, dropmuon_training_step, evaluate, layer_sets, load_digits, measure_costs, measure_network,
+    Dataset, DropMuon, dropmuon_training_step, evaluate, layer_sets, measure_costs, measure_network,
     model_layers, objective_for, train,
 )
 
@@ -47,10 +47,6 @@ class ResNet(nn.Module):
     def forward(self, x):
         return self.head(self.blocks(torch.relu(self.stem(x))).mean(dim=(2, 3)))
 
-
-@pytest.fixture(scope="module")
-def digits():
-    return load_digits(seed=0)
 
 
 def _resnet(seed=0):

@@ -10,7 +10,7 @@ torch = pytest.importorskip("torch")
 pytest.importorskip("sklearn")
 
 from theory import RPT  # noqa: E402
-from verification.torchside import Dataset, DropMuon, load_digits, make_cnn  # noqa: E402
+from verification.torchside import Dataset, DropMuon, make_cnn  # noqa: E402
 from verification.torchside.constants import online_summary  # noqa: E402
 from verification.torchside.training import train  # noqa: E402
 
@@ -18,10 +18,6 @@ from .test_constants_probe import FullBatch, _least_squares  # noqa: E402
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
-
-@pytest.fixture(scope="module")
-def digits():
-    return load_digits(seed=0)
 
 
 def _cnn(seed=0):

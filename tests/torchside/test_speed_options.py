@@ -10,17 +10,13 @@ torch = pytest.importorskip("torch")
 pytest.importorskip("sklearn")
 
 from theory import RPT  # noqa: E402
-from verification.torchside import DropMuon, load_digits, make_cnn  # noqa: E402
+from verification.torchside import DropMuon, make_cnn  # noqa: E402
 from verification.torchside.build import compile_per_start, is_compiled, warm_up_starts  # noqa: E402
 from verification.torchside.experiment import ExperimentConfig, make_setup  # noqa: E402
 from verification.torchside.training import train  # noqa: E402
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
-
-@pytest.fixture(scope="module")
-def digits():
-    return load_digits(seed=0)
 
 
 def _run(model, opt, data, steps=8):

@@ -14,17 +14,13 @@ pytest.importorskip("sklearn")
 from ..tolerances import EXACT_RTOL  # noqa: E402
 from theory import RPT  # noqa: E402
 from verification.schedules import epoch_shift_schedule, make_schedule  # noqa: E402
-from verification.torchside import DropMuon, load_digits, make_cnn  # noqa: E402
+from verification.torchside import DropMuon, make_cnn  # noqa: E402
 from verification.torchside import experiment as ex  # noqa: E402
 from verification.torchside.environment import resolve_ns_dtype  # noqa: E402
 from verification.torchside.training import accuracy, train  # noqa: E402
 
 TINY = dict(width=0.125)
 
-
-@pytest.fixture(scope="module")
-def digits():
-    return load_digits(seed=0)
 
 
 def _fresh(seed=0, lr=0.1):
