@@ -32,7 +32,7 @@ $(VENV)/.test: $(VENV)/.core
 demo: $(VENV)/.core
 	$(BIN)/dropmuon sample --L 1,5,3,2 --costs 1,1,1,1 --forward-cost 2
 	@echo
-	$(BIN)/dropmuon report --quick --out $(OUT) --no-progress
+	$(BIN)/dropmuon report --quick --out $(OUT)
 
 test: $(VENV)/.test
 	$(BIN)/python -m pytest -q

@@ -2,47 +2,54 @@
 assumptions A1–A4, theorems T1–T4 as objects, sampling distributions and the cost model.
 
 Imports none of the toolkit's other packages. Every theorem here is derived in this project
-(``docs/theory.md``); the paper's own theorem statements could not be consulted.
+(``docs/theory.md``); the paper's own theorem statements could not be consulted. Importing the
+package is cheap: the names below are loaded on first use, so sympy is imported only when a
+theorem is.
 
 >>> import theory
 >>> theory.theorems["smooth-deterministic"].iterations(0.1, L=[1, 4, 2], pi=[0.5, 1, 1], Delta0=10)
 8000
 """
 
-from .assumptions import (
-    ASSUMPTIONS,
-    IndependentSampling,
-    LayerwiseL0L1Smoothness,
-    LayerwiseSmoothness,
-    StochasticGradients,
-)
-from .bounds import (
-    Bound,
-    InexactConstantRadius,
-    L0L1Deterministic,
-    SmoothConstantRadius,
-    SmoothDeterministic,
-    SmoothStochastic,
-    Statement,
-    Theorem,
-    gluon_theorem1_iterations,
-    inexact_constant_radius,
-    l0l1_deterministic,
-    smooth_constant_radius,
-    smooth_deterministic,
-    smooth_stochastic,
-)
-from .cost import CostModel, total_cost
-from .norms import NORMS, Norm, get_norm, polar
-from .registry import TheoremRegistry, get_theorem, register_theorem, theorems
-from .sampling import (
-    RPT,
-    CompactSubsets,
-    Independent,
-    SubsetDistribution,
-    inclusion_from_start,
-    start_from_inclusion,
-)
+import importlib
+
+_LAZY = {
+    "assumptions": [
+        "ASSUMPTIONS",
+        "IndependentSampling",
+        "LayerwiseL0L1Smoothness",
+        "LayerwiseSmoothness",
+        "StochasticGradients",
+    ],
+    "bounds": [
+        "Bound",
+        "InexactConstantRadius",
+        "L0L1Deterministic",
+        "SmoothConstantRadius",
+        "SmoothDeterministic",
+        "SmoothStochastic",
+        "Statement",
+        "Theorem",
+        "gluon_theorem1_iterations",
+        "inexact_constant_radius",
+        "l0l1_deterministic",
+        "smooth_constant_radius",
+        "smooth_deterministic",
+        "smooth_stochastic",
+    ],
+    "cost": ["CostModel", "total_cost"],
+    "norms": ["NORMS", "Norm", "get_norm", "polar"],
+    "registry": ["TheoremRegistry", "get_theorem", "register_theorem", "theorems"],
+    "sampling": [
+        "RPT",
+        "CompactSubsets",
+        "Independent",
+        "SubsetDistribution",
+        "inclusion_from_start",
+        "start_from_inclusion",
+    ],
+}
+_WHERE = {name: mod for mod, names in _LAZY.items() for name in names}
 
 __all__ = [
     "ASSUMPTIONS",
@@ -81,3 +88,15 @@ __all__ = [
     "inclusion_from_start",
     "start_from_inclusion",
 ]
+
+
+def __getattr__(name):
+    if name in _WHERE:
+        value = getattr(importlib.import_module(f"{__name__}.{_WHERE[name]}"), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def __dir__():
+    return sorted(set(globals()) | set(__all__))

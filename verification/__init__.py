@@ -10,9 +10,26 @@ one :class:`CheckResult`), :mod:`~verification.predictions` (do the solver's opt
 :mod:`~verification.schedules` (named sampling schedules for training runs). The torch side,
 :mod:`~verification.torchside`, holds the optimizer, the CNN, cost and constant measurements,
 training and the closed loop (:mod:`~verification.torchside.experiment`).
+
+Importing this package is cheap: the names below are loaded on first use (so ``dropmuon --help``
+does not import sympy).
 """
 
-from .checks import CheckResult, check_theorem
-from .suites import SUITES, run_suite, summarise
+import importlib
+
+_LAZY = {"checks": ["CheckResult", "check_theorem"], "suites": ["SUITES", "run_suite", "summarise"]}
+_WHERE = {name: mod for mod, names in _LAZY.items() for name in names}
 
 __all__ = ["CheckResult", "check_theorem", "run_suite", "summarise", "SUITES"]
+
+
+def __getattr__(name):
+    if name in _WHERE:
+        value = getattr(importlib.import_module(f"{__name__}.{_WHERE[name]}"), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def __dir__():
+    return sorted(set(globals()) | set(__all__))

@@ -12,17 +12,26 @@ class Progress:
     """``with Progress(total, "checks") as bar: ... bar.update()`` draws
     ``label [#####.....] 12/40 3.1s`` on stderr, redrawn at most ten times a second.
 
-    ``enabled=None`` draws only when stderr is a terminal; ``False`` never draws.
+    ``enabled=None`` draws the bar when stderr is a terminal; elsewhere (a log file, a pipe, CI) it
+    writes a plain line ``label: 12/40 (31 s)`` at most every :attr:`LINE_EVERY` seconds, so a long
+    run is never silent and a short one prints nothing. ``False`` never draws; ``True`` always draws
+    the bar.
     """
+
+    #: seconds between two plain progress lines when stderr is not a terminal
+    LINE_EVERY = 15.0
 
     def __init__(self, total: int, label: str = "", *, enabled: bool | None = None, stream=None):
         self.total = max(int(total), 0)
         self.label = label
         self.stream = stream if stream is not None else sys.stderr
-        self.enabled = self.stream.isatty() if enabled is None else bool(enabled)
+        tty = self.stream.isatty() if hasattr(self.stream, "isatty") else False
+        self.lines = enabled is None and not tty
+        self.enabled = tty if enabled is None else bool(enabled)
         self.done = 0
         self.start = time.perf_counter()
         self._last = 0.0
+        self._shown = -1
         self.failures = 0
 
     def __enter__(self) -> "Progress":
@@ -30,6 +39,8 @@ class Progress:
         return self
 
     def __exit__(self, *exc) -> None:
+        if self.lines and time.perf_counter() - self.start >= self.LINE_EVERY and self._shown != self.done:
+            self._last = -self.LINE_EVERY  # the closing line of a long run
         self._draw(force=True)
         if self.enabled:
             self.stream.write("\n")
@@ -42,6 +53,14 @@ class Progress:
         self._draw()
 
     def _draw(self, force: bool = False) -> None:
+        if self.lines:
+            now = time.perf_counter()
+            if now - max(self._last, self.start) >= self.LINE_EVERY or self._last < 0:
+                self._last, self._shown = now, self.done
+                fail = f", {self.failures} failed" if self.failures else ""
+                self.stream.write(f"{self.label}: {self.done}/{self.total}{fail} ({now - self.start:.0f} s)\n")
+                self.stream.flush()
+            return
         if not self.enabled:
             return
         now = time.perf_counter()

@@ -1,7 +1,10 @@
 """The ``dropmuon`` command line: one entry point with subcommands.
 
-Every subcommand that produces numbers has ``--json``. Bad input gives a one-line message on
-stderr naming the bad value and exit status 2.
+Every subcommand that produces numbers has ``--json``. Exit statuses: 0 success; 1 a check failed
+(a theorem violated); 2 bad input or a bad file, with a one-line message on stderr naming the bad
+value; 3 an internal or environment error, with a one-line message and a hint. ``--debug``
+(anywhere on the line) adds the traceback of an error. The table of bad inputs and their messages
+is ``docs/errors.md``.
 """
 
 from __future__ import annotations
@@ -9,7 +12,7 @@ from __future__ import annotations
 import sys
 
 from . import bound, estimate, experiment, report, sample, sweep, train, verify
-from ._common import EXIT_BAD_INPUT, CLIError, Parser, join_negative_values
+from ._common import EXIT_BAD_INPUT, EXIT_INTERNAL, CLIError, EnvironmentFailure, Parser, join_negative_values
 
 __all__ = ["main", "build_parser"]
 
@@ -24,7 +27,10 @@ def build_parser() -> Parser:
             "Theory verification toolkit for Drop-Muon (arXiv 2510.02239): bounds, optimal "
             "layer sampling, verification, measurements and figures."
         ),
+        epilog=("Exit status: 0 success, 1 a check failed (a theorem violated), 2 bad input or a bad file, "
+                "3 an internal or environment error. --debug (anywhere) prints the traceback of an error."),
     )
+    p.add_argument("--debug", action="store_true", help="print the traceback of an error")
     sub = p.add_subparsers(dest="command", metavar="COMMAND", parser_class=Parser)
     sub.required = True
     for mod in SUBCOMMANDS:
@@ -32,9 +38,32 @@ def build_parser() -> Parser:
     return p
 
 
+def _one_line(e: BaseException) -> str:
+    return " ".join(str(e).split()) or type(e).__name__
+
+
+def _environment_hint(e: BaseException) -> str | None:
+    """A hint for errors of the environment rather than of the input or the code."""
+    if isinstance(e, ImportError):
+        name = getattr(e, "name", None) or ""
+        extra = {"torch": "torch", "sklearn": "torch", "mlxtend": "torch", "dask": "dask",
+                 "distributed": "dask"}.get(name.split(".")[0])
+        if extra:
+            return f"this command needs the '{extra}' extra: pip install 'dropmuon[{extra}]'"
+        return "a module is missing: reinstall the package (make test installs every extra)"
+    if isinstance(e, MemoryError):
+        return "out of memory: use a smaller problem, batch or width"
+    if type(e).__name__ in ("SchedulerLost", "FutureCancelledError", "CommClosedError", "TimeoutError"):
+        return "the Dask scheduler or its workers went away; results so far are saved and a re-run resumes"
+    return None
+
+
 def main(argv: list[str] | None = None) -> int:
-    """Run ``dropmuon`` with ``argv`` (default ``sys.argv[1:]``); returns the exit status."""
+    """Run ``dropmuon`` with ``argv`` (default ``sys.argv[1:]``); returns the exit status: 0
+    success, 1 a check failed, 2 bad input or a bad file, 3 an internal or environment error."""
     argv = list(sys.argv[1:] if argv is None else argv)
+    debug = "--debug" in argv
+    argv = [a for a in argv if a != "--debug"]
     list_opts = set()
     for mod in SUBCOMMANDS:
         list_opts |= set(getattr(mod, "LIST_OPTIONS", ()))
@@ -47,13 +76,30 @@ def main(argv: list[str] | None = None) -> int:
     prog = f"dropmuon {args.command}"
     try:
         return int(args.run(args) or 0)
-    except (CLIError, ValueError) as e:
-        msg = " ".join(str(e).split())
-        print(f"{prog}: error: {msg}", file=sys.stderr)
-        return EXIT_BAD_INPUT
     except KeyboardInterrupt:
         print(f"{prog}: interrupted", file=sys.stderr)
         return 130
+    except Exception as e:  # noqa: BLE001 - the one place every error becomes an exit status
+        if debug:
+            import traceback
+
+            traceback.print_exc()
+        if isinstance(e, EnvironmentFailure):
+            print(f"{prog}: error: {_one_line(e)}", file=sys.stderr)
+            return EXIT_INTERNAL
+        hint = _environment_hint(e)
+        if isinstance(e, (CLIError, ValueError)) and hint is None:
+            print(f"{prog}: error: {_one_line(e)}", file=sys.stderr)
+            return EXIT_BAD_INPUT
+        if isinstance(e, OSError) and e.filename is not None and hint is None:
+            # a path given by the user that cannot be read or written
+            print(f"{prog}: error: cannot use {str(e.filename)!r}: {e.strerror or _one_line(e)}", file=sys.stderr)
+            return EXIT_BAD_INPUT
+        if hint is None:
+            hint = "an internal error; " + ("please report it" if debug else
+                                            "rerun with --debug for the traceback and report it")
+        print(f"{prog}: error: {type(e).__name__}: {_one_line(e)} ({hint})", file=sys.stderr)
+        return EXIT_INTERNAL
 
 
 def entry() -> None:

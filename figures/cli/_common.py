@@ -1,21 +1,37 @@
-"""Helpers shared by the subcommands: one-line errors with exit status 2, list parsing and JSON."""
+"""Helpers shared by the subcommands: one-line errors, list and number parsing, output folders
+checked before any work, and JSON.
+
+Exit statuses, kept by every subcommand: 0 success; 1 a check failed (a theorem violated, a sweep
+row failed); 2 bad input or a bad file (a one-line message naming the value); 3 an internal or
+environment error (a one-line message with a hint; the traceback only with ``--debug``).
+"""
 
 from __future__ import annotations
 
 import argparse
 import json
+import math
+import os
 import re
 import sys
+from pathlib import Path
 
-from theory._io import to_jsonable
+__all__ = ["CLIError", "EnvironmentFailure", "Parser", "parse_floats", "parse_number", "emit_json", "json_numbers", "check_out_folder",
+           "EXIT_OK", "EXIT_CHECK_FAILED", "EXIT_BAD_INPUT", "EXIT_INTERNAL"]
 
-__all__ = ["CLIError", "Parser", "parse_floats", "parse_number", "emit_json", "to_jsonable", "EXIT_BAD_INPUT"]
-
+EXIT_OK = 0
+EXIT_CHECK_FAILED = 1
 EXIT_BAD_INPUT = 2
+EXIT_INTERNAL = 3
 
 
 class CLIError(Exception):
     """Bad input detected by a subcommand; printed as one line, exit status 2."""
+
+
+class EnvironmentFailure(Exception):
+    """What the command needs is missing from this machine (an extra, a GPU, a scheduler); printed
+    as one line with its hint, exit status 3."""
 
 
 class Parser(argparse.ArgumentParser):
@@ -45,22 +61,91 @@ def parse_floats(option: str, text: str | None) -> list[float] | None:
     return out
 
 
-def parse_number(option: str, text: str | None, kind=float, positive: bool = False):
+def parse_number(option: str, text: str | None, kind=float, positive: bool = False, minimum=None,
+                 maximum=None):
     """Parse one option value (``None`` stays ``None``); a bad value raises :class:`CLIError`
-    naming the option, as does a non-positive one when ``positive``."""
+    naming the option, as does a non-finite one, a non-positive one when ``positive`` and one
+    outside ``[minimum, maximum]``.
+
+    >>> parse_number("--seed", "-3", int, minimum=0)
+    Traceback (most recent call last):
+    ...
+    figures.cli._common.CLIError: --seed must be at least 0; got -3
+    """
     if text is None:
         return None
     try:
         value = kind(text)
     except ValueError:
         raise CLIError(f"{option} is {text!r}, not {'an integer' if kind is int else 'a number'}") from None
+    if kind is float and not math.isfinite(value):
+        raise CLIError(f"{option} must be a finite number; got {text}")
     if positive and not value > 0:
         raise CLIError(f"{option} must be positive; got {text}")
+    if minimum is not None and value < minimum:
+        raise CLIError(f"{option} must be at least {minimum}; got {text}")
+    if maximum is not None and value > maximum:
+        raise CLIError(f"{option} must be at most {maximum}; got {text}")
     return value
 
 
+def check_out_folder(option: str, path) -> Path:
+    """Check, before any work, that ``path`` can be (or is) a writable folder: not an existing
+    file, not under a file, and writable where it exists or where it would be created. Raises
+    :class:`CLIError` naming the option and the path; creates nothing."""
+    path = Path(path)
+    if path.exists() and not path.is_dir():
+        raise CLIError(f"{option} {str(path)!r} is a file, not a folder; name a folder")
+    probe = path
+    while not probe.exists():
+        if probe.parent == probe:
+            break
+        probe = probe.parent
+    if probe.exists() and not probe.is_dir():
+        raise CLIError(f"{option} {str(path)!r} lies under the file {str(probe)!r}; name a folder")
+    if probe.exists():
+        import tempfile
+
+        try:  # a real write, not os.access: root passes access checks on read-only file systems
+            os.rmdir(tempfile.mkdtemp(prefix=".dropmuon-probe-", dir=probe))
+        except OSError as e:
+            where = "" if probe == path else f" (in its nearest existing parent {str(probe)!r})"
+            raise CLIError(f"{option} {str(path)!r} is not writable{where}: {e.strerror or e}; "
+                           f"name a folder you can write to") from None
+    return path
+
+
+def json_numbers(x):
+    """Plain JSON values of ``x`` (numpy scalars and arrays included) with every non-finite number
+    as ``null``, so a field keeps its type (a number, or null where no finite value exists).
+
+    >>> json_numbers({"K": float("inf"), "p": [0.5, float("nan")], "n": 3})
+    {'K': None, 'p': [0.5, None], 'n': 3}
+    """
+    import numpy as np
+
+    if isinstance(x, dict):
+        return {str(k): json_numbers(v) for k, v in x.items()}
+    if isinstance(x, (list, tuple)):
+        return [json_numbers(v) for v in x]
+    if isinstance(x, np.ndarray):
+        return json_numbers(x.tolist())
+    if isinstance(x, (bool, np.bool_)):
+        return bool(x)
+    if isinstance(x, np.integer):
+        return int(x)
+    if isinstance(x, (float, np.floating)):
+        f = float(x)
+        return f if math.isfinite(f) else None
+    if isinstance(x, Path):
+        return str(x)
+    return x
+
+
 def emit_json(obj) -> None:
-    json.dump(to_jsonable(obj), sys.stdout, indent=2, ensure_ascii=False, allow_nan=False)
+    """Print ``obj`` as strict JSON on stdout (non-finite numbers as ``null``: see
+    :func:`json_numbers`)."""
+    json.dump(json_numbers(obj), sys.stdout, indent=2, ensure_ascii=False, allow_nan=False)
     sys.stdout.write("\n")
 
 

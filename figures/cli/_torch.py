@@ -5,7 +5,7 @@ from __future__ import annotations
 import functools
 from contextlib import contextmanager
 
-from ._common import CLIError, parse_number
+from ._common import CLIError, EnvironmentFailure, parse_number
 
 __all__ = ["add_common", "add_compile", "device", "torch_session", "torch_command", "parse_common", "progress_flag", "load_model"]
 
@@ -44,7 +44,8 @@ def device(text: str):
     if text == "auto":
         return "cuda" if torch.cuda.is_available() else "cpu"
     if text == "cuda" and not torch.cuda.is_available():
-        raise CLIError("--device cuda was asked for but no CUDA device is available")
+        raise EnvironmentFailure("--device cuda was asked for but no CUDA device is available here; use --device "
+                                 "cpu or auto")
     return text
 
 
@@ -52,7 +53,7 @@ def _torch():
     try:
         import torch  # noqa: F401
     except ImportError:
-        raise CLIError("this command needs the torch extra: pip install 'dropmuon[torch]'") from None
+        raise EnvironmentFailure("this command needs the torch extra: pip install 'dropmuon[torch]'") from None
 
 
 @contextmanager
@@ -73,7 +74,7 @@ def torch_session(args):
 
 def parse_common(args) -> tuple:
     """``(device, seed, batch, width, lr)`` from :func:`add_common`'s options."""
-    return (device(args.device), parse_number("--seed", args.seed, int),
+    return (device(args.device), parse_number("--seed", args.seed, int, minimum=0),
             parse_number("--batch", args.batch, int, positive=True),
             parse_number("--width", args.width, positive=True), parse_number("--lr", args.lr, positive=True))
 

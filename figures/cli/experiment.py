@@ -4,7 +4,7 @@ intervals (torch extra)."""
 
 from __future__ import annotations
 
-from ._common import CLIError, add_execution_options, emit_json, parse_execution, parse_number
+from ._common import CLIError, add_execution_options, check_out_folder, emit_json, parse_execution, parse_number
 from ._torch import add_common, add_compile, parse_common, progress_flag, torch_command
 from .train import add_run_limits, parse_run_limits
 
@@ -75,6 +75,7 @@ def run(args) -> int:
 
     from ._torch import device
 
+    check_out_folder("--out", args.out)
     preset = resolve_preset(args, device(args.device))
     dev, seed, batch, width, lr = parse_common(args)
     nseeds = parse_number("--seeds", args.seeds, int, positive=True)

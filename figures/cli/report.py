@@ -3,7 +3,7 @@ the figures alone."""
 
 from __future__ import annotations
 
-from ._common import CLIError, emit_json, parse_number
+from ._common import CLIError, check_out_folder, emit_json, parse_number
 
 LIST_OPTIONS = ()
 
@@ -40,10 +40,11 @@ def add_parser(sub):
 def run(args) -> int:
     from figures.report import build_report
 
-    seed = parse_number("--seed", args.seed, int)
+    seed = parse_number("--seed", args.seed, int, minimum=0)
     columns = parse_number("--columns", args.columns, int)
     if columns not in (1, 2):
         raise CLIError(f"--columns must be 1 or 2; got {args.columns}")
+    check_out_folder("--out", args.out)
     tr = None if args.torch_results == "none" else args.torch_results
     res = build_report(args.out, quick=args.quick, torch_results=tr, seed=seed, columns=columns,
                        progress=False if args.no_progress else None, figures_only=args.figures_only)

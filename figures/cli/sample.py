@@ -117,7 +117,7 @@ def run(args) -> int:
         Delta0=parse_number("--delta0", args.delta0),
         epsilon=parse_number("--eps", args.eps),
         distribution=dist,
-        seed=parse_number("--seed", args.seed, int),
+        seed=parse_number("--seed", args.seed, int, minimum=0),
         starts=parse_number("--starts", args.starts, int),
     )
     record = r.to_dict()

@@ -3,7 +3,7 @@ local processes or a Dask cluster, resumable, ending in one table (CSV and JSON)
 
 from __future__ import annotations
 
-from ._common import add_execution_options, emit_json, parse_execution
+from ._common import add_execution_options, check_out_folder, emit_json, parse_execution
 
 LIST_OPTIONS = ()
 
@@ -29,6 +29,7 @@ def run(args) -> int:
 
     cfg = load_sweep(args.config)
     out = args.out if args.out and args.out != "results/sweep-NAME" else f"results/sweep-{cfg.name}"
+    check_out_folder("--out", out)
     res = run_sweep(cfg, out, progress=False if args.no_progress else None, **parse_execution(args))
     s = res["summary"]
     if args.json:

@@ -6,13 +6,12 @@ from __future__ import annotations
 
 import sys
 
-from ._common import CLIError, add_execution_options, emit_json, parse_execution, parse_number
+from ._common import EXIT_CHECK_FAILED as EXIT_FAILED
+from ._common import CLIError, add_execution_options, check_out_folder, emit_json, parse_execution, parse_number
 
 LIST_OPTIONS = ()
 
 HELP = "check every theorem numerically on problems with certified constants"
-
-EXIT_FAILED = 1
 
 
 def add_parser(sub):
@@ -49,7 +48,9 @@ def run(args) -> int:
 
     if args.suite not in SUITES:
         raise CLIError(f"unknown suite {args.suite!r}; choose one of: {', '.join(SUITES)}")
-    seed = parse_number("--seed", args.seed, int)
+    seed = parse_number("--seed", args.seed, int, minimum=0)
+    if args.out is not None:
+        check_out_folder("--out", args.out)
     results = run_suite(args.suite, seed=seed, progress=None if not args.no_progress else False,
                         results=args.out, **parse_execution(args))
     failed = [r for r in results if not r.holds]

@@ -238,10 +238,18 @@ def _images(name: str, a) -> np.ndarray:
 def load_npz(path) -> Dataset:
     """A local ``.npz`` with ``x_train, y_train, x_test, y_test`` (images ``N×H×W`` or
     ``N×C×H×W``, uint8 scaled to [0, 1] or float; labels ``N`` integers ≥ 0); classification."""
+    import zipfile
+
     try:
-        f = np.load(path)
-    except (OSError, ValueError) as e:
-        raise ValueError(f"cannot read the data file {str(path)!r}: {e}") from None
+        if not zipfile.is_zipfile(path):
+            size = os.path.getsize(path)
+            raise ValueError(f"the data file {str(path)!r} is not an .npz archive "
+                             f"({'empty' if size == 0 else f'{size} bytes, not a zip file'})")
+        f = np.load(path, allow_pickle=False)
+    except OSError as e:
+        raise ValueError(f"cannot read the data file {str(path)!r}: {e.strerror or e}") from None
+    except (EOFError, zipfile.BadZipFile) as e:
+        raise ValueError(f"the data file {str(path)!r} is a damaged .npz archive: {e}") from None
     missing = [k for k in ("x_train", "y_train", "x_test", "y_test") if k not in f]
     if missing:
         raise ValueError(f"the data file {str(path)!r} lacks {', '.join(missing)} (has {', '.join(f.files)})")
