@@ -36,6 +36,9 @@ __all__ = [
     "make_problem",
     "formulation",
     "cost_model",
+    "linear_independent_costs",
+    "zero_cost_layers",
+    "check_minimiser_exists",
 ]
 
 FAMILIES = ("rpt", "independent", "subsets", "fixed")
@@ -57,6 +60,54 @@ def _check_choice(kind: str, value, choices) -> str:
     if value not in choices:
         raise ValueError(f"unknown {kind} {value!r}; choose one of: {', '.join(choices)}")
     return value
+
+
+def linear_independent_costs(model: CostModel) -> bool:
+    """Whether independent sampling has a linear expected cost: ``a_j = 0`` for ``j ≥ 2``.
+
+    ``a_1`` (the backward through layer 1's activations) is never paid — no layer lies below
+    layer 1 — so it does not make the expected cost ``F + Σ_j a_j P(min S < j) + Σ_j v_j π_j``
+    non-linear and does not keep the exact methods away.
+    """
+    return not np.any(model.activation[1:] > 0)
+
+
+def zero_cost_layers(model: CostModel, family: str) -> np.ndarray:
+    """Layers covered by a nonempty set of the family that costs nothing (needs ``F = 0``):
+    for ``rpt`` the layers ``s..b`` of a start ``s`` with ``C_s = 0``; for ``subsets`` and
+    ``independent`` every ``j`` whose lowest-layer cost ``F + A_j + v_j`` is 0 (then any set of
+    such layers costs 0). A boolean mask."""
+    if model.forward > 0:
+        return np.zeros(model.nlayers, dtype=bool)
+    if family == "rpt":
+        free = model.rpt_costs() <= 0
+        return np.logical_or.accumulate(free)
+    return model.lowest_costs() <= 0
+
+
+def check_minimiser_exists(problem: Problem, family: str) -> None:
+    """``ValueError`` when the sum- or l0l1-form total cost has no minimiser.
+
+    With a zero-cost set ``S₀`` the distribution can put mass ``1 − t`` on ``S₀``: in the convex
+    form (``y = π / E cost``) that is a recession direction along which ``Σ_{i∈S₀} w_i / y_i``
+    (``w = L``, or ``L0`` for l0l1) strictly decreases, so the infimum is approached as the other
+    layers' probabilities go to 0 and is never attained. (The max-form always has a minimiser.)
+    """
+    if problem.objective == "max" or family == "fixed":
+        return
+    m = problem.model
+    if family == "independent" and not linear_independent_costs(m):
+        return  # non-linear expected cost: the argument above does not apply
+    Z = zero_cost_layers(m, family)
+    w = problem.L if problem.objective == "sum" else problem.L0
+    if Z.any() and float(np.sum(w[Z])) > 0:
+        layers = ", ".join(str(j + 1) for j in np.flatnonzero(Z)[:6]) + (", ..." if Z.sum() > 6 else "")
+        raise ValueError(
+            f"the cost model has sets that cost nothing (F = 0 and layer(s) {layers} cost 0 in family "
+            f"{family!r}), so the {problem.objective}-form total cost has no minimiser (its infimum is "
+            "approached as the other layers' probabilities go to 0); give a positive forward cost F "
+            "or positive layer costs"
+        )
 
 
 def cost_model(costs, forward_cost: float | None = None) -> CostModel:
@@ -101,13 +152,14 @@ class Problem:
         return dict(L=self.L, pi=pi, Delta0=self.Delta0)
 
     def iterations(self, pi) -> float:
-        """``K(π)`` before rounding, from the theorem object; ``inf`` when a layer has ``π_i = 0``
-        (the theorem then guarantees nothing)."""
+        """``K(π)`` before rounding, from the theorem's closed form (the same sympy expression as
+        ``theorem.iterations_real``, through the generated vectorised function, without
+        re-validating the constants); ``inf`` when a layer has ``π_i = 0`` (the theorem then
+        guarantees nothing)."""
         pi = np.asarray(pi, dtype=float)
         if np.any(pi <= 0):
             return math.inf
-        pi = np.minimum(pi, 1.0)
-        return self.theorem.iterations_real(self.epsilon, statement=self.statement, **self.constants(pi))
+        return float(self.iterations_many(np.minimum(pi, 1.0)[None, :])[0])
 
     def iterations_many(self, pis) -> np.ndarray:
         """``K(π)`` for many ``π`` at once (rows), generated from the same sympy expression."""
@@ -118,10 +170,10 @@ class Problem:
             f = S.numeric(expr, list(S.PER_LAYER), ["Delta0", "K", "eta", "beta", "epsilon", "b"])
             object.__setattr__(self, "_k_many", f)
         b = self.nlayers
-        one = np.ones(b)
         vals = {"L": self.L, "L0": self.L0, "L1": self.L1}
-        per = [pis if n == "pi" else (vals.get(n) if vals.get(n) is not None else one) for n in S.PER_LAYER]
-        with np.errstate(divide="ignore", invalid="ignore"):
+        # constants the expression does not use are passed as the scalar 1 (broadcast)
+        per = [pis if n == "pi" else (vals.get(n) if vals.get(n) is not None else 1.0) for n in S.PER_LAYER]
+        with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
             out = np.asarray(f(*per, self.Delta0, np.nan, np.nan, np.nan, self.epsilon, b), dtype=float)
         out = np.where(np.all(pis > 0, axis=-1), out, np.inf)
         return out
@@ -267,7 +319,7 @@ def formulation(problem: Problem, family: str, enumerate_sets: bool = False) -> 
 
         return Formulation("subsets", masks.size, Y, cost, None, None, np.ones(masks.size), decode)
     if family == "independent":
-        if np.any(m.activation > 0):
+        if not linear_independent_costs(m):
             raise ValueError(
                 "independent sampling with activation-backward costs a_j > 0 has a non-linear "
                 "expected cost; use method 'closed-form' (max-form) or 'scipy'"

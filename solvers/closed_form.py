@@ -3,17 +3,29 @@ each with the explicit dual certificate or KKT multipliers that prove it optimal
 optimality residuals are computed.
 
 All max-form closed forms use ``M_j = max_{k≤j} L_k`` (``M_0 = 0``) and ``L_max = M_b``.
+
+Every closed form is computed in normalised units — ``L/L_max`` and costs over the cost of a full
+step — because the optimal distribution is invariant to the units of ``L`` and of the costs; the
+certificates are then of order one for constants anywhere in ``[1e-300, 1e300]``. A probability
+whose exact value ``L_i/L_max`` is below the smallest normal double (``~2.2e-308``) is stored as
+that number (:data:`PI_TINY`): it still satisfies ``L_i/π_i ≤ L_max``, so ``K`` is exact, and the
+cost it adds is below rounding unless the costs themselves span more than ``1e290``.
 """
 
 from __future__ import annotations
+
+import math
 
 import numpy as np
 
 from theory import RPT, CompactSubsets, Independent
 
-from ._problem import Problem
+from ._problem import Problem, linear_independent_costs
 
-__all__ = ["max_rpt", "max_independent", "max_subsets", "sum_independent_linear"]
+__all__ = ["max_rpt", "max_independent", "max_subsets", "sum_independent_linear", "PI_TINY"]
+
+#: the smallest probability a closed form returns (the smallest normal double)
+PI_TINY = float(np.finfo(float).tiny)
 
 
 _NO_CERTIFICATE = {k: None for k in ("primal_infeasibility", "dual_infeasibility", "stationarity",
@@ -40,14 +52,15 @@ def max_rpt(problem: Problem, certify: bool = True):
     backwards from ``β_{b+1} = 0``: at records (``L_i > M_{i−1}``, or ties ``L_i = M_i``)
     ``β_i = 0, α_i = d_i + β_{i+1}``; elsewhere ``α_i = 0, β_i = d_i + β_{i+1}``.
     """
-    L = problem.L
+    L = problem.L / float(np.max(problem.L))
     M = np.maximum.accumulate(L)
-    Lmax = M[-1]
-    p = np.diff(M, prepend=0.0) / Lmax
+    Lmax = 1.0
+    p = np.diff(np.maximum(M, PI_TINY), prepend=0.0)
     msg = "closed form: p_i = (M_i - M_{i-1})/L_max with M_i = max_{j<=i} L_j"
     if not certify:
         return RPT._trusted(p), dict(_NO_CERTIFICATE), msg
     C = problem.model.rpt_costs()
+    C = C / C[0]  # C_1: a full step's cost
     d = C - np.concatenate([C[1:], [0.0]])
     tight = L >= M  # y_i = L_i is tight (records and ties)
     # D_i = Σ_{j≥i} d_j; β_i = D_i − D_{next tight ≥ i}, α at tight i = D_i − D_{next tight > i}
@@ -79,21 +92,20 @@ def max_independent(problem: Problem, certify: bool = True):
     ``F + Σ_j a_j (1 − P_j(no layer below j) − P_j(exactly one)) ≥ 0``. The residual
     ``stationarity`` is the negative part of that derivative at ``T = L_max`` (zero up to rounding).
     """
-    L = problem.L
-    Lmax = float(L.max())
-    pi = L / Lmax
+    pi = np.maximum(problem.L / float(problem.L.max()), PI_TINY)
     if not certify:
         return Independent(pi), dict(_NO_CERTIFICATE), "closed form: pi_i = L_i / L_max"
     m = problem.model
+    cs = m.full_cost
     # P0, P1: probabilities that no / exactly one layer below j is sampled (running recursion)
-    p0, p1, deriv = 1.0, 0.0, m.forward
-    for a_j, y in zip(m.activation.tolist(), pi.tolist()):
+    p0, p1, deriv = 1.0, 0.0, m.forward / cs
+    for a_j, y in zip((m.activation / cs).tolist(), pi.tolist()):
         deriv += a_j * max(0.0, 1.0 - p0 - p1)
         p0, p1 = p0 * (1.0 - y), p1 * (1.0 - y) + p0 * y
     residuals = {
         "primal_infeasibility": 0.0,
         "dual_infeasibility": 0.0,
-        "stationarity": _rel(max(0.0, -deriv), m.full_cost),
+        "stationarity": _rel(max(0.0, -deriv), 1.0),
         "complementarity": 0.0,
         "duality_gap": None,
     }
@@ -110,37 +122,44 @@ def max_subsets(problem: Problem, certify: bool = True):
     ``z_j = Z_j − Z_{j+1}``, ``y_j = v_j + z_j`` (``j ≥ 2``), ``y_1 = c_1 − Z_2``,
     ``z_1 = (F + A_1 − Z_2)_+`` (docs/theory.md).
     """
-    L = problem.L
+    L = problem.L / float(np.max(problem.L))
     m = problem.model
     b = L.size
     M = np.maximum.accumulate(L)
     Mprev = np.empty_like(M)
     Mprev[0] = 0.0
     Mprev[1:] = M[:-1]
-    rho = M - Mprev
-    Lmax = M[-1]
+    rho = np.diff(np.maximum(M, PI_TINY), prepend=0.0)
+    Lmax = 1.0
     theta = np.zeros_like(L)
-    np.divide(L[1:], Mprev[1:], out=theta[1:])  # M_{j-1} ≥ L_1 > 0 for j ≥ 2
+    # θ_j = L_j/M_{j−1}, from the unnormalised constants (M_{j−1} ≥ L_1 > 0 for j ≥ 2, and the
+    # ratio is representable even where L/L_max underflows)
+    Mraw = np.maximum.accumulate(problem.L)
+    np.divide(problem.L[1:], Mraw[:-1], out=theta[1:])
+    # π_j = θ_j P_j ≥ PI_TINY where L_j/L_max underflows (P_j = Σ_{s<j} ρ_s ≥ ρ_1 ≥ PI_TINY)
+    Pj = np.cumsum(rho)[:-1]
+    np.maximum(theta[1:], PI_TINY / Pj, out=theta[1:])
     np.minimum(theta, 1.0, out=theta)
-    rho /= Lmax
     dist = CompactSubsets._trusted(rho, theta)
     msg = "closed form: lowest layer ~ (M_s - M_{s-1})/L_max, keep j > s w.p. min(1, L_j/M_{j-1})"
     if not certify:
         return dist, dict(_NO_CERTIFICATE), msg
-    # dual certificate (rho, theta are now read-only inside dist)
-    rho = rho * Lmax
+    # dual certificate (rho, theta are now read-only inside dist), in units of a full step's cost
+    rho = M - Mprev
     x = np.minimum(L, Mprev)
-    v = m.per_layer
-    c = m.lowest_costs()
-    A = c - m.forward - v  # A_s = Σ_{j>s} a_j
+    cs = m.full_cost
+    v = m.per_layer / cs
+    c = m.lowest_costs() / cs
+    F = m.forward / cs
+    A = c - F - v  # A_s = Σ_{j>s} a_j
     records = L > Mprev
     nxt = _next_record(records)
-    Zfull = np.where(nxt < b, m.forward + A[np.minimum(nxt, b - 1)], 0.0)
+    Zfull = np.where(nxt < b, F + A[np.minimum(nxt, b - 1)], 0.0)
     Z = np.concatenate([Zfull, [0.0]])  # Z_{b+1} = 0
     z = Z[:b] - Z[1:]
     yd = v + z
     yd[0] = c[0] - Z[1]
-    z[0] = max(0.0, m.forward + A[0] - Z[1])
+    z[0] = max(0.0, F + A[0] - Z[1])
     P = Mprev
     obj = float(rho @ c + x @ v)
     Zsuffix = np.concatenate([np.cumsum(z[::-1])[::-1][1:], [0.0]])  # Σ_{j>s} z_j
@@ -160,47 +179,61 @@ def max_subsets(problem: Problem, certify: bool = True):
 
 
 def sum_independent_linear(problem: Problem, certify: bool = True):
-    """Sum-form, independent sampling, linear costs (``a ≡ 0``, ``c_0 = F``): water-filling.
+    """Sum-form, independent sampling, linear costs (``a_j = 0`` for ``j ≥ 2``): water-filling.
 
     Minimising ``(Σ_i L_i/π_i)(F + Σ_j v_j π_j)`` over ``π ∈ (0,1]^b`` (convex in ``y = π/E cost``,
     ``s = 1/E cost``): layers with the largest ``u_i = sqrt(L_i/v_i)`` are capped at 1, the others
     get ``π_i = τ u_i`` with ``τ² = (F + Σ_{capped} v)/Σ_{capped} L``. With ``F = 0`` this is
     ``π_i ∝ sqrt(L_i/v_i)`` scaled to ``max π = 1``.
+
+    Certificate (scale-free): with ``S = Σ L_i/π_i`` and ``C = E cost``, ``π_i ∂(S·C)/∂π_i =
+    S·C·(v_iπ_i/C − (L_i/π_i)/S)``, so stationarity is the balance of layer ``i``'s share of the
+    cost and of ``K``: ``|v_iπ_i/C − (L_i/π_i)/S|`` for ``π_i < 1`` (``stationarity``) and
+    ``(v_iπ_i/C − (L_i/π_i)/S)_+`` for ``π_i = 1`` (``dual_infeasibility``: raising ``π_i`` past 1
+    would help). The problem is convex in ``(y, s)``, so this first-order condition is sufficient.
     """
     m = problem.model
-    if np.any(m.activation > 0):
-        raise ValueError("the sum-form closed form for independent sampling needs linear costs (a = 0)")
-    L = problem.L
-    v = m.per_layer
-    F = m.forward
+    if not linear_independent_costs(m):
+        raise ValueError("the sum-form closed form for independent sampling needs linear costs (a_j = 0 for j >= 2)")
+    # in the log domain: u_i = sqrt(L_i/v_i) is representable even where v_i/max v underflows
+    # (costs spanning 1e-300..1e300); sums are taken in units of L_max and of the largest cost
+    Lmax = float(np.max(problem.L))
+    v_raw = m.per_layer
+    cmax = max(m.forward, float(np.max(v_raw)))
+    L = problem.L / Lmax
+    v = v_raw / cmax
+    F = m.forward / cmax
     with np.errstate(divide="ignore"):
-        u = np.where(v > 0, np.sqrt(L / np.where(v > 0, v, 1.0)), np.inf)
-    order = np.argsort(-u, kind="stable")
-    us = u[order]
-    cv = np.cumsum(v[order])
-    cL = np.cumsum(L[order])
-    tau = np.sqrt((F + cv) / cL)  # τ_k with the top k+1 capped
-    nxt = np.concatenate([us[1:], [0.0]])
-    ok = (tau * us >= 1 - 1e-12) & (tau * nxt <= 1 + 1e-12)
+        logu = 0.5 * (np.log(problem.L) - np.log(v_raw))  # +inf where v_i = 0
+    order = np.argsort(-logu, kind="stable")
+    lus = logu[order]
+    # log(F + Σ_{top k} v) and log Σ_{top k} L as running log-sum-exps: no subnormal partial sums
+    with np.errstate(divide="ignore"):
+        logcv = np.logaddexp.accumulate(np.log(v_raw[order]))
+        logFcv = np.logaddexp(math.log(m.forward) if m.forward > 0 else -np.inf, logcv)
+        logcL = np.logaddexp.accumulate(np.log(problem.L[order]))
+    logtau = 0.5 * (logFcv - logcL)  # τ_k: top k+1 capped
+    nxt = np.concatenate([lus[1:], [-np.inf]])
+    with np.errstate(invalid="ignore"):
+        ok = (logtau + lus >= -1e-12) & (logtau + nxt <= 1e-12)
     if not ok.any():  # cannot happen for valid inputs (KKT has a solution); keep the message clear
         raise ValueError("water-filling found no consistent set of capped layers")
     k = int(np.argmax(ok))
-    t = tau[k]
-    pi = np.minimum(1.0, t * u)
-    # KKT multipliers of the convex form: s = 1/E cost, y = π s, λ, μ
+    with np.errstate(invalid="ignore"):
+        pi = np.exp(np.minimum(0.0, logtau[k] + logu))
+    pi = np.maximum(np.nan_to_num(pi, nan=1.0), PI_TINY)
+    msg = "closed form (water-filling): pi_i = min(1, tau sqrt(L_i/v_i))"
+    if not certify:
+        return Independent(pi), dict(_NO_CERTIFICATE), msg
+    Kterm = L / pi
     Ec = F + v @ pi
-    s = 1.0 / Ec
-    y = pi * s
+    gap = v * pi / Ec - Kterm / Kterm.sum()  # share of the cost minus share of K, per layer
     capped = pi >= 1.0
-    lam = cL[k] / (s**2 * (F + cv[k]))
-    mu = np.where(capped, L / s**2 - lam * v, 0.0)
-    grad = -L / y**2 + lam * v + mu
-    obj = float(np.sum(L / pi) * Ec)
     residuals = {
         "primal_infeasibility": _rel(max(np.max(pi - 1.0), -pi.min(), 0.0), 1.0),
-        "dual_infeasibility": _rel(max(-mu.min(), 0.0), np.max(L / y**2)),
-        "stationarity": _rel(max(np.max(np.abs(grad)), abs(lam * F - mu.sum())), np.max(L / y**2)),
-        "complementarity": _rel(np.max(np.abs(mu * (y - s))), obj),
+        "dual_infeasibility": float(max(np.max(gap[capped], initial=0.0), 0.0)),
+        "stationarity": float(np.max(np.abs(gap[~capped]), initial=0.0)),
+        "complementarity": 0.0,
         "duality_gap": None,
     }
-    return Independent(pi), residuals, "closed form (water-filling): pi_i = min(1, tau sqrt(L_i/v_i))"
+    return Independent(pi), residuals, msg

@@ -16,7 +16,17 @@ import numpy as np
 from theory import RPT, CompactSubsets, Independent, SubsetDistribution
 
 from . import closed_form, convex, lp, numeric
-from ._problem import FAMILIES, METHODS, Problem, _check_choice, formulation, make_problem
+from ._problem import (
+    FAMILIES,
+    METHODS,
+    Problem,
+    _check_choice,
+    check_minimiser_exists,
+    formulation,
+    linear_independent_costs,
+    make_problem,
+)
+from .lp import _ratio_text
 
 __all__ = [
     "SamplingResult",
@@ -28,7 +38,13 @@ __all__ = [
     "MAX_SETS_LISTED",
 ]
 
-#: the fixed set of statuses a result can have
+#: the fixed set of statuses a result can have. ``optimal``: a verified optimum — a closed form
+#: (with its certificate), a convex program whose recovered KKT residuals are within tolerance, or
+#: any method whose total cost agrees with the closed form; ``optimal_inaccurate``: the best point
+#: a method found, not verified (a local method on a non-convex problem, a grid, residuals above
+#: tolerance, or a cost above the closed form's — the message says which); ``evaluated``: family
+#: ``fixed``. A result never carries a zero inclusion probability or a non-finite ``K`` or cost:
+#: those are a ``ValueError`` naming the value.
 STATUSES = ("optimal", "optimal_inaccurate", "evaluated")
 
 # Full updates count as optimal when they cost at most this much more than the optimum found:
@@ -121,14 +137,57 @@ def _subset_view(dist, b):
 
 
 def _auto_method(problem: Problem, family: str) -> str:
+    """Closed forms where they exist; the convex program where the expected cost is linear in
+    the family's masses; the log-domain local method for independent sampling with activation
+    costs ``a_j > 0`` (``j ≥ 2``; ``a_1`` is never paid and does not count)."""
     obj = problem.objective
     if obj == "max":
         return "closed-form"
-    if obj == "sum" and family == "independent":
-        return "closed-form" if not np.any(problem.model.activation > 0) else "scipy"
-    if family == "independent" and np.any(problem.model.activation > 0):
+    linear = linear_independent_costs(problem.model)
+    if obj == "sum" and family == "independent" and linear:
+        return "closed-form"
+    if family == "independent" and not linear:
         return "scipy"
     return "cvxpy"
+
+
+# the closed form that cross-checks another method, per (objective, family)
+_CLOSED_FORMS = {
+    ("max", "rpt"): closed_form.max_rpt,
+    ("max", "independent"): closed_form.max_independent,
+    ("max", "subsets"): closed_form.max_subsets,
+    ("sum", "independent"): closed_form.sum_independent_linear,
+}
+
+# How far above the closed-form optimum another method's total cost may lie and still count as
+# the verified optimum: the LP and enumeration agree with the closed forms to rounding (~1e-12 on
+# the tests' problems; 1e-9 is the simplex's feasibility tolerance), Clarabel stops at a relative
+# gap of 1e-10 (1e-8 leaves two orders for the decoding), the local methods stop on a relative
+# change of 1e-14 in a smooth objective, so their value is within ~1e-10 (1e-7 for flat valleys).
+_CROSS_CHECK_RTOL = {"lp": 1e-9, "enumerate": 1e-9, "cvxpy": 1e-8, "scipy": 1e-7}
+
+
+def _closed_form_for(problem: Problem, family: str):
+    fn = _CLOSED_FORMS.get((problem.objective, family))
+    if fn is None or (fn is closed_form.sum_independent_linear and not linear_independent_costs(problem.model)):
+        return None
+    return fn
+
+
+def _verify(problem: Problem, family: str, used: str, dist, status: str, message: str, tc: float):
+    """The status a result deserves: ``optimal`` only for a verified optimum (a closed form,
+    certified residuals, or agreement with the closed form); otherwise ``optimal_inaccurate``."""
+    if used == "closed-form" or status != "optimal" and used not in _CROSS_CHECK_RTOL:
+        return status, message
+    fn = _closed_form_for(problem, family)
+    if fn is None:
+        return status, message
+    ref, _, _ = fn(problem, certify=False)
+    ref_tc = problem.evaluate(ref)[2]
+    excess = tc / ref_tc - 1.0
+    if excess <= _CROSS_CHECK_RTOL.get(used, 1e-9):
+        return "optimal", message + f"; agrees with the closed form (relative excess {max(excess, 0.0):.1e})"
+    return "optimal_inaccurate", message + f"; NOT optimal: {excess:.3g} (relative) above the closed-form optimum"
 
 
 def _solve(problem: Problem, family: str, method: str, seed: int, starts: int, certify: bool = True):
@@ -167,6 +226,8 @@ def _solve(problem: Problem, family: str, method: str, seed: int, starts: int, c
         dist, res, msg, _, status = convex.solve_convex(problem, formulation(problem, family))
         return dist, res, msg, status
     if method == "scipy":
+        if family == "independent" and obj in ("sum", "l0l1"):
+            return numeric.solve_independent_nonlinear(problem, starts=starts, seed=seed)
         return numeric.solve_scipy(problem, family, starts=starts, seed=seed)
     if method == "grid":
         dist, res, msg, status, _ = numeric.solve_grid(problem, family)
@@ -220,6 +281,40 @@ def _canonical_independent(problem: Problem, dist: Independent) -> Independent:
     return dist
 
 
+def _reference_costs(problem: Problem) -> tuple[float, float]:
+    """Total costs of full updates (``π = 1``) and uniform index sampling (RPT with
+    ``p_s = 1/b``: ``π_i = i/b``, ``E cost = mean_s C_s``), vectorised: one evaluation of the
+    generated ``K`` for both rows instead of two distribution objects and two theorem calls."""
+    b = problem.nlayers
+    pis = np.ones((2, b))
+    pis[1] = np.arange(1, b + 1) / b
+    K = problem.iterations_many(pis)
+    m = problem.model
+    C = m.rpt_costs()
+    with np.errstate(over="ignore"):  # a reference beyond 1.8e308 is inf (speed-up inf), not an error
+        return float(K[0] * m.full_cost), float(K[1] * C.mean())
+
+
+def _check_finite(problem: Problem, family: str, used: str, dist, K: float, ec: float, tc: float) -> None:
+    """``ValueError`` for a result no status can describe: a probability that must be positive
+    is 0, or ``K``, the expected cost or the total cost is not a finite number."""
+    pi = np.asarray(dist.inclusion, dtype=float)
+    if not np.all(pi > 0):
+        i = int(np.argmin(pi))
+        ratio = ""
+        if problem.L is not None:
+            ratio = f" (L_{i + 1}/L_max = {_ratio_text(problem.L, i)})"
+        raise ValueError(
+            f"method {used!r} returned pi_{i + 1} = 0{ratio}: the constants span more than it resolves; "
+            "use method 'auto' or 'closed-form'"
+        )
+    if not (math.isfinite(K) and math.isfinite(ec) and math.isfinite(tc) and tc > 0):
+        raise ValueError(
+            f"the total cost K * E cost = {K:.3g} * {ec:.3g} is not a positive finite double; rescale the "
+            "constants or the costs (the optimal distribution does not depend on their units)"
+        )
+
+
 def _fixed_distribution(distribution, b):
     if not isinstance(distribution, (RPT, Independent, SubsetDistribution, CompactSubsets)):
         raise ValueError(
@@ -261,7 +356,10 @@ def optimal_sampling(
     objective : ``"max"`` (``K ∝ max_i L_i/π_i``, T1), ``"sum"`` (``K ∝ Σ_i L_i/π_i``, T1′) or
         ``"l0l1"`` (T2's π-free ``K``; needs ``L0, L1, Delta0, epsilon``).
     method : ``"auto"``, ``"closed-form"``, ``"lp"`` (HiGHS, max-form), ``"enumerate"`` (all
-        ``2^b − 1`` subsets, ``b ≤ 20``), ``"cvxpy"``, ``"scipy"`` (multi-start SLSQP, seeded) or
+        ``2^b − 1`` subsets, ``b ≤ 20``), ``"cvxpy"``, ``"scipy"`` (seeded multi-start local method: SLSQP in
+        the family's parameters, in units L_max = 1 and full cost = 1; for independent sampling in
+        the sum- and l0l1-form a log-probability method with exact gradients — the default where
+        activation costs ``a_j > 0``, ``j ≥ 2``, make the expected cost non-linear) or
         ``"grid"`` (brute force, ``b ≤ 3``).
     certify : compute the closed forms' optimality certificates (``residuals``); ``False``
         skips them (``None``) for speed at very large ``b``.
@@ -297,6 +395,7 @@ def optimal_sampling(
         if distribution is not None:
             raise ValueError("distribution= is only used with family 'fixed'")
         used = _auto_method(problem, family) if method == "auto" else method
+        check_minimiser_exists(problem, family)
         dist, residuals, message, status = _solve(problem, family, used, seed, starts, bool(certify))
         if used in ("cvxpy", "scipy", "enumerate"):
             dist, snapped = _polish(problem, dist)
@@ -305,8 +404,10 @@ def optimal_sampling(
         if isinstance(dist, Independent):
             dist = _canonical_independent(problem, dist)
     K, ec, tc = problem.evaluate(dist)
-    _, _, full_tc = problem.evaluate(RPT.full(b))
-    _, _, unif_tc = problem.evaluate(RPT.uniform(b))
+    if family != "fixed":  # a given distribution may leave a layer out (K = inf): that is its cost
+        _check_finite(problem, family, used, dist, K, ec, tc)
+        status, message = _verify(problem, family, used, dist, status, message, tc)
+    full_tc, unif_tc = _reference_costs(problem)
     start = lowest = include = sets = sprobs = None
     if isinstance(dist, RPT):
         start = dist.start_probs.copy()
@@ -403,7 +504,7 @@ def _reason(problem: Problem, family: str, opt: bool, r: SamplingResult) -> str:
                     "C_s/C_1 of starting there, so updating every layer is optimal")
         return (f"starting at layer {s + 1} costs C_{s + 1}/C_1 = {_fmt(ratio[s])} of a full step but covers "
                 f"{_fmt(share[s])} of sum_i L_i, so full updates are not optimal; {saving}")
-    if obj == "sum" and family == "independent" and not np.any(problem.model.activation > 0):
+    if obj == "sum" and family == "independent" and linear_independent_costs(problem.model):
         c = problem.model.per_layer
         thresh = L.sum() / (problem.model.forward + c.sum())
         with np.errstate(divide="ignore"):

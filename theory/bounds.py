@@ -123,6 +123,15 @@ class Bound:
         return None if self.target is None else bool(self.value <= self.target)
 
 
+_DOUBLE_MAX = float(np.finfo(float).max)
+
+
+def _mp_log10(x):
+    import mpmath
+
+    return mpmath.log10(x)
+
+
 def _ceil_tol(x: float) -> int:
     return max(1, math.ceil(x * (1.0 - ROUNDING_RTOL)))
 
@@ -423,6 +432,7 @@ class Theorem:
         )
 
     def _rate_at(self, K: float, v: Mapping, statement: str | None = None) -> float:
+        K = float(K)  # a Python int beyond 2^63 would become an object array in numpy
         st = self.statement(statement)
         return self._value(("rhs", st.name), st.rhs, v, K, self._params(K, v))
 
@@ -433,7 +443,10 @@ class Theorem:
         st = self.statement(statement)
         if st.target is None:
             raise ValueError(f"statement {st.name!r} of {self.name} has no accuracy target")
-        return float(st.target.subs(s.epsilon, eps))
+        try:
+            return float(st.target.subs(s.epsilon, eps))
+        except OverflowError:
+            return math.inf
 
     def iterations(self, epsilon, statement: str | None = None, **constants) -> int:
         """The smallest ``K`` whose bound is at most the target for accuracy ``ε`` (default: the
@@ -446,15 +459,27 @@ class Theorem:
         eps = check_scalar("epsilon", epsilon)
         st = self.statement(statement)
         target = self.target(eps, st.name)
+        target_ok = 0 < target < math.inf  # ε² leaves the range of a double beyond ~1e±154
         v = self.prepare(**constants)
         fixed = frozenset(p for p in self.parameters if p in v)
         cf = self._closed_form(fixed, v, st.name)
         if cf is not None:
-            K = _ceil_tol(self._value(("K", fixed, st.name), cf, v, np.nan, {}, eps))
-            # guard against rounding the wrong way: the bound itself decides
-            while self._rate_at(K, v, st.name) > target * (1 + ROUNDING_RTOL):
+            K = _ceil_tol(self._closed_form_value(("K", fixed, st.name), cf, v, eps))
+            # guard against rounding the wrong way: the bound itself decides (a few steps at
+            # most; where the bound or the target leaves a double the closed form alone decides)
+            for _ in range(4 if target_ok else 0):
+                try:
+                    with np.errstate(over="ignore"):
+                        rate = self._rate_at(K, v, st.name)
+                except ArithmeticError:  # step parameters over- or underflowing a double
+                    break
+                if not (math.isfinite(rate) and rate > target * (1 + ROUNDING_RTOL)):
+                    break
                 K += 1
             return K
+        if not target_ok:
+            raise ValueError(f"{self.name}: the accuracy target at epsilon = {eps:g} is {target:g}, "
+                             "outside the range of a double; choose epsilon in [1e-150, 1e150]")
         return self._search(v, target, fixed, st.name)
 
     def iterations_real(self, epsilon, statement: str | None = None, **constants) -> float:
@@ -472,7 +497,53 @@ class Theorem:
         cf = self._closed_form(fixed, v, st.name)
         if cf is None:
             raise ValueError(f"{self.name}: statement {st.name!r} has no closed-form K(eps) here")
-        return self._value(("K", fixed, st.name), cf, v, np.nan, {}, eps)
+        return self._closed_form_value(("K", fixed, st.name), cf, v, eps)
+
+    def _closed_form_value(self, key, cf, v, eps) -> float:
+        """The closed-form ``K(ε)`` in double precision; where an intermediate product or
+        quotient overflows or underflows (``ε²`` below 1e-308, ``Δ0·L`` above 1e308: constants
+        anywhere in [1e-300, 1e300]) it is recomputed with mpmath, whose exponent range is
+        unbounded. A ``K`` beyond the largest double is a ``ValueError`` naming ``ε``."""
+        try:
+            with np.errstate(over="ignore", under="ignore"):
+                x = self._value(key, cf, v, np.nan, {}, eps)
+        except OverflowError:  # a Python float power (ε²) out of range
+            x = math.inf
+        if math.isfinite(x):
+            return x
+        exact = self._value_mpmath(cf, v, eps)
+        if exact is None or not exact < _DOUBLE_MAX:
+            shown = "nan" if exact is None else f"{float(_mp_log10(exact)):.0f}"
+            raise ValueError(
+                f"{self.name}: K(eps) at epsilon = {eps:g} is about 1e{shown} iterations, beyond the "
+                f"largest double (1.8e308); choose a larger epsilon or smaller constants"
+                if exact is not None else
+                f"{self.name}: K(eps) at epsilon = {eps:g} is not a number for these constants"
+            )
+        return float(exact)
+
+    def _value_mpmath(self, expr, v, eps):
+        """``expr`` evaluated with mpmath numbers (per-layer constants as object arrays)."""
+        import mpmath
+
+        arr = s._to_array_form(expr)
+        args = [s._array_symbol(n) for n in _PER_LAYER_ORDER] + [s.SCALARS[n] for n in _SCALAR_ORDER]
+        fn = sp.lambdify(args, arr, modules=[{"layer_sum_": lambda x: mpmath.fsum(list(x)),
+                                             "layer_max_": lambda x: max(list(x))}, "mpmath"])
+
+        def conv(a):
+            if isinstance(a, np.ndarray):
+                return np.array([mpmath.mpf(float(t)) for t in a], dtype=object)
+            if isinstance(a, (float, np.floating)) and not math.isfinite(a):
+                return a
+            return mpmath.mpf(a) if isinstance(a, (float, np.floating)) else a
+
+        try:
+            out = fn(*[conv(a) for a in self._args(v, np.nan, {}, eps)])
+            out = mpmath.mpf(out)
+        except (TypeError, ValueError, ArithmeticError):
+            return None
+        return None if mpmath.isnan(out) else out
 
     def _search(self, v, target: float, fixed, statement: str | None = None) -> int:
         """Smallest integer K with bound(K) <= target, for a bound non-increasing in K: powers of

@@ -4,6 +4,7 @@ Benchmarks print wall-clock medians and ratios against a baseline measured in th
 assert nothing about speed. Pass names to run a subset: ``python tests/benchmarks/run.py theory``.
 """
 
+import argparse
 import pathlib
 import platform
 import subprocess
@@ -13,6 +14,14 @@ import sys
 def main(argv):
     here = pathlib.Path(__file__).resolve().parent
     files = sorted(here.glob("bench_*.py"))
+    parser = argparse.ArgumentParser(
+        prog="run.py",
+        description="Run the benchmarks (bench_*.py next to this file), each in its own interpreter; "
+        "they print wall-clock medians and ratios against a baseline measured in the same run.",
+        epilog="available: " + ", ".join(f.stem[len("bench_"):] for f in files),
+    )
+    parser.add_argument("names", nargs="*", help="run only benchmarks whose file name contains one of these")
+    argv = parser.parse_args(argv).names
     if argv:
         files = [f for f in files if any(a in f.stem for a in argv)]
     print(f"python {platform.python_version()} on {platform.machine()}, {platform.node()}")
