@@ -104,8 +104,11 @@ def test_the_suite_runs_the_same_everywhere(cluster, tmp_path):
 
     assert [norm(r.as_dict()) for r in remote] == [norm(d) for d in local]
     assert [norm(r.as_dict()) for r in again] == [norm(d) for d in local]
-    with pytest.raises(ValueError, match="holds results of another run"):
+    with pytest.raises(ValueError, match="holds results of another run") as e:
         run_suite("quick", seed=1, progress=False, results=tmp_path)
+    assert "seed: 0 → 1" in str(e.value) and len(str(e.value)) < 300  # the changed key, not both manifests
+    fresh = run_suite("quick", seed=1, progress=False, results=tmp_path, resume=False)  # --no-resume: afresh
+    assert len(fresh) == len(local)
 
 
 def _square(x):

@@ -7,12 +7,14 @@ from __future__ import annotations
 import json
 import math
 import os
+import stat
 import tempfile
+import threading
 from pathlib import Path
 
 import numpy as np
 
-__all__ = ["to_jsonable", "write_json_atomic", "write_text_atomic", "read_json"]
+__all__ = ["to_jsonable", "write_json_atomic", "write_text_atomic", "read_json", "current_umask"]
 
 
 def to_jsonable(x):
@@ -40,13 +42,47 @@ def to_jsonable(x):
     return x
 
 
+_UMASK_LOCK = threading.Lock()
+
+
+def current_umask() -> int:
+    """The process's umask, read without changing it where the system allows (Linux:
+    ``/proc/self/status``); elsewhere set and restored at once under a lock."""
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError, IndexError):
+        pass
+    with _UMASK_LOCK:
+        old = os.umask(0o022)
+        os.umask(old)
+    return old
+
+
+def _final_mode(path: Path) -> int:
+    """The permissions a plain ``open(path, "w")`` would leave: those of the file being replaced,
+    else ``0o666`` less the umask (``mkstemp`` alone gives ``0o600``, unreadable to others)."""
+    try:
+        return stat.S_IMODE(os.stat(path).st_mode)
+    except OSError:
+        return 0o666 & ~current_umask()
+
+
 def write_text_atomic(path, text: str) -> Path:
     """Write ``text`` to ``path`` atomically (a temporary file in the same folder, flushed, then
-    ``os.replace``); creates the parent folder."""
+    ``os.replace``); creates the parent folder. The file gets the permissions of the one it
+    replaces, or for a new file ``0o666`` less the umask, as ``open`` would give it."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
+    mode = _final_mode(path)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
+        if hasattr(os, "fchmod"):
+            os.fchmod(fd, mode)
+        else:  # pragma: no cover - Windows
+            os.chmod(tmp, mode)
         with os.fdopen(fd, "w") as f:
             f.write(text)
             f.flush()

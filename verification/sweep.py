@@ -55,6 +55,20 @@ PROBLEM_KINDS = {
     "l0l1-radial": ("c", "a", "shapes", "norms", "x0_scale"),
 }
 _DIST_KINDS = {"full": (), "uniform": (), "rpt": ("start_probs",), "independent": ("pi",)}
+#: the fields each kind cannot do without
+_REQUIRED = {
+    "separable-quadratic": ("curvature", "shapes"), "coupled-quadratic": ("shapes",), "deep-linear": ("dims",),
+    "l0l1-radial": ("c", "a", "shapes"), "rpt": ("start_probs",), "independent": ("pi",),
+}
+
+#: the largest ``K`` a sweep accepts. A check runs up to ``mc_paths`` (default 1000) Monte Carlo
+#: paths of ``K`` Drop-Muon steps per grid point, about 0.3 ms per step on one core for the small
+#: problems of a sweep: K = 10⁵ is already hours per point; beyond it a sweep cannot finish.
+MAX_K = 100_000
+#: a sweep estimated at more optimizer steps than this (grid points × K × paths) warns up front
+WARN_STEPS = 10**8
+#: rough seconds per optimizer step on one core, for the estimate in the warning
+STEP_SECONDS = 3e-4
 
 #: the columns of the sweep's table, in order
 TABLE_COLUMNS = ("problem", "theorem", "distribution", "seed", "status", "statement", "observed", "bound",
@@ -109,6 +123,9 @@ def _named_list(raw, what: str, kinds: dict) -> tuple:
         if extra:
             _fail(f"{where} ({name})", f"unknown field(s) {sorted(extra)} for kind {kind!r}; allowed: "
                                        f"{', '.join(kinds[kind]) or 'none'}")
+        missing = [k for k in _REQUIRED.get(kind, ()) if k not in item]
+        if missing:
+            _fail(f"{where} ({name})", f"missing field(s) {missing} for kind {kind!r}")
         out.append(dict(item))
     return tuple(out)
 
@@ -157,6 +174,13 @@ def load_sweep(source) -> SweepConfig:
     opts = raw.get("theorem_options", {})
     if not isinstance(opts, dict) or any(t not in ths for t in opts):
         _fail("theorem_options", f"one table per theorem of the sweep; got {sorted(opts) if isinstance(opts, dict) else opts!r}")
+    for t, v in opts.items():
+        if not isinstance(v, dict):
+            _fail(f"theorem_options.{t}", f"must be a table of options; got {v!r}")
+    if K > MAX_K:
+        _fail("K", f"K = {K} is above the limit {MAX_K}: each grid point runs up to {_paths(opts, ths[0])} "
+                   f"Monte Carlo paths of K steps (~{_steps_text(K * _paths(opts, ths[0]))} steps per point); "
+                   f"use a smaller K")
     cfg = SweepConfig(name, K, tuple(seeds), tuple(ths), problems, dists, {t: dict(v) for t, v in opts.items()})
     for p in problems:
         try:
@@ -176,7 +200,31 @@ def load_sweep(source) -> SweepConfig:
             _check_options(o)
         except (ValueError, TypeError) as e:
             _fail(f"theorem_options.{t}", str(e))
+    steps = estimated_steps(cfg)
+    if steps > WARN_STEPS:
+        import warnings
+
+        warnings.warn(f"sweep {cfg.name!r}: {len(cfg.grid())} grid points at K = {K} is about {_steps_text(steps)} "
+                      f"optimizer steps (~{steps * STEP_SECONDS / 3600:.3g} core-hours); lower K, seeds or paths "
+                      f"if that is not meant", RuntimeWarning, stacklevel=2)
     return cfg
+
+
+def _paths(opts: dict, theorem: str) -> int:
+    o = opts.get(theorem, {}) if isinstance(opts, dict) else {}
+    n = o.get("mc_paths", 1000) if isinstance(o, dict) else 1000
+    return n if isinstance(n, int) and not isinstance(n, bool) and n > 0 else 1000
+
+
+def _steps_text(n: float) -> str:
+    return f"{n:.1e}".replace("e+0", "e").replace("e+", "e")
+
+
+def estimated_steps(cfg: SweepConfig) -> int:
+    """An upper estimate of the optimizer steps of a sweep: per grid point, ``K`` steps on each
+    of (at most) ``mc_paths`` paths."""
+    per = {t: _paths(cfg.theorem_options, t) for t in cfg.theorems}
+    return sum(cfg.K * per[t] for _, t, _, _ in cfg.grid())
 
 
 def build_problem(spec: dict, seed: int):
@@ -256,6 +304,19 @@ def _point(problem: dict, theorem: str, distribution: dict, seed: int, K: int, o
                  holds=bool(r.holds), method=r.method, n=int(r.n), kind=r.kind, note=r.note) for r in results]
 
 
+_ROW_KEYS = {"problem", "theorem", "distribution", "seed", "status"}
+
+
+def _decode_point(rows):
+    """A grid point's rows as saved (a list of row tables); anything else raises ``ValueError``, so
+    that a damaged task file is run again instead of breaking the table."""
+    if (not isinstance(rows, list) or not rows
+            or not all(isinstance(r, dict) and _ROW_KEYS <= set(r) for r in rows)
+            or any(r["status"] == "ok" and not {"holds", "ratio", "kind"} <= set(r) for r in rows)):
+        raise ValueError("not a list of sweep rows")
+    return rows
+
+
 def _key(problem, theorem, dist, seed) -> str:
     return f"{problem}--{theorem}--{dist}--s{seed}"
 
@@ -297,7 +358,7 @@ def run_sweep(config, out, *, jobs: int = 1, scheduler: str | None = None, resum
     cfg = config if isinstance(config, SweepConfig) else load_sweep(config)
     out = Path(out)
     per_point = run_tasks(sweep_tasks(cfg), results=out / "tasks", jobs=jobs, scheduler=scheduler,
-                          manifest={"sweep": cfg.as_dict()}, resume=resume, progress=progress,
+                          decode=_decode_point, manifest={"sweep": cfg.as_dict()}, resume=resume, progress=progress,
                           label=f"sweep {cfg.name}", fail_after=fail_after)
     rows = [r for rs in per_point for r in rs]
     checked = [r for r in rows if r["status"] == "ok"]

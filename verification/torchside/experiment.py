@@ -578,8 +578,8 @@ def calibrate(config: ExperimentConfig, out: Path | None = None, *, progress=Non
         _, cm = load_constants(config.constants)  # validates, naming the file
         cal = {"layers": read_json(config.constants, "constants file"), "source": str(config.constants),
                "cost_model": _cost_dict(cm)}
-    elif path is not None and path.exists() and read_json(path, "calibration").get("settings") == settings:
-        return read_json(path, "calibration")
+    elif path is not None and (saved := _saved_calibration(path)) is not None and saved.get("settings") == settings:
+        return saved
     else:
         setup = setup or make_setup(config)
         model, opt, loss, _ = setup.build(config, config.data_seed)
@@ -602,6 +602,30 @@ def calibrate(config: ExperimentConfig, out: Path | None = None, *, progress=Non
     if path is not None:
         write_json_atomic(path, cal)
     return cal
+
+
+def _saved_calibration(path: Path) -> dict | None:
+    """``OUT/calibration.json`` if it exists and reads back as a table; a damaged one is measured
+    again, with a warning naming it."""
+    import warnings
+
+    if not path.exists():
+        return None
+    try:
+        saved = read_json(path, "calibration")
+        if not isinstance(saved, dict):
+            raise ValueError(f"the calibration {str(path)!r} is not a table")
+        return saved
+    except ValueError as e:
+        warnings.warn(f"{e}; measuring it again", RuntimeWarning, stacklevel=3)
+        return None
+
+
+def _decode_run(record):
+    """A training task's record as saved; a damaged one raises, so that the task is run again."""
+    if not isinstance(record, dict) or not {"sampling", "seed", "calibration"} <= set(record):
+        raise ValueError("not a training run record")
+    return record
 
 
 def _task_record(config: ExperimentConfig, sampling: str, seed: int, calibration: dict, fingerprint: str,
@@ -666,7 +690,8 @@ def run_experiment(config, data=None, *, loss_fn=None, metric=None, out=None, pr
         tasks += [Task(f"{config.samplings[i]}-seed{seed}", _task_record,
                        (config, config.samplings[i], seed, cal, fp, setup)) for i in order]
     runs = run_tasks(tasks, results=out / "runs" if out is not None else None, jobs=jobs, scheduler=scheduler,
-                     manifest={"settings": _jsonable_settings(config), "calibration": fp}, on_mismatch="rerun",
+                     decode=_decode_run, manifest={"settings": _jsonable_settings(config), "calibration": fp},
+                     on_mismatch="rerun",
                      resume=resume, progress=progress, label="runs")
     summary = summarize(config, cal, runs, n_train=len(setup.data.x_train))
     summary["data"] = setup.data.name
