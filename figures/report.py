@@ -56,11 +56,13 @@ class Report:
     def table(self, header: list, rows: list):
         self.blocks.append(("table", [str(h) for h in header], [[str(c) for c in r] for r in rows]))
 
-    def figure(self, stem: str, caption: str):
+    def figure(self, stem: str, caption: str, width_in: float | None = None):
         """``stem``: the figure's path relative to the report without extension (``.png`` shown,
-        ``.pdf`` linked); figures are numbered in order of appearance."""
+        ``.pdf`` linked); figures are numbered in order of appearance. ``width_in``: the figure's
+        width in inches (one column 3.4, page width 7.0): the HTML page shows every figure at the
+        same scale, ``width_in / 7.0`` of the text width (default: the text width)."""
         n = len(self.figures()) + 1
-        self.blocks.append(("figure", stem, f"Figure {n}. {caption}"))
+        self.blocks.append(("figure", stem, f"Figure {n}. {caption}", width_in))
 
     def preformatted(self, text: str):
         self.blocks.append(("pre", text))
@@ -103,7 +105,10 @@ class Report:
                 rows = "".join("<tr>" + "".join(f"<td>{e(c)}</td>" for c in r) + "</tr>" for r in b[2])
                 body.append(f"<table><thead><tr>{head}</tr></thead><tbody>{rows}</tbody></table>")
             elif kind == "figure":
-                body.append(f'<figure><img src="{e(b[1])}.png" alt="{e(b[2])}">'
+                # one scale for every figure: its printed width relative to the page width (7 in),
+                # so a one-column figure is shown at half the width of a page-wide one
+                width = _html_width_percent(b[3] if len(b) > 3 else None)
+                body.append(f'<figure><img src="{e(b[1])}.png" alt="{e(b[2])}" style="width:{width:g}%">'
                             f'<figcaption>{e(b[2])} (<a href="{e(b[1])}.pdf">PDF</a>)</figcaption></figure>')
             elif kind == "pre":
                 body.append(f"<pre>{e(b[1])}</pre>")
@@ -115,6 +120,30 @@ class Report:
         return ("<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
                 f"<title>{e(self.title)}</title><style>{style}</style></head><body>\n"
                 + "\n".join(body) + "\n</body></html>\n")
+
+
+#: the printed width (inches) that the HTML report shows at the full text width
+HTML_PAGE_WIDTH_IN = 7.0
+
+
+def _html_width_percent(width_in) -> float:
+    """The ``<img>`` width in percent of the text width for a figure ``width_in`` inches wide."""
+    if width_in is None or not width_in > 0:
+        return 100.0
+    return round(min(100.0, 100.0 * float(width_in) / HTML_PAGE_WIDTH_IN), 1)
+
+
+def _png_width_in(path, dpi: int = 300) -> float | None:
+    """The printed width in inches of a PNG written at ``dpi`` (its pixel width from the IHDR
+    chunk): the figure as saved, after the tight bounding box."""
+    try:
+        with open(path, "rb") as fh:
+            head = fh.read(24)
+    except OSError:
+        return None
+    if len(head) < 24 or head[12:16] != b"IHDR":
+        return None
+    return int.from_bytes(head[16:20], "big") / dpi
 
 
 def _inline_code(text: str) -> str:
@@ -179,7 +208,10 @@ def build_report(out="out", *, quick: bool = True, torch_results="auto", seed: i
 
     def save(fig, name):
         written.extend(save_figure(fig, figdir / name))
+        widths[f"figures/{name}"] = _png_width_in(figdir / f"{name}.png")
         return f"figures/{name}"
+
+    widths: dict = {}
 
     steps = 6 + (2 if torch_data else 0)
     with Progress(steps, "report", enabled=progress) as bar:
@@ -195,11 +227,13 @@ def build_report(out="out", *, quick: bool = True, torch_results="auto", seed: i
         bar.update()
         _section_verification(rep, data, save, suite, seed, columns)
         bar.update()
-        _section_coupling(rep, data, save, suite, seed)
+        _section_coupling(rep, data, save, suite, seed, columns)
         bar.update()
         _section_torch(rep, data, save, torch_data, torch_results, columns)
         if torch_data:
             bar.update(2)
+    # every figure at one scale in the HTML: its width as saved (one column or page width)
+    rep.blocks = [(*blk[:3], widths.get(blk[1], blk[3])) if blk[0] == "figure" else blk for blk in rep.blocks]
     data["seconds"] = time.perf_counter() - t0
     result = {"report": None, "figures": written, "data": data, "seconds": data["seconds"], "document": rep}
     if not figures_only:
@@ -248,7 +282,7 @@ def _section_distributions(rep, data, save, torch_data, columns):
 
     ex = EXAMPLES["distribution"]
     d = distribution_data(list(ex["L"]), CostModel.linear(list(ex["costs"]), forward=ex["forward_cost"]))
-    stem = save(plot_optimal_distribution(d, columns=2), "optimal_distribution")
+    stem = save(plot_optimal_distribution(d, columns=columns), "optimal_distribution")
     rep.figure(stem, f"The max-form optimal RPT distribution for L = {_vec(ex['L'])}, unit costs and "
                      f"forward cost {_g(ex['forward_cost'])}: start probabilities and inclusion probabilities, "
                      f"with full updates and uniform index sampling for reference.")
@@ -259,7 +293,7 @@ def _section_distributions(rep, data, save, torch_data, columns):
                      f"L = {_vec(ex['L'])}, costs {_vec(ex['costs'])}; the optimum is marked.")
     ex = EXAMPLES["region"]
     reg = full_optimal_region(list(ex["costs"]))
-    stem = save(plot_full_optimal_region(reg, columns=2), "full_optimal_region")
+    stem = save(plot_full_optimal_region(reg, columns=columns), "full_optimal_region")
     rep.figure(stem, f"Where full-network updates are optimal, in the (L2/L1, L3/L1) plane, for "
                      f"costs {_vec(ex['costs'])}: max-form and sum-form.")
     data["figures_data"] = {"distribution": d, "landscape": land, "region": reg}
@@ -320,7 +354,7 @@ def _section_verification(rep, data, save, suite, seed, columns):
     data["verification"] = {"suite": suite, "summary": summ}
 
 
-def _section_coupling(rep, data, save, suite, seed):
+def _section_coupling(rep, data, save, suite, seed, columns=1):
     from figures.verification_plots import plot_inexact_lmo
     from verification.coupling import coupling_table
 
@@ -338,7 +372,7 @@ def _section_coupling(rep, data, save, suite, seed):
     th = c["theory"]
     rows = [[r["setting"], _g(r["delta"]), _g(r["eta"]), _g(r["eta"] * (1 + r["delta"])), _g(r["beta"])] for r in th]
     rep.table(["setting", "δ", "η*(δ) (bound)", "η*(δ)·(1+δ)", "β*(δ)"], rows)
-    stem = save(plot_inexact_lmo(c, columns=2), "inexact_lmo")
+    stem = save(plot_inexact_lmo(c, columns=columns), "inexact_lmo")
     rep.figure(stem, "Left: worst-case δ versus Newton–Schulz steps per preset and condition number. "
                      "Right: best step size versus δ — the bound's η*(δ), and the measured best η for "
                      "overshooting and shrinking perturbations.")
@@ -389,7 +423,7 @@ def _section_torch(rep, data, save, torch_data, torch_results, columns):
     rep.paragraph(f"Measured winner: {v['measured_winner']}; the max-form predicted {v['predicted_winner_max']} "
                   f"({'matched' if v['max_form_matched'] else 'did not match'}), the sum-form predicted "
                   f"{v['predicted_winner_sum']} ({'matched' if v['sum_form_matched'] else 'did not match'}).")
-    stem = save(plot_measured_constants(cal["layers"], columns=2), "measured_constants")
+    stem = save(plot_measured_constants(cal["layers"], columns=columns), "measured_constants")
     rep.figure(stem, f"Measured layer-wise smoothness estimates of the model ({model}) along full-Muon training "
                      "(spectral norm, dual nuclear).")
     stem = save(plot_accuracy_vs_time(torch_data["runs"], columns=columns), "accuracy_vs_time")

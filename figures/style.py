@@ -14,7 +14,7 @@ import matplotlib
 from matplotlib.figure import Figure
 
 __all__ = ["PALETTE", "COLUMN_WIDTH_IN", "PAPER_RC", "paper_style", "styled", "new_figure", "save_figure",
-           "color"]
+           "color", "mathtext_primes"]
 
 #: Okabe & Ito (2008), distinguishable under the common colour-vision deficiencies; black first
 PALETTE = ("#000000", "#E69F00", "#56B4E9", "#009E73", "#0072B2", "#D55E00", "#CC79A7", "#F0E442")
@@ -67,6 +67,16 @@ def color(name_or_index, default=None) -> str:
             raise ValueError(f"no fixed colour for {name_or_index!r}; use an index or one of {sorted(_NAMED)}")
         return color(int(default))
     return PALETTE[int(name_or_index) % len(PALETTE)]
+
+
+def mathtext_primes(text: str) -> str:
+    """``text`` with every prime ``′`` (U+2032, as in the theorem label ``T1′``) written as the
+    mathtext prime ``$'$``: the paper fonts draw U+2032 like an acute accent (``T1´``).
+
+    >>> mathtext_primes("T1′: bound")
+    "T1$'$: bound"
+    """
+    return text.replace("\u2032", "$'$")
 
 
 @contextmanager

@@ -12,17 +12,20 @@ import numpy as np
 from solvers import FULL_OPTIMAL_RTOL, optimal_sampling
 from theory import RPT, CostModel, get_theorem, start_from_inclusion
 
-from .style import color, new_figure, styled
+from .style import PALETTE, color, mathtext_primes, new_figure, styled
 
 __all__ = [
     "bound_curves",
     "plot_bound_vs_iterations",
+    "coinciding_curves",
     "distribution_data",
     "plot_optimal_distribution",
     "cost_landscape",
     "plot_cost_landscape",
     "full_optimal_region",
     "plot_full_optimal_region",
+    "full_optimal_halfplanes",
+    "full_optimal_polygon",
 ]
 
 # legend text for the schedule names that have a fixed colour
@@ -37,6 +40,7 @@ _OBJECTIVE_NAMES = {"max": "max-form (T1)", "sum": r"sum-form (T1$'$)", "l0l1": 
 # several curves can coincide (the max-form optimum needs exactly as many iterations as full
 # updates): distinct dash patterns keep every one of them visible
 _LINESTYLES = ("-", (0, (5, 2)), (0, (3, 1, 1, 1)), (0, (1, 1)), (0, (8, 2, 2, 2)))
+_MARKERS = ("o", "s", "^", "D", "v")
 # contour levels of relative total cost, and the candidates for the top of its colour scale
 _ROUND_LEVELS = (1.05, 1.1, 1.25, 1.5, 2, 3, 5, 10, 20, 50, 100)
 # keyword arguments of optimal_sampling that only concern its search, not the evaluation of a
@@ -77,6 +81,12 @@ def _ternary_xy(p):
     (an affine image of the simplex: full updates at the top, ``(0, 1)``)."""
     p = np.asarray(p, dtype=float).reshape(-1, 3)
     return p[:, 2] - p[:, 1], p[:, 0]
+
+
+def _contour_label(v: float) -> str:
+    """The label of a relative-cost contour: ``×1.25``, never a bare number a contour line could
+    turn into a minus sign."""
+    return f"\u00d7{v:g}"
 
 
 # -- figure 1: bound versus iterations ---------------------------------------------------------
@@ -159,9 +169,10 @@ def plot_bound_vs_iterations(data: dict, columns: int = 1, *, x: str = "iteratio
     """
     if x not in ("iterations", "cost"):
         raise ValueError(f"x must be 'iterations' or 'cost'; got x = {x!r}")
-    fig, ax = new_figure(columns, 0.75)
+    fig, ax = new_figure(columns, 0.75 if columns == 1 else 0.42)
     K = np.asarray(data["K"], dtype=float)
-    for k, c in enumerate(data["curves"]):
+    xy = []
+    for c in data["curves"]:
         if x == "cost":
             if c.get("cost_per_iteration") is None:
                 raise ValueError(f"curve {c['name']!r} has no cost per iteration; "
@@ -169,14 +180,60 @@ def plot_bound_vs_iterations(data: dict, columns: int = 1, *, x: str = "iteratio
             xs = K * c["cost_per_iteration"]
         else:
             xs = K
-        ax.loglog(xs, c["bound"], color=color(c["name"], default=k),
-                  linestyle=_LINESTYLES[k % len(_LINESTYLES)], label=c["label"])
+        xy.append((np.asarray(xs, dtype=float), np.asarray(c["bound"], dtype=float)))
+    same = coinciding_curves(xy)
+    n = len(K)
+    every = max(1, n // 7)
+    lines, labels = [], []
+    for k, (c, (xs, ys)) in enumerate(zip(data["curves"], xy)):
+        # open markers of a distinct shape per curve, staggered along the curve, so that a curve
+        # lying exactly on another still shows (its markers sit between the other's)
+        start = (k * max(1, every // max(1, len(xy)))) % every
+        (ln,) = ax.loglog(xs, ys, color=color(c["name"], default=k),
+                          linestyle=_LINESTYLES[k % len(_LINESTYLES)], label=c["label"],
+                          marker=_MARKERS[k % len(_MARKERS)], markevery=(start, every),
+                          markersize=3.8, markerfacecolor="white", markeredgewidth=0.9,
+                          zorder=3 + k)  # later (dashed) lines over earlier (solid) ones
+        lines.append(ln)
+        label = c["label"]
+        if same[k] is not None:
+            label += f" — same curve as {data['curves'][same[k]]['name']}"
+        labels.append(label)
     ax.set_xlabel(r"iterations $K$" if x == "iterations"
                   else r"total cost $K \cdot \mathbb{E}\,\mathrm{cost}$")
     ax.set_ylabel("bound (right-hand side)")
-    ax.set_title(f"{data['label']}: bound on ${data['lhs']}$", fontsize="small")
-    ax.legend(loc="lower left")
+    ax.set_title(f"{mathtext_primes(data['label'])}: bound on ${data['lhs']}$", fontsize="small")
+    ax.legend(lines, labels, loc="lower left")
     return fig
+
+
+def coinciding_curves(xy, rtol: float = 0.02) -> list:
+    """For each curve ``(x, y)`` (log–log), the index of an earlier curve it lies on (within
+    ``rtol`` in ``y`` over their common ``x`` range, which must cover most of the shorter one), or
+    ``None``. Such pairs are drawn with staggered markers and named in the legend.
+
+    >>> coinciding_curves([([1, 10], [1, 0.1]), ([1, 10], [1, 0.1]), ([1, 10], [2, 0.2])])
+    [None, 0, None]
+    """
+    out = []
+    for j, (xj, yj) in enumerate(xy):
+        xj, yj = np.log(np.asarray(xj, float)), np.log(np.asarray(yj, float))
+        hit = None
+        for i in range(j):
+            xi, yi = np.log(np.asarray(xy[i][0], float)), np.log(np.asarray(xy[i][1], float))
+            lo, hi = max(xi.min(), xj.min()), min(xi.max(), xj.max())
+            span = min(xi.max() - xi.min(), xj.max() - xj.min())
+            if not hi >= lo or (span > 0 and hi - lo < 0.5 * span):
+                continue
+            order = np.argsort(xi)
+            mask = (xj >= lo) & (xj <= hi)
+            if not mask.any():
+                continue
+            if np.all(np.abs(np.interp(xj[mask], xi[order], yi[order]) - yj[mask]) <= np.log1p(rtol)):
+                hit = i
+                break
+        out.append(hit)
+    return out
 
 
 # -- figure 2: the optimal distribution, layer by layer ----------------------------------------
@@ -250,7 +307,7 @@ def plot_optimal_distribution(data: dict, columns: int = 2):
     >>> [round(float(p.get_height()), 12) for p in fig.axes[0].containers[0]]
     [0.2, 0.8, 0.0, 0.0]
     """
-    fig, axes = new_figure(columns, 0.36 if columns == 2 else 0.6, ncols=2)
+    fig, axes = new_figure(columns, 0.36 if columns == 2 else 0.75, ncols=2)
     layers = np.asarray(data["layers"])
     n = len(data["series"])
     width = 0.8 / n
@@ -270,7 +327,9 @@ def plot_optimal_distribution(data: dict, columns: int = 2):
         axes[0].set_ylabel(r"$P(\min S = s)$")
     axes[1].set_xlabel(r"layer $i$")
     axes[1].set_ylabel(r"inclusion probability $\pi_i$")
-    fig.legend(*axes[0].get_legend_handles_labels(), loc="outside upper center", ncols=n)
+    # one row at page width; one entry a row at one column, where a row would overflow the column
+    fig.legend(*axes[0].get_legend_handles_labels(), loc="outside upper center", ncols=n if columns == 2 else 1,
+               fontsize=None if columns == 2 else 6.0)
     return fig
 
 
@@ -348,7 +407,7 @@ def plot_cost_landscape(data: dict, columns: int = 1):
     from matplotlib.colors import LogNorm
     from matplotlib.ticker import FormatStrFormatter, NullFormatter
 
-    fig, ax = new_figure(columns, 0.82)
+    fig, ax = new_figure(columns, 0.82 if columns == 1 else 0.6)
     x, y = _ternary_xy(data["p"])
     tri = np.asarray(data["triangles"])
     rel = np.asarray(data["relative"], dtype=float)
@@ -363,7 +422,9 @@ def plot_cost_landscape(data: dict, columns: int = 1):
     if levels:
         cs = ax.tricontour(x, y, tri, rel, levels=levels, colors="white", linewidths=0.35,
                            alpha=0.8)
-        ax.clabel(cs, fmt="%g", fontsize=5, inline_spacing=1)
+        # "×1.25" (times the optimum), with room around it: a bare "1.25" with the contour line
+        # running into it read as a negative number ("–1.25")
+        ax.clabel(cs, fmt=_contour_label, fontsize=5, inline_spacing=5)
     cbar = fig.colorbar(mesh, ax=ax, label=r"$\mathrm{TC}(p)\,/\,\mathrm{TC}(p^\star)$",
                         shrink=0.85, extend="max" if top > vmax else "neither")
     cbar.set_ticks([1.0] + [v for v in _ROUND_LEVELS if 1.2 < v <= vmax], labels=None)
@@ -484,62 +545,212 @@ _FULL_OPTIMAL_CONDITION = {
     ("rpt", "max"): r"full optimal iff $L_1 = \max_j L_j$",
     ("rpt", "sum"): (r"full optimal iff $\Sigma_{i \geq s} L_i \,/\, \Sigma_i L_i \leq C_s / C_1$"
                      r" for all $s$"),
+    ("independent", "max"): r"full optimal iff all $L_i$ are equal",
+    ("subsets", "max"): r"full optimal iff all $L_i$ are equal",
+    ("independent", "sum"): r"full optimal iff $L_i / c_i \geq \Sigma L \,/\, (F + \Sigma c)$ for all $i$",
 }
 
 
-def _cell_edges(r: np.ndarray) -> np.ndarray:
-    """Cell boundaries around grid values, midway in log scale (one value: a factor 1.2 around)."""
-    lr = np.log(r)
-    if r.size == 1:
-        return np.exp(lr[0] + np.array([-0.2, 0.2]))
-    mid = (lr[1:] + lr[:-1]) / 2
-    return np.exp(np.concatenate([[2 * lr[0] - mid[0]], mid, [2 * lr[-1] - mid[-1]]]))
+def _cost_model(costs, forward_cost=None) -> CostModel:
+    if isinstance(costs, CostModel):
+        return costs
+    return CostModel.linear(costs, forward=0.0 if forward_cost is None else forward_cost)
+
+
+def full_optimal_halfplanes(costs3, objective: str, family: str = "rpt", *, forward_cost=None):
+    r"""The closed-form region where full updates are optimal for ``L = (1, r2, r3)``, as
+    half-planes ``[(a2, a3, c), …]`` meaning ``a2·r2 + a3·r3 ≤ c`` (the region is their
+    intersection, a convex polygon in the linear ``(r2, r3)`` plane), or ``None`` where no closed
+    form is known. The conditions are those :func:`solvers.full_network_optimal` states:
+
+    - max-form RPT: ``L_1 = max_j L_j``, i.e. ``r2 ≤ 1`` and ``r3 ≤ 1``;
+    - max-form independent/subsets: all ``L_i`` equal (the single point ``(1, 1)``);
+    - sum-form RPT: ``Σ_{i≥s} L_i ≤ (C_s/C_1) Σ_i L_i`` for ``s = 2, 3`` (``C_s``: cost of a step
+      from layer ``s``), i.e. ``Σ_i (1[i≥s] − C_s/C_1) L_i ≤ 0``;
+    - sum-form independent, linear costs without activation terms:
+      ``c_i Σ L − L_i (F + Σ c) ≤ 0`` for every ``i``.
+
+    >>> full_optimal_halfplanes([1, 1, 1], "max")
+    [(1.0, 0.0, 1.0), (0.0, 1.0, 1.0)]
+    """
+    model = _cost_model(costs3, forward_cost)
+    if objective == "max" and family == "rpt":
+        return [(1.0, 0.0, 1.0), (0.0, 1.0, 1.0)]
+    if objective == "max" and family in ("independent", "subsets"):
+        return [(1.0, 0.0, 1.0), (-1.0, 0.0, -1.0), (0.0, 1.0, 1.0), (0.0, -1.0, -1.0)]
+    if objective == "sum" and family == "rpt":
+        C = np.asarray(model.rpt_costs(), dtype=float)
+        out = []
+        for s in (2, 3):  # s = 1 is always an equality (share 1, cost ratio 1)
+            g = C[s - 1] / C[0]
+            w = np.array([1.0 if i >= s else 0.0 for i in (1, 2, 3)]) - g
+            # w1·1 + w2·r2 + w3·r3 ≤ 0
+            out.append((float(w[1]), float(w[2]), float(-w[0])))
+        return out
+    if objective == "sum" and family == "independent" and not np.any(np.asarray(model.activation) > 0):
+        c = np.asarray(model.per_layer, dtype=float)
+        T = float(model.forward + c.sum())
+        # c_i (1 + r2 + r3) − L_i T ≤ 0 with L = (1, r2, r3)
+        out = []
+        for i in range(3):
+            e = np.zeros(3)
+            e[i] = 1.0
+            w = c[i] * np.ones(3) - T * e
+            out.append((float(w[1]), float(w[2]), float(-w[0])))
+        return out
+    return None
+
+
+def _clip_polygon(poly, a2, a3, c):
+    """Sutherland–Hodgman: the part of the convex polygon ``poly`` with ``a2·x + a3·y ≤ c``."""
+    out = []
+    n = len(poly)
+    scale = abs(a2) + abs(a3) + abs(c) or 1.0
+    for k in range(n):
+        p, q = poly[k], poly[(k + 1) % n]
+        fp = (a2 * p[0] + a3 * p[1] - c) / scale
+        fq = (a2 * q[0] + a3 * q[1] - c) / scale
+        if fp <= 0:
+            out.append(p)
+        if (fp < 0 < fq) or (fq < 0 < fp):
+            t = fp / (fp - fq)
+            out.append((p[0] + t * (q[0] - p[0]), p[1] + t * (q[1] - p[1])))
+    return out
+
+
+def full_optimal_polygon(halfplanes, lo: float, hi: float) -> list:
+    """The vertices (linear ``(r2, r3)`` coordinates, counter-clockwise) of the intersection of
+    ``halfplanes`` (:func:`full_optimal_halfplanes`) with the box ``[lo, hi]²``; ``[]`` when empty.
+    A region that is a single point (all ``L_i`` equal) comes back as that point (repeated)."""
+    poly = [(lo, lo), (hi, lo), (hi, hi), (lo, hi)]
+    for a2, a3, c in halfplanes:
+        poly = _clip_polygon(poly, a2, a3, c)
+        if not poly:
+            return []
+    return [(float(x), float(y)) for x, y in poly]
+
+
+def _inside(halfplanes, r2, r3, rtol=1e-9):
+    r2, r3 = np.asarray(r2, dtype=float), np.asarray(r3, dtype=float)
+    ok = np.ones(np.broadcast(r2, r3).shape, dtype=bool)
+    for a2, a3, c in halfplanes:
+        scale = abs(a2) * r2 + abs(a3) * r3 + abs(c)
+        ok &= a2 * r2 + a3 * r3 - c <= rtol * scale
+    return ok
+
+
+def _densify(poly, n: int = 400, *, box=None):
+    """The closed outline of ``poly`` with ``n`` points per edge: its straight edges (linear
+    coordinates) become the curves they are on log axes. With ``box = (lo, hi)`` the edges that
+    lie on the box (the plotting range, not a boundary of the region) are left out, separated by
+    NaN."""
+    xs, ys = [], []
+    for k in range(len(poly)):
+        p, q = poly[k], poly[(k + 1) % len(poly)]
+        if box is not None and any(np.isclose(p[a], v, rtol=1e-12, atol=0) and
+                                   np.isclose(q[a], v, rtol=1e-12, atol=0) for a in (0, 1) for v in box):
+            xs.append([np.nan])
+            ys.append([np.nan])
+            continue
+        t = np.linspace(0.0, 1.0, n)
+        xs.append(p[0] + t * (q[0] - p[0]))
+        ys.append(p[1] + t * (q[1] - p[1]))
+    if box is None:
+        xs.append([poly[0][0]])
+        ys.append([poly[0][1]])
+    return np.concatenate(xs), np.concatenate(ys)
 
 
 @styled
 def plot_full_optimal_region(data: dict, columns: int = 2):
-    r"""One panel per objective of :func:`full_optimal_region` data: the grid cells of the
-    ``(L_2/L_1, L_3/L_1)`` plane (log axes) where full-network updates are optimal, filled.
+    r"""One panel per objective of :func:`full_optimal_region` data, in the ``(L_2/L_1, L_3/L_1)``
+    plane (log axes): the region where full-network updates are optimal, filled and outlined from
+    its closed-form boundary (:func:`full_optimal_halfplanes`: straight lines in the linear plane,
+    drawn exactly on the log axes), with the solver's verdict on the data's grid checked against
+    it (grid points where the two disagree are marked with a red cross; the legend says how many).
+    Without a closed form (e.g. sum-form subsets) the solver's full-optimal grid points are drawn
+    as dots. ``columns=1`` stacks the panels.
 
     >>> d = full_optimal_region([1, 1, 1], ratios=[0.5, 2.0], objectives=("max",))
     >>> fig = plot_full_optimal_region(d)
     >>> fig.axes[0].get_xlabel()
     '$L_2/L_1$'
     """
-    from matplotlib.colors import ListedColormap
     from matplotlib.lines import Line2D
     from matplotlib.patches import Patch
 
     panels = data["panels"]
-    fig, axes = new_figure(columns, 0.42 if len(panels) > 1 else 0.75, ncols=len(panels))
+    n_p = len(panels)
+    if columns == 2 or n_p == 1:
+        fig, axes = new_figure(columns, (0.46 if n_p > 1 else 0.8) if columns == 2 else 0.95, ncols=n_p)
+    else:  # one column: side by side leaves no room for the legends, so the panels are stacked
+        fig, axes = new_figure(columns, 0.9 * n_p, nrows=n_p)
     axes = np.atleast_1d(axes)
     r = np.asarray(data["ratios"], dtype=float)
-    edges = _cell_edges(r)
+    lo, hi = float(r.min()), float(r.max())
+    pad = (hi / lo) ** 0.02 if hi > lo else 1.2
+    xlim = (lo / pad, hi * pad)
     fill = color("full")
+    opts = data.get("options", {})
+    forward = opts.get("forward_cost")
+    costs = data["costs"]
+    if isinstance(costs, dict):  # a CostModel, as _jsonable wrote it
+        costs = CostModel(forward=costs["forward"], activation=costs["activation"], weight=costs["weight"],
+                          update=costs["update"])
+    R2, R3 = np.meshgrid(r, r)  # [j][i]: r3 = ratios[j], r2 = ratios[i]
     for ax, panel in zip(axes, panels):
         m = np.asarray(panel["full_optimal"], dtype=bool)
-        ax.pcolormesh(edges, edges, np.ma.masked_array(np.ones(m.shape), ~m),
-                      cmap=ListedColormap([fill]), alpha=0.35, linewidth=0, rasterized=True)
+        hp = full_optimal_halfplanes(costs, panel["objective"], data["family"], forward_cost=forward)
+        handles = []
+        if hp is not None:
+            poly = full_optimal_polygon(hp, xlim[0], xlim[1])
+            bx, by = _densify(poly) if poly else (np.array([]), np.array([]))
+            area = 0.0
+            if len(poly) >= 3:
+                px, py = np.log([p[0] for p in poly]), np.log([p[1] for p in poly])
+                area = 0.5 * abs(np.dot(px, np.roll(py, 1)) - np.dot(py, np.roll(px, 1)))
+            if area > 1e-9:
+                ax.fill(bx, by, color=fill, alpha=0.3, linewidth=0, gid="region")
+                ox, oy = _densify(poly, box=xlim)
+                ax.plot(ox, oy, color=fill, linewidth=1.0, gid="boundary")
+                handles.append(Patch(facecolor=fill, alpha=0.3, edgecolor=fill, linewidth=1.0,
+                                     label="full updates optimal (closed form)"))
+            elif poly:  # a single point: all L_i equal
+                ax.plot([poly[0][0]], [poly[0][1]], ls="none", marker="o", ms=4, color=fill,
+                        gid="boundary")
+                handles.append(Line2D([], [], ls="none", marker="o", ms=4, color=fill,
+                                      label=r"full updates optimal (only $L_2 = L_3 = L_1$)"))
+            wrong = m != _inside(hp, R2, R3)
+            nw = int(wrong.sum())
+            if nw:
+                ax.plot(R2[wrong], R3[wrong], ls="none", marker="x", ms=3, mew=0.8, color=PALETTE[5],
+                        gid="disagree")
+            handles.append(Line2D([], [], ls="none", marker="x" if nw else "none", ms=3, mew=0.8,
+                                  color=PALETTE[5],
+                                  label=(f"solver disagrees at {nw} of {m.size} grid points" if nw else
+                                         f"the solver agrees at all {m.size} grid points")))
+        else:
+            ax.plot(R2[m], R3[m], ls="none", marker="o", ms=1.2, color=fill, gid="grid")
+            handles.append(Line2D([], [], ls="none", marker="o", ms=2, color=fill,
+                                  label=f"full optimal (solver; {int(m.sum())} of {m.size} grid points)"))
         ax.axvline(1.0, color="0.5", linewidth=0.6, linestyle=(0, (3, 2)))
         ax.axhline(1.0, color="0.5", linewidth=0.6, linestyle=(0, (3, 2)))
+        handles.append(Line2D([], [], color="0.5", linewidth=0.6, linestyle=(0, (3, 2)),
+                              label=r"$L_j = L_1$"))
         ax.set_xscale("log")
         ax.set_yscale("log")
-        ax.set_xlim(edges[0], edges[-1])
-        ax.set_ylim(edges[0], edges[-1])
+        ax.set_xlim(*xlim)
+        ax.set_ylim(*xlim)
         ax.set_aspect("equal")
         ax.set_title(f"{_OBJECTIVE_NAMES[panel['objective']]}, {data['family']}")
         ax.set_xlabel(r"$L_2/L_1$")
         ax.set_ylabel(r"$L_3/L_1$")
-        n = int(m.sum())
-        handles = [Patch(facecolor=fill, alpha=0.35,
-                         label=f"full updates optimal ({n} of {m.size} points)"),
-                   Line2D([], [], color="0.5", linewidth=0.6, linestyle=(0, (3, 2)),
-                          label=r"$L_j = L_1$")]
-        ax.legend(handles=handles, loc="upper right", fontsize="x-small")
+        ax.legend(handles=handles, loc="upper right", fontsize="x-small", borderaxespad=0.3,
+                  labelspacing=0.3, handlelength=1.5, frameon=True, facecolor="white", edgecolor="none",
+                  framealpha=0.9)
         condition = _FULL_OPTIMAL_CONDITION.get((data["family"], panel["objective"]))
-        if condition:
-            # upper half, under the legend: L_3 > L_1 there, outside every region drawn so far
-            ax.text(0.04, 0.80, condition, transform=ax.transAxes, fontsize="x-small", ha="left",
+        if condition and hp is not None:
+            ax.text(0.03, 0.70, condition, transform=ax.transAxes, fontsize=5.5, ha="left",
                     va="top", bbox={"facecolor": "white", "edgecolor": "none", "alpha": 0.8,
-                                    "pad": 1.5})
+                                    "pad": 1.0})
     return fig

@@ -20,6 +20,7 @@ __all__ = [
     "plot_verification",
     "inexact_lmo_curves",
     "plot_inexact_lmo",
+    "ROUNDING_DELTA",
 ]
 
 #: the check kinds that compare a left-hand side with a bound and so belong on the observed-vs-bound
@@ -30,14 +31,16 @@ PLOTTED_KINDS = ("bound", "tight")
 #: short labels of the theorems (THEORY.md §4), in the order they are drawn
 THEOREM_LABELS = {
     "smooth-deterministic": "T1",
-    "smooth-constant-radius": "T1′",
+    "smooth-constant-radius": "T1$'$",  # mathtext prime: the font's U+2032 renders as an acute accent
     "l0l1-deterministic": "T2",
     "smooth-stochastic": "T3",
     "inexact-constant-radius": "T4",
 }
 
-# palette indices of the theorems (vermillion is kept for violations, black for y = x)
+# palette indices of the theorems (vermillion is kept for violations, black for y = x), and a marker
+# shape per theorem, so that the theorems differ by more than colour (T1 and T4 are two blues)
 _THEOREM_COLOURS = (4, 1, 3, 6, 2)
+_THEOREM_MARKERS = ("o", "s", "^", "D", "v", "P", "X")
 _VIOLATION = PALETTE[5]
 _REFERENCE = "0.45"
 _RECORD_KEYS = ("name", "theorem", "kind", "observed", "bound", "holds")
@@ -55,7 +58,8 @@ def verification_points(records) -> dict:
 
     ``records``: :class:`~verification.checks.CheckResult` dicts (``r.as_dict()``, or JSON with
     ``null`` for non-finite numbers). Returns ``{"points": [{name, theorem, kind, observed, bound,
-    holds}, …] (in input order), "theorems": [names in drawing order], "dropped": [names of
+    holds, method, interval, confidence}, …] (in input order; ``interval = [ci_low, ci_high]`` of a
+    Monte Carlo estimate of ``observed``, ``None`` for exact values), "theorems": [names in drawing order], "dropped": [names of
     bound/tight checks with a non-positive or non-finite value], "excluded": {kind: count} (other
     kinds)}``.
 
@@ -78,8 +82,12 @@ def verification_points(records) -> dict:
         if not (math.isfinite(obs) and math.isfinite(bnd) and obs > 0 and bnd > 0):
             dropped.append(str(r["name"]))
             continue
+        lo, hi = number(r.get("ci_low")), number(r.get("ci_high"))
+        interval = [lo, hi] if math.isfinite(lo) and math.isfinite(hi) and 0 < lo <= hi else None
         points.append({"name": str(r["name"]), "theorem": str(r["theorem"]), "kind": str(r["kind"]),
-                       "observed": obs, "bound": bnd, "holds": bool(r["holds"])})
+                       "observed": obs, "bound": bnd, "holds": bool(r["holds"]),
+                       "method": str(r.get("method") or ""), "interval": interval,
+                       "confidence": number(r.get("confidence"))})
     if not points and not dropped:
         raise ValueError(f"no check of kind {' or '.join(PLOTTED_KINDS)} among the {len(records)} records "
                          f"(kinds: {sorted(excluded)}); nothing to plot")
@@ -101,27 +109,51 @@ def plot_verification(records, columns: int = 1) -> Figure:
     Only the kinds in :data:`PLOTTED_KINDS` (``bound``, ``tight``) are drawn; ``prediction`` and
     ``coupling`` checks compare a ratio with 1 rather than a left-hand side with a bound, and are
     counted in the annotation instead. Points with a non-positive or non-finite value cannot be
-    drawn on log axes: the annotation reports how many were dropped. Colours mark the theorem,
-    stars the tight instances (observed/bound ≥ 0.99 by design), red rings checks that failed.
+    drawn on log axes: the annotation reports how many were dropped. Colour and marker shape mark
+    the theorem, stars the tight instances (observed/bound ≥ 0.99 by design), red rings checks that
+    failed; a Monte Carlo estimate carries its confidence interval as a horizontal bar.
     The data are :func:`verification_points`.
     """
     d = verification_points(records)
     pts = d["points"]
-    fig, ax = new_figure(columns, 0.95)
+    # one column: square; page width: the same square axes, the legend beside them
+    fig, ax = new_figure(columns, 0.95 if columns == 1 else 0.5)
     ax.set_xscale("log")
     ax.set_yscale("log")
     handles = []
-    for j, th in enumerate(d["theorems"]):
-        c = color(_THEOREM_COLOURS[j % len(_THEOREM_COLOURS)])
+    style = {th: (color(_THEOREM_COLOURS[j % len(_THEOREM_COLOURS)]), _THEOREM_MARKERS[j % len(_THEOREM_MARKERS)])
+             for j, th in enumerate(d["theorems"])}
+    for th in d["theorems"]:
+        c, mk = style[th]
         mine = [p for p in pts if p["theorem"] == th and p["kind"] != "tight"]
-        if mine:
-            ax.scatter([p["observed"] for p in mine], [p["bound"] for p in mine], s=14, color=c,
-                       edgecolors="none", alpha=0.85, zorder=3, gid=f"theorem:{th}")
-        handles.append(Line2D([], [], ls="none", marker="o", ms=4, color=c, label=_theorem_label(th)))
+        exact = [p for p in mine if p["interval"] is None]
+        estimated = [p for p in mine if p["interval"] is not None]
+        if exact:
+            ax.scatter([p["observed"] for p in exact], [p["bound"] for p in exact], s=16, marker=mk, color=c,
+                       edgecolors="white", linewidths=0.3, alpha=0.9, zorder=3, gid=f"theorem:{th}")
+        if estimated:  # Monte Carlo estimates: open markers (their interval bars are drawn below)
+            ax.scatter([p["observed"] for p in estimated], [p["bound"] for p in estimated], s=16, marker=mk,
+                       facecolors="white", edgecolors=c, linewidths=0.9, zorder=3, gid=f"theorem:{th}:mc")
+        handles.append(Line2D([], [], ls="none", marker=mk, ms=4, color=c, mec="white", mew=0.3,
+                              label=_theorem_label(th)))
+    mc = [p for p in pts if p["interval"] is not None]
+    if mc:
+        # Monte Carlo estimates of the left-hand side: their confidence interval as a horizontal bar
+        ax.hlines([p["bound"] for p in mc], [p["interval"][0] for p in mc], [p["interval"][1] for p in mc],
+                  colors="0.2", linewidths=0.8, zorder=3.5, gid="interval")
+        ax.plot([v for p in mc for v in p["interval"]], [p["bound"] for p in mc for _ in (0, 1)], ls="none",
+                marker="|", ms=3.0, mew=0.8, color="0.2", zorder=3.5, gid="interval-caps")
+        conf = {p["confidence"] for p in mc if math.isfinite(p["confidence"])}
+        level = f"{100 * conf.pop():g}% " if len(conf) == 1 else ""
+        # the widest interval, relative to its estimate: at the usual sample sizes the bars are
+        # narrower than the markers, which the legend says rather than leaving them unseen
+        width = max(max(p["observed"] - p["interval"][0], p["interval"][1] - p["observed"]) / p["observed"]
+                    for p in mc)
+        handles.append(Line2D([], [], color="0.2", lw=0.8, marker="|", ms=3.0, mew=0.8,
+                              label=f"open: Monte Carlo, {level}CI ≤ ±{100 * width:.2g}%"))
     tight = [p for p in pts if p["kind"] == "tight"]
     if tight:
-        colours = [color(_THEOREM_COLOURS[d["theorems"].index(p["theorem"]) % len(_THEOREM_COLOURS)])
-                   for p in tight]
+        colours = [style[p["theorem"]][0] for p in tight]
         ax.scatter([p["observed"] for p in tight], [p["bound"] for p in tight], s=55, marker="*",
                    c=colours, edgecolors="black", linewidths=0.5, zorder=4, gid="tight")
         handles.append(Line2D([], [], ls="none", marker="*", ms=7, mfc="white", mec="black", mew=0.6,
@@ -145,7 +177,12 @@ def plot_verification(records, columns: int = 1) -> Figure:
     ax.set_ylim(lims)
     ax.set_xlabel("observed left-hand side")
     ax.set_ylabel("bound")
-    ax.legend(handles=handles, loc="lower right", handletextpad=0.3, borderaxespad=0.3, labelspacing=0.3)
+    ax.set_aspect("equal")
+    if columns == 1:
+        ax.legend(handles=handles, loc="lower right", handletextpad=0.3, borderaxespad=0.3, labelspacing=0.3)
+    else:
+        ax.legend(handles=handles, loc="center left", bbox_to_anchor=(1.02, 0.5), handletextpad=0.3,
+                  borderaxespad=0.3, labelspacing=0.3)
     notes = [f"{len(pts)} checks plotted"]
     if d["dropped"]:
         notes.append(f"{len(d['dropped'])} dropped (value ≤ 0 or non-finite)")
@@ -161,6 +198,9 @@ def plot_verification(records, columns: int = 1) -> Figure:
 # -- figure 6: the inexact-LMO coupling ------------------------------------------------------------
 
 _KAPPA_STYLES = ("-", "--", ":", "-.")
+
+#: a worst-case δ at or below this is rounding error (Newton–Schulz converged to the polar factor)
+ROUNDING_DELTA = 1e-12
 _PRESET_COLOURS = {"muon": 4, "you": 1, "polar-express": 3}
 
 
@@ -188,7 +228,9 @@ def inexact_lmo_curves(coupling: dict, *, prediction_points: int = 101) -> dict:
     increasing, δ ≤ 0 or non-finite dropped for the log axis), "dropped": that count, "theory":
     {delta, eta} (the bound's tuned step η*(δ), noiseless rows), "prediction": {delta, eta}
     (η*(0)/(1+δ) on ``prediction_points`` values of δ over the plotted range), "overshoot" and
-    "shrink": {delta, best_eta} (empirical best step)}``, each sorted by δ.
+    "shrink": {delta, best_eta} (empirical best step), "measured_reference": {delta, overshoot,
+    shrink} (the measured best step at δ = 0 scaled as 1/(1+δ) and 1/(1−δ); ``None`` without a
+    δ = 0 row)}``, each sorted by δ.
     """
     if not isinstance(coupling, dict):
         raise ValueError(f"coupling must be a dict (coupling_table output); got {type(coupling).__name__}")
@@ -221,9 +263,17 @@ def inexact_lmo_curves(coupling: dict, *, prediction_points: int = 101) -> dict:
     shrink = _series(_rows(coupling, "shrink", ("delta", "best_eta")), "delta", "best_eta")
     dmax = max(theory["delta"] + over["delta"] + shrink["delta"])
     grid = np.linspace(0.0, dmax, int(prediction_points)) if dmax > 0 else np.zeros(1)
+    ref = None
+    if 0.0 in over["delta"] and 0.0 in shrink["delta"]:
+        e_over = over["best_eta"][over["delta"].index(0.0)]
+        e_shrink = shrink["best_eta"][shrink["delta"].index(0.0)]
+        dref = np.linspace(0.0, max(over["delta"] + shrink["delta"]), int(prediction_points))
+        if math.isfinite(e_over) and math.isfinite(e_shrink) and dref[-1] < 1:
+            ref = {"delta": dref.tolist(), "overshoot": (e_over / (1.0 + dref)).tolist(),
+                   "shrink": (e_shrink / (1.0 - dref)).tolist()}
     return {"delta_lines": delta_lines, "dropped": dropped, "theory": theory,
             "prediction": {"delta": grid.tolist(), "eta": (eta0 / (1.0 + grid)).tolist()},
-            "overshoot": over, "shrink": shrink}
+            "overshoot": over, "shrink": shrink, "measured_reference": ref}
 
 
 @styled
@@ -249,14 +299,31 @@ def plot_inexact_lmo(coupling: dict, columns: int = 2) -> Figure:
                 ls=_KAPPA_STYLES[kappas.index(ln["kappa"]) % len(_KAPPA_STYLES)],
                 gid=f"delta:{ln['preset']}:{ln['kappa']:g}")
     ax.set_yscale("log")
+    # δ at rounding level (polar-express from 8 steps: ~1e-16) would stretch the axis over 16
+    # decades and squash every other preset into its top fifth: the axis ends a decade below the
+    # smallest δ above rounding level, and the rounding-level rows are marked on its floor
+    rounding = [(s, v, ln) for ln in d["delta_lines"] for s, v in zip(ln["steps"], ln["delta"])
+                if v <= ROUNDING_DELTA]
+    above = [v for ln in d["delta_lines"] for v in ln["delta"] if v > ROUNDING_DELTA]
+    if rounding and above:
+        floor = 10.0 ** (math.floor(math.log10(min(above))) - 1)
+        ax.set_ylim(floor, max(above) * 2.0)
+        ax.plot([s for s, _, _ in rounding], [floor] * len(rounding), ls="none", marker="v", ms=3.5,
+                mfc="white", mec="0.2", mew=0.7, clip_on=False, zorder=5, gid="rounding")
+        lowest = min(v for _, v, _ in rounding)
+        ax.text(0.98, 0.05, f"▽ on the floor:\nδ ≤ {ROUNDING_DELTA:.0e}, rounding\n(down to {lowest:.0e}):\n"
+                + ",\n".join(sorted({ln["preset"] for _, _, ln in rounding})), transform=ax.transAxes,
+                ha="right", va="bottom", fontsize=5.5, gid="rounding-note")
     ax.set_xlabel("Newton–Schulz steps")
     ax.set_ylabel(r"worst-case $\delta$")
     h1 = [Line2D([], [], color=pcol[p], lw=1.2, label=p) for p in presets]
     h2 = [Line2D([], [], color="black", lw=1.0, ls=_KAPPA_STYLES[j % len(_KAPPA_STYLES)],
                  label=rf"$\kappa = {k:g}$") for j, k in enumerate(kappas)]
-    leg = ax.legend(handles=h1, loc="lower left", handlelength=1.6, borderaxespad=0.3, labelspacing=0.25)
+    # in the empty middle left (few steps, small δ: no preset gets there)
+    leg = ax.legend(handles=h1, loc="upper left", bbox_to_anchor=(0.0, 0.66), handlelength=1.6,
+                    borderaxespad=0.3, labelspacing=0.25)
     ax.add_artist(leg)
-    ax.legend(handles=h2, loc="lower center", bbox_to_anchor=(0.62, 0.0), handlelength=2.2, borderaxespad=0.3,
+    ax.legend(handles=h2, loc="upper left", bbox_to_anchor=(0.0, 0.40), handlelength=2.2, borderaxespad=0.3,
               labelspacing=0.25)
     if d["dropped"]:
         ax.text(0.98, 0.97, f"{d['dropped']} rows with δ = 0 not shown", transform=ax.transAxes, ha="right",
@@ -267,11 +334,26 @@ def plot_inexact_lmo(coupling: dict, columns: int = 2) -> Figure:
             gid="prediction")
     bx.plot(th["delta"], th["eta"], color=color(0), ls="none", marker="o", ms=3.5,
             label=r"bound's $\eta^*(\delta)$", gid="theory")
-    bx.plot(d["overshoot"]["delta"], d["overshoot"]["best_eta"], color=color(5), marker="v", ms=3.5, lw=1.0,
+    ov, sh = d["overshoot"], d["shrink"]
+    bx.plot(ov["delta"], ov["best_eta"], color=color(5), marker="v", ms=3.5, lw=1.0,
             label=r"best $\eta$, overshoot $(1+\delta)$", gid="overshoot")
-    bx.plot(d["shrink"]["delta"], d["shrink"]["best_eta"], color=color(2), marker="^", ms=3.5, lw=1.0,
+    bx.plot(sh["delta"], sh["best_eta"], color=color(2), marker="^", ms=3.5, lw=1.0,
             label=r"best $\eta$, shrink $(1-\delta)$", gid="shrink")
+    # the measured optimum's own δ = 0 value scaled as 1/(1+δ) and 1/(1−δ): the overshooting LMO
+    # follows the bound's prediction, the shrinking one the opposite (the bound is worst-case)
+    ref = d["measured_reference"]
+    if ref is not None:
+        bx.plot(ref["delta"], ref["overshoot"], color=color(5), ls=(0, (1, 1.5)), lw=0.8,
+                gid="overshoot-reference")
+        bx.plot(ref["delta"], ref["shrink"], color=color(2), ls=(0, (1, 1.5)), lw=0.8,
+                label=r"best $\eta(0)/(1\pm\delta)$", gid="shrink-reference")
     bx.set_xlabel(r"$\delta$")
     bx.set_ylabel(r"step size $\eta$")
     bx.legend(loc="upper left", borderaxespad=0.3, labelspacing=0.25)
+    bx.text(0.97, 0.36, "bound: tuned for the worst case\n"
+            "overshoot (worst): best $\\eta \\propto 1/(1+\\delta)$,\nas predicted\n"
+            "shrink (not worst): best\n$\\eta \\propto 1/(1-\\delta)$, larger steps",
+            transform=bx.transAxes, ha="right", va="center", multialignment="left", fontsize=5.5,
+            linespacing=1.3, gid="note",
+            bbox={"facecolor": "white", "edgecolor": "0.8", "linewidth": 0.4, "pad": 2.0})
     return fig

@@ -48,6 +48,12 @@ def test_every_section_and_figure(report):
     check_saved([out / p for p in pngs + pdfs])
     assert sorted(re.findall(r'<img src="([^"]+)"', html)) == sorted(pngs)
     assert sorted(str(p.relative_to(out)) for p in res["figures"]) == sorted(pngs + pdfs)
+    # one scale for all: each <img> is as wide as its PNG (300 dpi) relative to a 7 in page, and
+    # at the default --columns 1 every figure is one column wide (none at the page width)
+    for src, width in re.findall(r'<img src="([^"]+)" alt="[^"]+" style="width:([0-9.]+)%">', html):
+        px = int.from_bytes((out / src).read_bytes()[16:20], "big")
+        assert float(width) == pytest.approx(min(100.0, 100 * px / 300 / 7.0), abs=0.06), src
+        assert px / 300 <= 3.4 + 0.05, src
 
 
 def test_numbers_come_from_the_run_and_the_named_file(report, torch_results):
@@ -92,8 +98,20 @@ def test_markdown_and_html_rendering():
     md, html = rep.to_markdown(), rep.to_html()
     assert "| x | y\\|z |" in md and "| 1 | a\\|b |" in md
     assert "![Figure 1. caption](figures/f.png)" in md and "[PDF](figures/f.pdf)" in md
-    assert "<code>code</code> &amp; &lt;tags&gt;" in html and '<img src="figures/f.png" alt="Figure 1. caption">' in html
+    assert ("<code>code</code> &amp; &lt;tags&gt;" in html
+            and '<img src="figures/f.png" alt="Figure 1. caption" style="width:100%">' in html)
     assert rep.figures() == ["figures/f"]
+
+
+def test_html_shows_every_figure_at_one_scale():
+    """An <img> is as wide, relative to the text, as the figure is relative to the page (7 in): a
+    one-column figure at about half the width of a page-wide one, never stretched to the text width."""
+    rep = Report("t")
+    rep.figure("figures/one", "one column", width_in=3.4)
+    rep.figure("figures/two", "page width", width_in=7.0)
+    rep.figure("figures/wide", "wider than the page", width_in=9.0)
+    widths = re.findall(r'<img src="[^"]+" alt="[^"]+" style="width:([0-9.]+)%">', rep.to_html())
+    assert widths == ["48.6", "100", "100"]
 
 
 def test_bad_input(tmp_path, capsys):

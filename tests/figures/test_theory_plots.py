@@ -96,6 +96,37 @@ def test_bound_l0l1_compares_on_the_unweighted_statement():
         np.testing.assert_array_equal(c["bound"], ref)
 
 
+def test_coinciding_bound_curves_are_all_visible_and_named(three_distributions):
+    """T1 (max-form): the max-form optimum needs exactly as many iterations as full updates, so
+    its bound lies on full's; against total cost uniform's lies on full's. Each curve has its own
+    marker shape, the markers are staggered, and the legend says which curves coincide."""
+    from figures.theory_plots import coinciding_curves
+
+    data = bound_curves("smooth-deterministic", np.unique(np.geomspace(1, 1e4, 41).round()), three_distributions,
+                        L=L3, Delta0=1.0, costs=C3)
+    for x, twin, other in (("iterations", "optimal-max", "full"), ("cost", "uniform", "full")):
+        fig = plot_bound_vs_iterations(data, x=x)
+        ax = fig.axes[0]
+        lines = ax.get_lines()
+        assert len({ln.get_marker() for ln in lines}) == len(lines)  # a marker shape per curve
+        names = [c["name"] for c in data["curves"]]
+        a, b = lines[names.index(twin)], lines[names.index(other)]
+        if x == "iterations":
+            np.testing.assert_allclose(a.get_ydata(), b.get_ydata(), rtol=EXACT_RTOL)
+        # the markers of the two coinciding curves are at different points
+        def marked(ln):
+            start, step = ln.get_markevery()
+            return set(np.asarray(ln.get_xdata())[start::step].round(9))
+        assert not marked(a) & marked(b)
+        legend = [t.get_text() for t in ax.get_legend().get_texts()]
+        assert legend[names.index(twin)].endswith(f"same curve as {other}")
+        assert sum("same curve" in t for t in legend) == 1
+        xy = [(ln.get_xdata(), ln.get_ydata()) for ln in lines]
+        expected = [None] * len(lines)
+        expected[names.index(twin)] = names.index(other)
+        assert coinciding_curves(xy) == expected
+
+
 def test_bound_bad_input():
     with pytest.raises(ValueError, match="no-such-theorem"):
         bound_curves("no-such-theorem", KS, {"full": [1, 1, 1]}, L=L3, Delta0=1)
@@ -210,6 +241,15 @@ def test_landscape_optimum_is_the_minimum(landscape, labelled_ok, saved_ok, tmp_
     saved_ok(save_figure(fig, tmp_path / "landscape"))
 
 
+def test_landscape_contour_labels_are_not_read_as_negative(landscape):
+    fig = plot_cost_landscape(landscape)
+    labels = [t.get_text() for t in fig.axes[0].texts if t.get_text().lstrip("×").replace(".", "").isdigit()]
+    assert labels  # the contours are labelled
+    for text in labels:
+        assert text.startswith("×") and float(text[1:]) > 1  # "×1.25": times the optimum
+        assert not text[0] in "-−–—‐"
+
+
 def test_landscape_sum_form_optimum():
     data = cost_landscape(L3, C3, objective="sum", resolution=8)
     opt = data["optimum"]["total_cost"]
@@ -275,16 +315,81 @@ def test_sum_form_independent_only_equal_ratios():
     np.testing.assert_array_equal(mask, expected)
 
 
+def _boundary(ax):
+    (ln,) = [ln for ln in ax.lines if ln.get_gid() == "boundary"]
+    x, y = np.asarray(ln.get_xdata(), float), np.asarray(ln.get_ydata(), float)
+    keep = np.isfinite(x) & np.isfinite(y)
+    return x[keep], y[keep]
+
+
 def test_region_plot(region, labelled_ok, saved_ok, tmp_path):
     assert _json_ok(region)
     fig = plot_full_optimal_region(region)
     assert isinstance(fig, Figure) and len(fig.axes) == 2
     for ax, panel in zip(fig.axes, region["panels"]):
         assert ax.get_xscale() == ax.get_yscale() == "log"
-        filled = ~np.ma.getmaskarray(ax.collections[0].get_array()).reshape(len(SUM_RATIOS), -1)
-        np.testing.assert_array_equal(filled, panel["full_optimal"])
+        # the solver's verdicts on the grid agree with the closed form drawn (no red crosses)
+        assert not [ln for ln in ax.lines if ln.get_gid() == "disagree"]
+        legend = [t.get_text() for t in ax.get_legend().get_texts()]
+        assert f"the solver agrees at all {len(SUM_RATIOS) ** 2} grid points" in legend
     labelled_ok(fig)
     saved_ok(save_figure(fig, tmp_path / "region"))
+
+
+def test_region_is_drawn_from_its_analytic_boundary():
+    """The region is the closed-form one, to plotting tolerance: no staircase of grid cells, and
+    nothing filled past L_3/L_1 = 1 (where full updates are not optimal)."""
+    data = full_optimal_region(C3)  # the report's 61 x 61 default grid
+    fig = plot_full_optimal_region(data)
+    (ax_max, ax_sum) = fig.axes
+    assert not [c for c in ax_max.collections + ax_sum.collections if c.get_array() is not None]  # no cells
+    # max-form RPT: the square r2 <= 1, r3 <= 1; its boundary is the two segments r2 = 1 and r3 = 1
+    x, y = _boundary(ax_max)
+    on_edge = np.isclose(x, 1.0, rtol=1e-12) | np.isclose(y, 1.0, rtol=1e-12)
+    assert on_edge.all() and x.max() <= 1 + 1e-12 and y.max() <= 1 + 1e-12
+    # sum-form RPT, equal costs, F = 0: r2 + r3 <= 2 and 2 r3 <= 1 + r2 (test_sum_form_region)
+    x, y = _boundary(ax_sum)
+    assert len(x) > 100  # a dense curve on the log axes, not a few cell corners
+    residual = np.minimum(np.abs(x + y - 2.0), np.abs(2.0 * y - 1.0 - x))
+    assert residual.max() <= 1e-12
+    assert np.all(x + y <= 2.0 + 1e-12) and np.all(2.0 * y <= 1.0 + x + 1e-12)
+    for ax in (ax_max, ax_sum):
+        (patch,) = [p for p in ax.patches if p.get_gid() == "region"]
+        verts = patch.get_path().vertices
+        assert verts[:, 1].max() <= 1.0 + 1e-12  # nothing filled above L_3/L_1 = 1
+    # no grid point disagrees with the closed form (both panels, 3721 points each)
+    for ax in (ax_max, ax_sum):
+        assert not [ln for ln in ax.lines if ln.get_gid() == "disagree"]
+
+
+def test_region_halfplanes_equal_the_solver_conditions():
+    from figures.theory_plots import full_optimal_halfplanes, full_optimal_polygon
+
+    # forward cost F = 2, unequal costs: C_s = F + Σ_{i>=s} c_i
+    c, F = (1.0, 2.0, 3.0), 2.0
+    hp = full_optimal_halfplanes(c, "sum", forward_cost=F)
+    C = F + np.cumsum(np.asarray(c)[::-1])[::-1]
+    rng = np.random.default_rng(0)
+    for r2, r3 in rng.uniform(0.05, 3.0, size=(200, 2)):
+        L = np.array([1.0, r2, r3])
+        share = np.cumsum(L[::-1])[::-1] / L.sum()
+        closed = bool(np.all(share <= C / C[0] + 1e-12))
+        inside = all(a2 * r2 + a3 * r3 <= cc + 1e-12 for a2, a3, cc in hp)
+        assert inside == closed, (r2, r3)
+    # a few points against the solver itself, away from the boundary
+    for r2, r3 in [(0.3, 0.2), (2.5, 0.2), (0.2, 2.0), (1.0, 0.5)]:
+        inside = all(a2 * r2 + a3 * r3 <= cc + 1e-12 for a2, a3, cc in hp)
+        assert inside == optimal_sampling((1.0, r2, r3), c, objective="sum", forward_cost=F).full_is_optimal
+    assert full_optimal_polygon(full_optimal_halfplanes(C3, "max"), 0.1, 10.0) == [
+        (0.1, 0.1), (1.0, 0.1), (1.0, 1.0), (0.1, 1.0)]
+    assert full_optimal_halfplanes(C3, "sum", family="subsets") is None  # no closed form: dots
+
+
+def test_region_one_column_is_stacked(region):
+    fig = plot_full_optimal_region(region, columns=1)
+    assert fig.get_size_inches()[0] == COLUMN_WIDTH_IN[1]
+    top, bottom = fig.axes
+    assert top.get_position().y0 > bottom.get_position().y1
 
 
 def test_region_bad_input():

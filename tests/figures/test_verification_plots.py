@@ -189,3 +189,90 @@ def test_plot_inexact_lmo_reads_the_real_coupling_table(labelled_ok):
     x, y = _line(bx, "overshoot")
     assert list(y) == [r["best_eta"] for r in sorted(c["overshoot"], key=lambda r: r["delta"])]
     assert all(math.isfinite(v) for v in y)
+
+
+# -- what the figures look like: encodings beyond colour, intervals, glyphs --------------------------
+
+def _mc_records():
+    base = dict(statement="rate", problem="hand", n=400, note="", kind="bound", holds=True)
+    return [
+        dict(base, name="t1 exact", theorem="smooth-deterministic", method="exact", observed=1.0, bound=2.0,
+             ratio=0.5, ci_low=None, ci_high=None, confidence=None),
+        dict(base, name="t1' mc", theorem="smooth-constant-radius", method="mc", observed=3.0, bound=4.0,
+             ratio=0.75, ci_low=2.5, ci_high=3.6, confidence=0.999),
+        dict(base, name="t3 mc", theorem="smooth-stochastic", method="mc", observed=5.0, bound=9.0,
+             ratio=5 / 9, ci_low=4.0, ci_high=6.5, confidence=0.999),
+        dict(base, name="t4 exact", theorem="inexact-constant-radius", method="exact", observed=2.0, bound=3.0,
+             ratio=2 / 3, ci_low=None, ci_high=None, confidence=None),
+    ]
+
+
+def test_verification_theorems_differ_by_marker_shape(records):
+    recs = _mc_records() + [r for r in records if r["kind"] == "bound"]
+    fig = plot_verification(recs)
+    ax = fig.axes[0]
+    handles = {t.get_text(): h for t, h in zip(ax.get_legend().get_texts(), ax.get_legend().legend_handles)}
+    theorem_handles = [h for label, h in handles.items() if label.startswith("T")]
+    n = len(verification_points(recs)["theorems"])
+    assert len(theorem_handles) == n == 5
+    assert len({h.get_marker() for h in theorem_handles}) == n  # not colour alone (T1 and T4 are both blue)
+    # and the scattered points use those shapes: the marker paths of two theorems differ
+    paths = {}
+    for c in ax.collections:
+        gid = c.get_gid() or ""
+        if gid.startswith("theorem:"):
+            th = gid.split(":")[1]
+            paths.setdefault(th, c.get_paths()[0].vertices.round(6).tobytes())
+    assert len(set(paths.values())) == len(paths) == n
+
+
+def test_monte_carlo_points_carry_their_intervals():
+    recs = _mc_records()
+    fig = plot_verification(recs)
+    ax = fig.axes[0]
+    (bars,) = [c for c in ax.collections if c.get_gid() == "interval"]
+    segs = sorted(tuple(map(tuple, s)) for s in bars.get_segments())
+    expected = sorted(((r["ci_low"], r["bound"]), (r["ci_high"], r["bound"])) for r in recs if r["method"] == "mc")
+    assert segs == expected
+    # Monte Carlo estimates are drawn open, exact values filled
+    mc = [c for c in ax.collections if (c.get_gid() or "").endswith(":mc")]
+    assert sorted(map(tuple, np.concatenate([c.get_offsets() for c in mc]).tolist())) == [(3.0, 4.0), (5.0, 9.0)]
+    legend = [t.get_text() for t in ax.get_legend().get_texts()]
+    (mc_label,) = [t for t in legend if "Monte Carlo" in t]
+    assert "99.9%" in mc_label and "±30%" in mc_label  # the widest side: (6.5 − 5)/5
+    d = verification_points(recs)
+    assert [p["interval"] for p in d["points"]] == [None, [2.5, 3.6], [4.0, 6.5], None]
+
+
+def test_inexact_lmo_rounding_level_is_put_apart():
+    """A δ at rounding level (1e-16) does not set the axis: the axis ends a decade below the
+    smallest δ above rounding level, the rounding-level rows are marked on its floor and named."""
+    from figures.verification_plots import ROUNDING_DELTA
+
+    c = _coupling()
+    for r in c["delta_worst"]:
+        if r["preset"] == "polar-express" and r["steps"] == 3:
+            r["delta"] = 1.1e-16
+    fig = plot_inexact_lmo(c)
+    ax = fig.axes[0]
+    above = [r["delta"] for r in c["delta_worst"] if r["delta"] > ROUNDING_DELTA]
+    assert ax.get_ylim()[0] > 1e-12 and ax.get_ylim()[0] >= min(above) / 100
+    (floor,) = [ln for ln in ax.lines if ln.get_gid() == "rounding"]
+    n_round = sum(1 for r in c["delta_worst"] if 0 < r["delta"] <= ROUNDING_DELTA)
+    assert len(floor.get_xdata()) == n_round == 2 and floor.get_ydata()[0] == ax.get_ylim()[0]
+    (note,) = [t for t in ax.texts if t.get_gid() == "rounding-note"]
+    assert "rounding" in note.get_text() and "polar-express" in note.get_text()
+
+
+def test_inexact_lmo_right_panel_explains_the_shrinking_case():
+    """The text says η*(δ) = η*(0)/(1+δ); the shrinking LMO's best step grows instead. The panel
+    says why (the bound is worst-case) and draws the measured δ = 0 step scaled both ways."""
+    c = _coupling()
+    fig = plot_inexact_lmo(c)
+    bx = fig.axes[1]
+    (note,) = [t for t in bx.texts if t.get_gid() == "note"]
+    assert "worst case" in note.get_text() and "shrink" in note.get_text()
+    x, y = _line(bx, "shrink-reference")
+    assert np.allclose(y, 0.28 / (1 - np.asarray(x)), rtol=ULP_RTOL)
+    x, y = _line(bx, "overshoot-reference")
+    assert np.allclose(y, 0.28 / (1 + np.asarray(x)), rtol=ULP_RTOL)
