@@ -30,6 +30,10 @@ FILES = {
     "noshapes.toml": (b'name = "s"\nK = 4\nseeds = [0]\ntheorems = ["smooth-deterministic"]\n'
                       b'[[problems]]\nname = "q"\nkind = "separable-quadratic"\ncurvature = [1.0, 2.0]\n'
                       b'norms = "spectral"\n[[distributions]]\nname = "u"\nkind = "uniform"\n'),
+    "hugeK.toml": (b'name = "s"\nK = 1000000\nseeds = [0]\ntheorems = ["smooth-deterministic"]\n'
+                   b'[[problems]]\nname = "q"\nkind = "separable-quadratic"\nshapes = [[2, 2], [2, 2]]\n'
+                   b'curvature = [1.0, 2.0]\nnorms = "spectral"\n[[distributions]]\nname = "u"\n'
+                   b'kind = "uniform"\n'),
 }
 
 B = "bound --theorem smooth-deterministic --delta0 1 --eps 0.1"
@@ -49,6 +53,7 @@ CASES: list[tuple[str, str]] = [
     ("infinite constant", f"{B} --L inf,1"),
     ("empty list", f"{B} --L ''"),
     ("zero accuracy", "bound --theorem smooth-deterministic --L 1,2 --delta0 1 --eps 0"),
+    ("accuracy so small K overflows", "bound --theorem smooth-deterministic --L 1,2 --delta0 1 --eps 1e-300"),
     ("negative initial gap", "bound --theorem smooth-deterministic --L 1,2 --delta0 -1 --eps 0.1"),
     ("inclusion probability 0", f"{B} --L 1,2 --pi 0,1"),
     ("inclusion probability above 1", f"{B} --L 1,2 --pi 0.5,1.5"),
@@ -77,6 +82,8 @@ CASES: list[tuple[str, str]] = [
     ("torch results of another structure", "report --torch-results TMP/list.json --out TMP/out"),
     ("sweep file missing", "sweep TMP/missing.toml"),
     ("sweep file not TOML", "sweep TMP/broken.toml"),
+    ("sweep problem without shapes", "sweep TMP/noshapes.toml --out TMP/sw"),
+    ("sweep with K = 10^6", "sweep TMP/hugeK.toml --out TMP/sw"),
     ("data file empty", f"{T} --data TMP/empty.npz"),
     ("data file not a zip archive", f"{T} --data TMP/notzip.npz"),
     ("data file missing", f"{T} --data TMP/missing.npz"),
