@@ -3,10 +3,10 @@
 ``verification``.
 
 Importing this package is cheap: the names below are loaded on first use, so matplotlib is imported
-only when a plotting module is. Modules: :mod:`~figures.style` (paper style, saving),
-:mod:`~figures.theory_plots` (bounds, optimal distributions, cost landscape, where full updates are
-optimal), :mod:`~figures.verification_plots` (observed vs bound, inexact LMO),
-:mod:`~figures.torch_plots` (measured constants, accuracy vs time) and :mod:`~figures.report`.
+only when a plotting module is. Modules: :mod:`~dropmuon.figures.style` (paper style, saving),
+:mod:`~dropmuon.figures.theory_plots` (bounds, optimal distributions, cost landscape, where full updates are
+optimal), :mod:`~dropmuon.figures.verification_plots` (observed vs bound, inexact LMO),
+:mod:`~dropmuon.figures.torch_plots` (measured constants, accuracy vs time) and :mod:`~dropmuon.figures.report`.
 """
 
 import importlib

@@ -183,10 +183,10 @@ def build_report(out="out", *, quick: bool = True, torch_results="auto", seed: i
     (``dropmuon experiment``), ``"auto"`` (the newest ``results/*/experiment.json``, if any) or
     ``None``. Returns ``{"report": path or None, "figures": [paths], "data": {...},
     "seconds": …}``."""
-    from figures.style import save_figure
-    from theory._io import read_json, write_json_atomic, write_text_atomic
+    from dropmuon.figures.style import save_figure
+    from dropmuon.theory._io import read_json, write_json_atomic, write_text_atomic
 
-    from verification._progress import Progress
+    from dropmuon.verification._progress import Progress
 
     t0 = time.perf_counter()
     out = Path(out)
@@ -246,13 +246,13 @@ def build_report(out="out", *, quick: bool = True, torch_results="auto", seed: i
 
 
 def _section_distributions(rep, data, save, torch_data, columns):
-    from figures.theory_plots import (
+    from dropmuon.figures.theory_plots import (
         cost_landscape, distribution_data, full_optimal_region, plot_cost_landscape, plot_full_optimal_region,
         plot_optimal_distribution,
     )
-    from solvers import optimal_sampling
-    from theory import CostModel
-    from verification.predictions import builtin_profiles
+    from dropmuon.solvers import optimal_sampling
+    from dropmuon.theory import CostModel
+    from dropmuon.verification.predictions import builtin_profiles
 
     rep.heading(SECTIONS[0])
     rep.paragraph(
@@ -264,7 +264,7 @@ def _section_distributions(rep, data, save, torch_data, columns):
     profiles = [(p.name, list(p.L), p.cost_model, f"c = {_vec(p.costs)}, F = {_g(p.forward)}")
                 for p in builtin_profiles()]
     if torch_data:
-        from verification.measured import load_constants
+        from dropmuon.verification.measured import load_constants
 
         L, cm = load_constants(torch_data["calibration"])
         profiles.append(("measured CNN", L, cm, "measured (seconds)"))
@@ -300,9 +300,9 @@ def _section_distributions(rep, data, save, torch_data, columns):
 
 
 def _section_bounds(rep, data, save, columns):
-    from figures.theory_plots import bound_curves, plot_bound_vs_iterations
-    from solvers import optimal_sampling
-    from theory import RPT, theorems
+    from dropmuon.figures.theory_plots import bound_curves, plot_bound_vs_iterations
+    from dropmuon.solvers import optimal_sampling
+    from dropmuon.theory import RPT, theorems
 
     ex = EXAMPLES["bounds"]
     L = list(ex["L"])
@@ -332,8 +332,8 @@ def _section_bounds(rep, data, save, columns):
 
 
 def _section_verification(rep, data, save, suite, seed, columns):
-    from figures.verification_plots import plot_verification
-    from verification import run_suite, summarise
+    from dropmuon.figures.verification_plots import plot_verification
+    from dropmuon.verification import run_suite, summarise
 
     results = run_suite(suite, seed=seed, progress=False)
     summ = summarise(results)
@@ -355,14 +355,14 @@ def _section_verification(rep, data, save, suite, seed, columns):
 
 
 def _section_coupling(rep, data, save, suite, seed, columns=1):
-    from figures.verification_plots import plot_inexact_lmo
-    from verification.coupling import coupling_table
+    from dropmuon.figures.verification_plots import plot_inexact_lmo
+    from dropmuon.verification.coupling import coupling_table
 
     c = coupling_table(seed, suite)
     rep.heading(SECTIONS[3])
     rep.paragraph("T4 (inexact LMO, δ): the worst-case δ of Newton–Schulz over matrices of rank 64 with condition "
                   "number ≤ κ (exact up to rounding), and the step size that minimises the bound / the measured "
-                  "metric as δ grows (`verification.coupling.coupling_table`). The theory predicts "
+                  "metric as δ grows (`dropmuon.verification.coupling.coupling_table`). The theory predicts "
                   "η*(δ) = η*(0)/(1+δ).")
     rows = []
     for r in c["delta_worst"]:
@@ -388,7 +388,7 @@ def _section_torch(rep, data, save, torch_data, torch_results, columns):
                       "--out results/experiment`, then `dropmuon report --torch-results "
                       "results/experiment/experiment.json`.")
         return
-    from figures.torch_plots import plot_accuracy_vs_time, plot_measured_constants
+    from dropmuon.figures.torch_plots import plot_accuracy_vs_time, plot_measured_constants
 
     s = torch_data["summary"]
     cfg = s["config"]

@@ -9,8 +9,8 @@ from collections.abc import Mapping
 
 import numpy as np
 
-from solvers import FULL_OPTIMAL_RTOL, optimal_sampling
-from theory import RPT, CostModel, get_theorem, start_from_inclusion
+from dropmuon.solvers import FULL_OPTIMAL_RTOL, optimal_sampling
+from dropmuon.theory import RPT, CostModel, get_theorem, start_from_inclusion
 
 from .style import PALETTE, color, mathtext_primes, new_figure, styled
 

@@ -6,7 +6,7 @@ One front door, :func:`optimal_sampling`, over four families (``rpt``, ``indepen
 methods that are cross-checked in the tests: closed forms, an exact LP (HiGHS), convex programs
 (cvxpy), a multi-start local method (scipy) and a brute-force grid. Depends only on :mod:`theory`.
 
->>> from solvers import optimal_sampling
+>>> from dropmuon.solvers import optimal_sampling
 >>> optimal_sampling([1, 5, 3, 2], [1, 1, 1, 1], method="lp").start_probs.round(12).tolist()
 [0.2, 0.8, 0.0, 0.0]
 """

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import scipy.sparse as sps
 
-from theory import (
+from dropmuon.theory import (
     RPT,
     CompactSubsets,
     CostModel,
@@ -24,8 +24,8 @@ from theory import (
     smooth_constant_radius,
     smooth_deterministic,
 )
-from theory import symbols as S
-from theory._validation import check_layer_array, check_same_length, check_scalar
+from dropmuon.theory import symbols as S
+from dropmuon.theory._validation import check_layer_array, check_same_length, check_scalar
 
 __all__ = [
     "FAMILIES",
@@ -179,7 +179,7 @@ class Problem:
         return out
 
     def evaluate(self, distribution) -> tuple[float, float, float]:
-        """``(K, E cost, TC)`` of a distribution object from :mod:`theory.sampling`."""
+        """``(K, E cost, TC)`` of a distribution object from :mod:`dropmuon.theory.sampling`."""
         K = self.iterations(distribution.inclusion)
         c = self.model.expected_cost(distribution)
         return K, c, K * c

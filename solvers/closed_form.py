@@ -18,7 +18,7 @@ import math
 
 import numpy as np
 
-from theory import RPT, CompactSubsets, Independent
+from dropmuon.theory import RPT, CompactSubsets, Independent
 
 from ._problem import Problem, linear_independent_costs
 

@@ -1,5 +1,5 @@
 """The max-form as an exact linear program solved by HiGHS (``scipy.optimize.linprog``), for any
-family's :class:`~solvers._problem.Formulation`, with KKT residuals from HiGHS's duals.
+family's :class:`~dropmuon.solvers._problem.Formulation`, with KKT residuals from HiGHS's duals.
 
 In unnormalised masses ``θ`` the max-form is ``min cost·θ`` s.t. ``Yθ ≥ L``, ``Gθ ≤ 0``,
 ``Eθ = 0``, ``θ ≥ 0``: the optimal value is ``max_i(L_i/π_i)·E cost`` at the optimum (THEORY.md

@@ -15,7 +15,7 @@ import math
 
 import numpy as np
 
-from theory import RPT, CompactSubsets, Independent
+from dropmuon.theory import RPT, CompactSubsets, Independent
 
 from ._problem import Problem
 
@@ -72,7 +72,7 @@ def _normalised(problem: Problem) -> Problem:
     """The same problem with ``L/L_max`` and costs over a full step's cost (same optimum)."""
     import dataclasses
 
-    from theory import CostModel
+    from dropmuon.theory import CostModel
 
     m = problem.model
     cs = m.full_cost

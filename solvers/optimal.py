@@ -13,7 +13,7 @@ from typing import Mapping
 
 import numpy as np
 
-from theory import RPT, CompactSubsets, Independent, SubsetDistribution
+from dropmuon.theory import RPT, CompactSubsets, Independent, SubsetDistribution
 
 from . import closed_form, convex, lp, numeric
 from ._problem import (
@@ -319,7 +319,7 @@ def _fixed_distribution(distribution, b):
     if not isinstance(distribution, (RPT, Independent, SubsetDistribution, CompactSubsets)):
         raise ValueError(
             "family 'fixed' needs distribution= an RPT, Independent, SubsetDistribution or "
-            f"CompactSubsets from theory.sampling; got {distribution!r}"
+            f"CompactSubsets from dropmuon.theory.sampling; got {distribution!r}"
         )
     if distribution.nlayers != b:
         raise ValueError(f"the distribution has {distribution.nlayers} layers but L and the costs have {b}")

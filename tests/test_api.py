@@ -34,7 +34,7 @@ def test_every_public_name_is_documented(pkg):
 
 @pytest.mark.parametrize("modules,absent", [
     ("theory", ("torch", "matplotlib", "cvxpy", "scipy")),
-    ("theory, figures, figures.cli", ("torch", "matplotlib", "cvxpy", "scipy")),
+    ("theory, figures, dropmuon.figures.cli", ("torch", "matplotlib", "cvxpy", "scipy")),
     ("theory, solvers, verification", ("torch", "matplotlib", "cvxpy")),
 ])
 def test_core_import_stays_light(modules, absent):

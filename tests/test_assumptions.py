@@ -2,7 +2,7 @@
 
 import pytest
 
-from theory import (
+from dropmuon.theory import (
     IndependentSampling,
     LayerwiseL0L1Smoothness,
     LayerwiseSmoothness,

@@ -10,8 +10,8 @@ import sys
 import numpy as np
 import pytest
 
-from figures.cli import main
-from theory import theorems
+from dropmuon.figures.cli import main
+from dropmuon.theory import theorems
 
 
 def run(capsys, *argv):

@@ -4,8 +4,8 @@ import json
 
 import pytest
 
-from figures.cli import main
-from solvers import optimal_sampling
+from dropmuon.figures.cli import main
+from dropmuon.solvers import optimal_sampling
 
 
 def run(capsys, *argv):

@@ -7,7 +7,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from theory import (
+from dropmuon.theory import (
     RPT,
     CompactSubsets,
     CostModel,
@@ -16,7 +16,7 @@ from theory import (
     smooth_deterministic,
     total_cost,
 )
-from theory.sampling import inclusion_from_start, start_from_inclusion
+from dropmuon.theory.sampling import inclusion_from_start, start_from_inclusion
 
 from .tolerances import COST_RTOL
 

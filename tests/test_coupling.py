@@ -1,5 +1,5 @@
 """Item 6: T4's inexact-LMO coupling — δ tables, the theorem's tuned (η, β) against δ, and the
-empirically best step and momentum on a synthetic problem (verification.coupling)."""
+empirically best step and momentum on a synthetic problem (dropmuon.verification.coupling)."""
 
 import json
 import math
@@ -8,9 +8,9 @@ from statistics import NormalDist
 import numpy as np
 import pytest
 
-from theory import RPT, Independent
-from verification.checks import CONFIDENCE
-from verification.coupling import (
+from dropmuon.theory import RPT, Independent
+from dropmuon.verification.checks import CONFIDENCE
+from dropmuon.verification.coupling import (
     ALIGN_RTOL,
     ETA_RTOL,
     _ns_batched,
@@ -23,9 +23,9 @@ from verification.coupling import (
     theory_coupling,
     tune,
 )
-from verification.dropmuon import LMO, ConstantRadius, Sampler, paths
-from verification.newton_schulz import coefficients, delta, newton_schulz, normalisation
-from verification.problems import SeparableQuadratic, Stochastic
+from dropmuon.verification.dropmuon import LMO, ConstantRadius, Sampler, paths
+from dropmuon.verification.newton_schulz import coefficients, delta, newton_schulz, normalisation
+from dropmuon.verification.problems import SeparableQuadratic, Stochastic
 
 # The vectorised run against dropmuon.paths on the same sampling paths: both perform the same
 # float operations per step (SVD-based polar factor / Newton-Schulz matmuls, K ≤ 5 steps) in a

@@ -108,9 +108,9 @@ CASES: list[tuple[str, str]] = [
 ]
 
 _API = ("from solvers import optimal_sampling\nfrom theory import RPT, theorems\n"
-        "from verification.execution import run_tasks\n"
-        "from verification.torchside.data import load_npz\n"
-        "from verification.torchside.experiment import seeds_for_width\n")
+        "from dropmuon.verification.execution import run_tasks\n"
+        "from dropmuon.verification.torchside.data import load_npz\n"
+        "from dropmuon.verification.torchside.experiment import seeds_for_width\n")
 
 
 def make_files(tmp: Path) -> None:
@@ -131,7 +131,7 @@ def run_case(text: str, tmp: Path) -> tuple[int, str]:
             msg = f"{type(e).__name__}: {' '.join(str(e).split())}"
             return (2 if isinstance(e, ValueError) else 3), msg.replace(str(tmp), "TMP")
         return 0, ""
-    from figures.cli import main
+    from dropmuon.figures.cli import main
 
     err, out = io.StringIO(), io.StringIO()
     with contextlib.redirect_stderr(err), contextlib.redirect_stdout(out):
@@ -185,7 +185,7 @@ def test_the_table_has_at_least_forty_cases_from_both_the_cli_and_the_library():
 
 
 def test_debug_prints_the_traceback_and_keeps_the_status(scratch, capsys):
-    from figures.cli import main
+    from dropmuon.figures.cli import main
 
     assert main(["train", "--max-steps", "2", "--data", str(scratch / "empty.npz"), "--debug"]) == 2
     err = capsys.readouterr().err
@@ -193,7 +193,7 @@ def test_debug_prints_the_traceback_and_keeps_the_status(scratch, capsys):
 
 
 def test_an_internal_error_exits_3_with_one_line_and_a_hint(monkeypatch, capsys):
-    from figures.cli import bound, main
+    from dropmuon.figures.cli import bound, main
 
     def broken(args):
         raise ZeroDivisionError("division by zero")
@@ -207,7 +207,7 @@ def test_an_internal_error_exits_3_with_one_line_and_a_hint(monkeypatch, capsys)
 
 def test_an_absent_gpu_or_extra_is_an_environment_error_exit_3(monkeypatch, capsys):
     torch = pytest.importorskip("torch")
-    from figures.cli import main
+    from dropmuon.figures.cli import main
 
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
     assert main(["train", "--max-steps", "1", "--device", "cuda"]) == 3
@@ -222,7 +222,7 @@ def test_an_absent_gpu_or_extra_is_an_environment_error_exit_3(monkeypatch, caps
 def test_json_output_has_null_for_a_number_without_a_finite_value(capsys):
     import json
 
-    from figures.cli._common import emit_json
+    from dropmuon.figures.cli._common import emit_json
 
     emit_json({"K": float("inf"), "p": [0.5, float("-inf")], "n": 3, "ok": True})
     assert json.loads(capsys.readouterr().out) == {"K": None, "p": [0.5, None], "n": 3, "ok": True}

@@ -7,9 +7,9 @@ import math
 
 import pytest
 
-from verification import run_suite
-from verification.execution import InjectedFailure, Task, run_tasks, scheduler_address
-from verification.sweep import load_sweep, run_sweep
+from dropmuon.verification import run_suite
+from dropmuon.verification.execution import InjectedFailure, Task, run_tasks, scheduler_address
+from dropmuon.verification.sweep import load_sweep, run_sweep
 
 distributed = pytest.importorskip("distributed")
 
@@ -151,7 +151,7 @@ def test_sweep_configuration_errors(tmp_path):
 def test_cli_sweep_and_execution_options(tmp_path, capsys):
     from pathlib import Path
 
-    from figures.cli import main
+    from dropmuon.figures.cli import main
 
     example = Path(__file__).resolve().parents[1] / "docs" / "sweep-example.toml"
     assert main(["sweep", str(example), "--out", str(tmp_path), "--jobs", "2", "--no-progress", "--json"]) == 0

@@ -19,8 +19,8 @@ from pathlib import Path
 
 import pytest
 
-from theory._io import current_umask, write_json_atomic, write_text_atomic
-from verification.execution import (
+from dropmuon.theory._io import current_umask, write_json_atomic, write_text_atomic
+from dropmuon.verification.execution import (
     DamagedResult,
     ManifestMismatch,
     SchedulerLost,
@@ -28,7 +28,7 @@ from verification.execution import (
     manifest_changes,
     run_tasks,
 )
-from verification.sweep import MAX_K, load_sweep, run_sweep
+from dropmuon.verification.sweep import MAX_K, load_sweep, run_sweep
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -122,7 +122,7 @@ def _no_checks():
 
 
 def test_a_damaged_suite_task_is_recomputed(tmp_path):
-    from verification.suites import _decode_checks, _encode_checks
+    from dropmuon.verification.suites import _decode_checks, _encode_checks
 
     tasks = [Task("0000", _no_checks)]
     run_tasks(tasks, results=tmp_path, manifest="x", encode=_encode_checks, decode=_decode_checks, progress=False)
@@ -170,7 +170,7 @@ def test_a_diff_of_many_keys_is_truncated():
     new = {"a": list(range(6)), "b": {"x": "z" * 500}, "c": 2, "d": 3, "f": 4}
     changes = manifest_changes(old, new)
     assert [k for k, _, _ in changes] == ["a", "b.x", "c", "d", "e", "f"]
-    from verification.execution import _mismatch_message
+    from dropmuon.verification.execution import _mismatch_message
 
     msg = _mismatch_message(Path("/r"), changes)
     assert len(msg) < 300 and "and 3 more" in msg and "…" in msg
@@ -190,7 +190,7 @@ def test_no_resume_starts_afresh_in_the_same_folder(tmp_path):
 
 
 def test_no_resume_then_a_kill_does_not_mix_old_results_in(tmp_path):
-    from verification.execution import InjectedFailure
+    from dropmuon.verification.execution import InjectedFailure
 
     tasks = [Task(f"t{i}", _square, (i,)) for i in range(4)]
     run_tasks(tasks, results=tmp_path, manifest={"power": 2}, progress=False)
@@ -312,7 +312,7 @@ def test_losing_the_scheduler_raises_scheduler_lost(tmp_path):
 SCRIPT = textwrap.dedent("""
     import sys, time
     from pathlib import Path
-    from verification.execution import Task, run_tasks
+    from dropmuon.verification.execution import Task, run_tasks
 
     def slow(marker):
         Path(marker).write_text("running")
@@ -369,7 +369,7 @@ def test_workers_exit_when_the_parent_is_killed(tmp_path):
 
 @pytest.mark.parametrize("text", ["", '{"settings": ', "[1, 2]"])
 def test_a_damaged_calibration_is_measured_again(tmp_path, text):
-    from verification.torchside.experiment import _saved_calibration
+    from dropmuon.verification.torchside.experiment import _saved_calibration
 
     p = tmp_path / "calibration.json"
     assert _saved_calibration(p) is None  # none yet: measure, without a warning
@@ -381,7 +381,7 @@ def test_a_damaged_calibration_is_measured_again(tmp_path, text):
 
 
 def test_a_damaged_training_run_record_is_run_again(tmp_path):
-    from verification.torchside.experiment import _decode_run
+    from dropmuon.verification.torchside.experiment import _decode_run
 
     good = {"sampling": "uniform", "seed": 0, "calibration": "abc", "steps": 3}
     run_tasks([Task("uniform-seed0", dict, (), good)], results=tmp_path, manifest="m", decode=_decode_run,

@@ -1,4 +1,4 @@
-"""Newton–Schulz polar factors and their inexactness δ (verification.newton_schulz): the matrix
+"""Newton–Schulz polar factors and their inexactness δ (dropmuon.verification.newton_schulz): the matrix
 iteration against its scalar map through an SVD, δ against the operator norm, the worst case over
 a condition number against random and constructed matrices, and the known shapes of the presets."""
 
@@ -10,8 +10,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from theory.norms import polar
-from verification.newton_schulz import (
+from dropmuon.theory.norms import polar
+from dropmuon.verification.newton_schulz import (
     PRESETS,
     REFERENCE_EPS,
     coefficients,

@@ -5,7 +5,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from theory.norms import NORMS, as_matrix, get_norm, polar
+from dropmuon.theory.norms import NORMS, as_matrix, get_norm, polar
 
 from .tolerances import SVD_RTOL
 

@@ -1,5 +1,5 @@
 """Item 5: the solver's predicted best distributions against measured cost-to-ε on quadratics
-whose expected gradient norms are known in closed form (verification.predictions)."""
+whose expected gradient norms are known in closed form (dropmuon.verification.predictions)."""
 
 import json
 import math
@@ -7,10 +7,10 @@ import math
 import numpy as np
 import pytest
 
-from solvers import optimal_sampling
-from theory import RPT, Independent
-from verification.dropmuon import Sampler, SharpStep, paths
-from verification.predictions import (
+from dropmuon.solvers import optimal_sampling
+from dropmuon.theory import RPT, Independent
+from dropmuon.verification.dropmuon import Sampler, SharpStep, paths
+from dropmuon.verification.predictions import (
     MIN_PREDICTED_GAP,
     Profile,
     builtin_profiles,
@@ -22,7 +22,7 @@ from verification.predictions import (
     random_profiles,
     run_predictions,
 )
-from verification.problems import SeparableQuadratic
+from dropmuon.verification.problems import SeparableQuadratic
 
 # Closed form against exact enumeration: the enumeration multiplies each entry by (1 − h/L) up to
 # K = 6 times (one rounding each) and sums at most 64 paths × 3 layers × 9 entries of positive

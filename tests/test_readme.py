@@ -5,7 +5,7 @@ import pathlib
 import re
 import shlex
 
-from figures.cli import main
+from dropmuon.figures.cli import main
 
 README = pathlib.Path(__file__).resolve().parents[1] / "README.md"
 

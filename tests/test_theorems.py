@@ -10,9 +10,9 @@ import sympy as sp
 from hypothesis import given
 from hypothesis import strategies as st
 
-from theory import symbols as S
-from theory import theorems
-from theory.bounds import (
+from dropmuon.theory import symbols as S
+from dropmuon.theory import theorems
+from dropmuon.theory.bounds import (
     gluon_theorem1_iterations,
     inexact_constant_radius,
     l0l1_deterministic,
@@ -20,7 +20,7 @@ from theory.bounds import (
     smooth_deterministic,
     smooth_stochastic,
 )
-from theory.norms import get_norm
+from dropmuon.theory.norms import get_norm
 
 from .tolerances import FORMULA_RTOL, LAMBDIFY_RTOL
 
@@ -465,8 +465,8 @@ def test_registry_names_are_stable():
 
 
 def test_registry_accepts_a_users_theorem():
-    from theory.bounds import SmoothDeterministic
-    from theory.registry import TheoremRegistry
+    from dropmuon.theory.bounds import SmoothDeterministic
+    from dropmuon.theory.registry import TheoremRegistry
 
     class PaperT1(SmoothDeterministic):
         """The paper's statement would go here."""
@@ -523,7 +523,7 @@ def test_bad_delta0_and_missing_constants():
 
 
 def test_unknown_theorem():
-    from theory import get_theorem
+    from dropmuon.theory import get_theorem
 
     with pytest.raises(ValueError, match="unknown theorem 'nope'; known theorems: smooth-deterministic"):
         get_theorem("nope")
@@ -534,7 +534,7 @@ def test_unknown_theorem():
 def test_vectorised_validation_agrees_with_elementwise(values, domain):
     """The numpy fast path of check_layer_array accepts and rejects exactly what the
     element-by-element path does, with the same message."""
-    from theory._validation import check_layer_array
+    from dropmuon.theory._validation import check_layer_array
 
     def outcome(v):
         try:

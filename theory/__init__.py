@@ -6,7 +6,7 @@ Imports none of the toolkit's other packages. Every theorem here is derived in t
 package is cheap: the names below are loaded on first use, so sympy is imported only when a
 theorem is.
 
->>> import theory
+>>> from dropmuon import theory
 >>> theory.theorems["smooth-deterministic"].iterations(0.1, L=[1, 4, 2], pi=[0.5, 1, 1], Delta0=10)
 8000
 """

@@ -2,7 +2,7 @@
 
 Every theorem is written once, as generic sympy expressions over ``b`` layers (``Σ_i``, ``max_i``);
 its LaTeX, its concrete form for a given ``b`` and its numpy evaluation are all generated from those
-expressions (:mod:`theory.symbols`). All five statements are **derived in this project** (the
+expressions (:mod:`dropmuon.theory.symbols`). All five statements are **derived in this project** (the
 paper's own displayed statements could not be consulted); the proofs are in ``docs/theory.md``.
 
 Common vocabulary:

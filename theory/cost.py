@@ -136,7 +136,7 @@ class CostModel:
         return float(sum(p * self.cost(S) for S, p in zip(d.sets, d.probs)))
 
     def expected_cost_compact(self, lowest_probs, include_probs) -> float:
-        """``E cost`` for :class:`~theory.sampling.CompactSubsets`:
+        """``E cost`` for :class:`~dropmuon.theory.sampling.CompactSubsets`:
         ``Σ_s ρ_s (F + A_s + v_s) + Σ_j v_j θ_j P_j`` with ``A_s = Σ_{j>s} a_j``,
         ``P_j = Σ_{s<j} ρ_s``."""
         d = CompactSubsets(lowest_probs, include_probs)
@@ -149,8 +149,8 @@ class CostModel:
         return self.forward + self._a_above + self.per_layer
 
     def expected_cost(self, distribution) -> float:
-        """``E cost`` for an :class:`~theory.sampling.RPT`, :class:`~theory.sampling.Independent`,
-        :class:`~theory.sampling.SubsetDistribution` or :class:`~theory.sampling.CompactSubsets`."""
+        """``E cost`` for an :class:`~dropmuon.theory.sampling.RPT`, :class:`~dropmuon.theory.sampling.Independent`,
+        :class:`~dropmuon.theory.sampling.SubsetDistribution` or :class:`~dropmuon.theory.sampling.CompactSubsets`."""
         if getattr(distribution, "nlayers", None) != self.nlayers:
             raise ValueError(
                 f"the distribution has {getattr(distribution, 'nlayers', '?')} layers but the cost "
@@ -178,7 +178,7 @@ def total_cost(theorem, epsilon, cost_model: CostModel, distribution, **constant
     """``TC(D) = K(ε, π(D)) · E_D cost(S)``: iterations from ``theorem`` at the distribution's
     inclusion probabilities, times the expected cost per iteration.
 
-    >>> from theory.bounds import smooth_deterministic
+    >>> from dropmuon.theory.bounds import smooth_deterministic
     >>> m = CostModel.linear([1, 1, 1, 1])
     >>> total_cost(smooth_deterministic, 1.0, m, RPT([0.2, 0.8, 0, 0]), L=[1, 5, 3, 2], Delta0=0.5)
     16.0

@@ -2,14 +2,14 @@
 (``run_suite``), and the torch side behind the ``torch`` extra. Depends on :mod:`theory` and
 :mod:`solvers` only.
 
-Submodules: :mod:`~verification.dropmuon` (the method as pure steps and a loop over sampling
-paths), :mod:`~verification.newton_schulz` (presets and their inexactness δ),
-:mod:`~verification.problems` (certified test problems), :mod:`~verification.checks` (one check →
-one :class:`CheckResult`), :mod:`~verification.predictions` (do the solver's optima win?),
-:mod:`~verification.coupling` (T4's step/momentum coupling), :mod:`~verification.suites` and
-:mod:`~verification.schedules` (named sampling schedules for training runs). The torch side,
-:mod:`~verification.torchside`, holds the optimizer, the CNN, cost and constant measurements,
-training and the closed loop (:mod:`~verification.torchside.experiment`).
+Submodules: :mod:`~dropmuon.verification.dropmuon` (the method as pure steps and a loop over sampling
+paths), :mod:`~dropmuon.verification.newton_schulz` (presets and their inexactness δ),
+:mod:`~dropmuon.verification.problems` (certified test problems), :mod:`~dropmuon.verification.checks` (one check →
+one :class:`CheckResult`), :mod:`~dropmuon.verification.predictions` (do the solver's optima win?),
+:mod:`~dropmuon.verification.coupling` (T4's step/momentum coupling), :mod:`~dropmuon.verification.suites` and
+:mod:`~dropmuon.verification.schedules` (named sampling schedules for training runs). The torch side,
+:mod:`~dropmuon.verification.torchside`, holds the optimizer, the CNN, cost and constant measurements,
+training and the closed loop (:mod:`~dropmuon.verification.torchside.experiment`).
 
 Importing this package is cheap: the names below are loaded on first use (so ``dropmuon --help``
 does not import sympy).

@@ -14,8 +14,8 @@ from statistics import NormalDist
 
 import numpy as np
 
-from theory import get_theorem
-from theory._validation import check_scalar
+from dropmuon.theory import get_theorem
+from dropmuon.theory._validation import check_scalar
 
 from .dropmuon import (
     EXACT_LMO,
@@ -102,7 +102,7 @@ class CheckResult:
         return cls(**d)
 
     def as_dict(self) -> dict:
-        """JSON-ready (non-finite numbers become ``None`` in :func:`figures.cli` output)."""
+        """JSON-ready (non-finite numbers become ``None`` in :func:`dropmuon.figures.cli` output)."""
         d = asdict(self)
         for k, v in d.items():
             if isinstance(v, (np.floating, np.integer, np.bool_)):
@@ -171,8 +171,8 @@ def check_theorem(theorem, problem: Problem, distribution, K: int, *, statements
     largest δ met along the runs (the tightest valid value; the step is tuned with ``delta_prior``,
     default 0, and the bound is then evaluated at the step actually used).
 
-    >>> from verification.problems import SeparableQuadratic
-    >>> from theory import RPT
+    >>> from dropmuon.verification.problems import SeparableQuadratic
+    >>> from dropmuon.theory import RPT
     >>> p = SeparableQuadratic([1.0, 3.0], shapes=[(2, 2), (2, 2)], seed=0)
     >>> r = check_theorem("smooth-deterministic", p, RPT.full(2), 1, statements=["weighted"])[0]
     >>> round(r.ratio, 12), r.holds, r.method

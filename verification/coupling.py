@@ -20,7 +20,7 @@ is a worst case over perturbations. Real Newton–Schulz directions have no such
 The runs use :func:`grid_run`, a vectorised Drop-Muon for separable quadratics that evaluates a
 whole grid of ``(η, β)`` at once with common random numbers (the same sampled sets and gradient
 noise at every grid point, so the comparison across the grid is not blurred by Monte Carlo noise);
-the tests check it against :func:`verification.dropmuon.paths`.
+the tests check it against :func:`dropmuon.verification.dropmuon.paths`.
 """
 
 from __future__ import annotations
@@ -33,10 +33,10 @@ from statistics import NormalDist
 
 import numpy as np
 
-from theory import RPT, CompactSubsets, Independent, SubsetDistribution
-from theory._validation import check_positive_int, check_scalar
-from theory.bounds import inexact_constant_radius
-from theory.norms import RANK_RTOL_FACTOR
+from dropmuon.theory import RPT, CompactSubsets, Independent, SubsetDistribution
+from dropmuon.theory._validation import check_positive_int, check_scalar
+from dropmuon.theory.bounds import inexact_constant_radius
+from dropmuon.theory.norms import RANK_RTOL_FACTOR
 
 from .checks import CONFIDENCE, CheckResult
 from .dropmuon import EXACT_LMO, LMO, EpochShift, Sampler
@@ -127,7 +127,7 @@ def _distribution(obj):
     if isinstance(obj, Sampler):
         obj = obj.distribution
     if not isinstance(obj, (RPT, Independent, SubsetDistribution, CompactSubsets)):
-        raise ValueError(f"expected a theory.sampling distribution or a Sampler; got {obj!r}")
+        raise ValueError(f"expected a dropmuon.theory.sampling distribution or a Sampler; got {obj!r}")
     return obj
 
 
@@ -146,7 +146,7 @@ def _base(problem):
 
 def _polar_and_sv(M):
     """Batched thin polar factor ``U Vᵀ`` over the numerically non-zero singular values
-    (:func:`theory.norms.polar`'s rule) and the singular values."""
+    (:func:`dropmuon.theory.norms.polar`'s rule) and the singular values."""
     U, s, Vt = np.linalg.svd(M, full_matrices=False)
     tol = s[..., :1] * max(M.shape[-2:]) * RANK_RTOL_FACTOR
     keep = (s > tol) & (s[..., :1] > 0)
@@ -155,7 +155,7 @@ def _polar_and_sv(M):
 
 def _ns_batched(M, table, f):
     """Newton–Schulz on a stack of matrices (the arithmetic of
-    :func:`verification.newton_schulz.newton_schulz` with ``eps = 0``)."""
+    :func:`dropmuon.verification.newton_schulz.newton_schulz` with ``eps = 0``)."""
     nrm = np.sqrt(np.sum(M * M, axis=(-2, -1), keepdims=True))
     denom = f * nrm
     X = np.divide(M, denom, out=np.zeros_like(M), where=denom > 0)
@@ -184,9 +184,9 @@ def grid_run(problem, distribution, K: int, etas, betas=(1.0,), *, lmo: LMO = EX
              method: str = "auto", mc_paths: int = 32, max_exact: int = MAX_EXACT, seed: int = 0,
              confidence: float = CONFIDENCE) -> GridRun:
     """Drop-Muon with radii ``t_i = η/π_i`` and momentum ``β`` (warm-started at a stochastic
-    gradient, as T3 assumes and :func:`~verification.dropmuon.paths` does by default) on a
-    :class:`~verification.problems.SeparableQuadratic` (optionally wrapped in
-    :class:`~verification.problems.Stochastic`) with spectral or Frobenius layer norms, for every
+    gradient, as T3 assumes and :func:`~dropmuon.verification.dropmuon.paths` does by default) on a
+    :class:`~dropmuon.verification.problems.SeparableQuadratic` (optionally wrapped in
+    :class:`~dropmuon.verification.problems.Stochastic`) with spectral or Frobenius layer norms, for every
     ``(η, β)`` of the grid at once.
 
     ``method="exact"`` enumerates every sampling path (deterministic gradients and directions
@@ -194,7 +194,7 @@ def grid_run(problem, distribution, K: int, etas, betas=(1.0,), *, lmo: LMO = EX
     point; ``"auto"`` enumerates when at most ``max_exact`` paths. ``lmo``: exact, ``perturbed``
     (``shrink``/``overshoot``/``random``) or ``newton-schulz`` (``δ`` measured per matrix).
 
-    >>> from verification.problems import SeparableQuadratic
+    >>> from dropmuon.verification.problems import SeparableQuadratic
     >>> p = SeparableQuadratic([1.0, 2.0], shapes=[(3, 3), (3, 3)], norms="spectral", seed=0)
     >>> r = grid_run(p, RPT.uniform(2), 4, [0.05, 0.1, 0.2])
     >>> r.method, r.n, r.metric.shape
@@ -215,7 +215,7 @@ def grid_run(problem, distribution, K: int, etas, betas=(1.0,), *, lmo: LMO = EX
     if etas.size == 0 or betas.size == 0:
         raise ValueError("etas and betas must be non-empty")
     if not isinstance(lmo, LMO):
-        raise ValueError(f"lmo must be a verification.dropmuon.LMO; got {lmo!r}")
+        raise ValueError(f"lmo must be a dropmuon.verification.dropmuon.LMO; got {lmo!r}")
     if lmo.kind == "newton-schulz" and any(n.name != "spectral" for n in base.norms):
         raise ValueError("Newton-Schulz approximates the spectral LMO; every layer norm must be spectral")
     confidence = check_scalar("confidence", confidence, "unit_open")
@@ -385,7 +385,7 @@ def tune(problem, distribution, K: int, etas, betas=(1.0,), *, lmo: LMO = EXACT_
     one deterministic function of ``(η, β)``; the best ``β`` is the one with the smallest refined
     metric. A best grid step at the edge of the grid is kept as it is (widen the grid).
 
-    >>> from verification.problems import SeparableQuadratic
+    >>> from dropmuon.verification.problems import SeparableQuadratic
     >>> p = SeparableQuadratic([1.0, 2.0], shapes=[(3, 3), (3, 3)], norms="spectral", seed=0)
     >>> t = tune(p, RPT.full(2), 20, [0.05, 0.1, 0.2, 0.4, 0.8])
     >>> float(t.grid.etas[t.grid.best()[0]]), round(t.eta, 3), t.beta
@@ -444,7 +444,7 @@ def tune(problem, distribution, K: int, etas, betas=(1.0,), *, lmo: LMO = EXACT_
 
 @dataclass(frozen=True)
 class MatrixDelta:
-    """``δ = ‖NS(M) − U Vᵀ‖_op`` of one random matrix (:func:`verification.newton_schulz.delta`)."""
+    """``δ = ‖NS(M) − U Vᵀ‖_op`` of one random matrix (:func:`dropmuon.verification.newton_schulz.delta`)."""
 
     matrix: str
     shape: tuple
@@ -463,7 +463,7 @@ class MatrixDelta:
 @dataclass(frozen=True)
 class DeltaSummary:
     """Worst-case ``δ`` per preset × steps × ``κ`` (``worst``, :class:`DeltaRecord` rows of
-    :func:`verification.newton_schulz.delta_table`) and per-matrix ``δ`` (``per_matrix``)."""
+    :func:`dropmuon.verification.newton_schulz.delta_table`) and per-matrix ``δ`` (``per_matrix``)."""
 
     worst: tuple
     per_matrix: tuple
@@ -494,7 +494,7 @@ def _random_matrix(shape, kappa, rng):
 def delta_summary(presets=("muon", "you", "polar-express"), steps=range(1, 11), kappas=(10, 100, 1000),
                   *, n: int = 64, matrices=None, seed: int = 0) -> DeltaSummary:
     """δ per Newton–Schulz preset and step count: the worst case over rank-``n`` matrices with
-    condition number ``≤ κ`` (:func:`verification.newton_schulz.delta_table`, exact up to rounding)
+    condition number ``≤ κ`` (:func:`dropmuon.verification.newton_schulz.delta_table`, exact up to rounding)
     and, per matrix, on random matrices (``matrices``: ``(name, shape, κ)`` triples; default a
     Gaussian 4×4 and 64×256 matrix and a 64×64 matrix with singular values geometric from 1 to
     1/100), drawn with ``seed``.

@@ -19,9 +19,9 @@ from typing import Sequence
 
 import numpy as np
 
-from theory import RPT, CompactSubsets, Independent, SubsetDistribution
-from theory._validation import check_layer_array, check_positive_int, check_scalar
-from theory.norms import Norm, as_matrix
+from dropmuon.theory import RPT, CompactSubsets, Independent, SubsetDistribution
+from dropmuon.theory._validation import check_layer_array, check_positive_int, check_scalar
+from dropmuon.theory.norms import Norm, as_matrix
 
 __all__ = [
     "beta_from_torch_momentum",
@@ -78,7 +78,7 @@ class LMO:
 
     ``kind="exact"``: the norm's own LMO (SVD for spectral norms). ``kind="newton-schulz"``: for
     spectral norms, ``−t·NS(M)`` (scaled as the norm dictates) with a coefficient ``preset`` and
-    ``steps`` (:mod:`verification.newton_schulz`). ``kind="perturbed"``: the inexact-LMO model of
+    ``steps`` (:mod:`dropmuon.verification.newton_schulz`). ``kind="perturbed"``: the inexact-LMO model of
     T4, ``D̃ = LMO_t(M) + δ t E`` with ``‖E‖ = 1`` chosen by ``mode``: ``"shrink"`` (``E`` opposes
     the step: progress ``(1−δ)t‖M‖_*``), ``"overshoot"`` (``‖D̃‖ = (1+δ)t``) or ``"random"``.
     """
@@ -178,7 +178,7 @@ class AdaptiveRadius:
 
 @dataclass(frozen=True, eq=False)
 class Sampler:
-    """An i.i.d. sampler from a distribution of :mod:`theory.sampling` (1-based layer sets)."""
+    """An i.i.d. sampler from a distribution of :mod:`dropmuon.theory.sampling` (1-based layer sets)."""
 
     distribution: object
 
@@ -253,12 +253,12 @@ def uniform_sampler(nlayers: int) -> Sampler:
 
 
 def as_sampler(obj) -> Sampler | EpochShift:
-    """Accept a sampler or a distribution from :mod:`theory.sampling`."""
+    """Accept a sampler or a distribution from :mod:`dropmuon.theory.sampling`."""
     if isinstance(obj, (Sampler, EpochShift)):
         return obj
     if isinstance(obj, (RPT, Independent, SubsetDistribution, CompactSubsets)):
         return Sampler(obj)
-    raise ValueError(f"expected a sampler or a theory.sampling distribution; got {obj!r}")
+    raise ValueError(f"expected a sampler or a dropmuon.theory.sampling distribution; got {obj!r}")
 
 
 # -- state and steps ------------------------------------------------------------------------------

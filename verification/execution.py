@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
-from theory._io import read_json, to_jsonable, write_json_atomic
+from dropmuon.theory._io import read_json, to_jsonable, write_json_atomic
 
 from ._progress import Progress
 

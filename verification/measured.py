@@ -7,8 +7,8 @@ from __future__ import annotations
 import math
 from pathlib import Path
 
-from theory import CostModel
-from theory._io import read_json
+from dropmuon.theory import CostModel
+from dropmuon.theory._io import read_json
 
 __all__ = ["load_constants", "cost_dict"]
 

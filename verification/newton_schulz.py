@@ -18,8 +18,8 @@ from types import MappingProxyType
 
 import numpy as np
 
-from theory._validation import check_positive_int, check_scalar
-from theory.norms import RANK_RTOL_FACTOR
+from dropmuon.theory._validation import check_positive_int, check_scalar
+from dropmuon.theory.norms import RANK_RTOL_FACTOR
 
 __all__ = [
     "PRESETS",
@@ -289,7 +289,7 @@ def delta(M, preset="muon", steps: int = 5, *, eps: float = 0.0) -> float:
         δ = max_j |p(σ_j / (f‖M‖_F + eps)) − 1|,    p = scalar_map(·, preset, steps),
 
     over the numerically non-zero ``σ_j`` (those above ``σ_max · max(m, n) · 2⁻⁵²``, numpy's
-    ``matrix_rank`` rule, as in :func:`theory.norms.polar`; ``U Vᵀ`` is the thin polar factor
+    ``matrix_rank`` rule, as in :func:`dropmuon.theory.norms.polar`; ``U Vᵀ`` is the thin polar factor
     over them, and NS maps the null space to 0 as well). ``δ = 0`` for ``M = 0``.
 
     The direction ``D̃ = −t NS(M)`` then satisfies T4's ``‖D̃ − LMO_t(M)‖_op ≤ δ t`` with

@@ -6,7 +6,7 @@ to the same accuracy; the measured cost-to-ε (iterations × expected per-iterat
 with the predicted total cost ``TC = K_max(π) · E cost`` (docs/theory.md: T1 and the cost model).
 
 **The test bed and why it is built this way.** ``f(X) = Σ_i ½ Σ_e h_e (X_i − X_i*)_e²`` with the
-Frobenius norm in every layer (:class:`~verification.problems.SeparableQuadratic`), so A1 holds with
+Frobenius norm in every layer (:class:`~dropmuon.verification.problems.SeparableQuadratic`), so A1 holds with
 ``L_i = max_e h_e`` exactly. T1's method (sharp step ``1/L_i``, ``β = 1``) then acts entry-wise:
 when layer ``i`` is sampled, ``(x − x*)_e ← (1 − h_e/L_i)(x − x*)_e``. A mode of curvature ``h``
 in layer ``i`` therefore needs about ``L_i/(2 π_i h)`` iterations per e-fold, so the time to ε has
@@ -30,9 +30,9 @@ from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
-from theory import RPT, CostModel
-from theory._validation import check_layer_array, check_positive_int, check_scalar
-from theory.bounds import smooth_deterministic
+from dropmuon.theory import RPT, CostModel
+from dropmuon.theory._validation import check_layer_array, check_positive_int, check_scalar
+from dropmuon.theory.bounds import smooth_deterministic
 
 from .checks import CheckResult
 from .problems import SeparableQuadratic
@@ -334,7 +334,7 @@ def builtin_profiles() -> list[Profile]:
 
 def _predicted_ratios(profile: Profile) -> tuple[float, float]:
     """Predicted TC(optimal)/TC(uniform) and TC(optimal)/TC(full) (ε and Δ0 cancel)."""
-    from solvers import optimal_sampling
+    from dropmuon.solvers import optimal_sampling
 
     r = optimal_sampling(list(profile.L), profile.cost_model)
     return 1.0 / r.speedup_vs_uniform, 1.0 / r.speedup_vs_full
@@ -377,7 +377,7 @@ def random_profiles(n: int, seed: int = 0, *, min_gap: float = MIN_PREDICTED_GAP
 
 def _records_for(profile: Profile, epsilon_rel: float, seed: int, spread: str, floor: float,
                  shape) -> list[PredictionRecord]:
-    from solvers import optimal_sampling
+    from dropmuon.solvers import optimal_sampling
 
     b = profile.nlayers
     L = np.asarray(profile.L)

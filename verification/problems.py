@@ -16,8 +16,8 @@ from typing import Sequence
 
 import numpy as np
 
-from theory._validation import check_layer_array, check_positive_int, check_scalar
-from theory.norms import Norm, as_matrix, get_norm
+from dropmuon.theory._validation import check_layer_array, check_positive_int, check_scalar
+from dropmuon.theory.norms import Norm, as_matrix, get_norm
 
 __all__ = [
     "Constants",

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from theory import RPT
+from dropmuon.theory import RPT
 
 from .dropmuon import EpochShift, Sampler
 
@@ -68,7 +68,7 @@ def make_schedule(name: str, nlayers: int, *, L=None, costs=None, probs=None, ep
         info["start_probs"] = np.mean([d.start_probs for d in sched.distributions], axis=0).tolist()
         return sched, info
     else:
-        from solvers import optimal_sampling
+        from dropmuon.solvers import optimal_sampling
 
         if L is None or costs is None:
             raise ValueError(f"sampling {name!r} needs smoothness constants L and costs (measure them, "

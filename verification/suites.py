@@ -2,7 +2,7 @@
 problem it applies to (``quick``), and ``standard`` — those plus random instances per theorem,
 the solver predictions and the inexact-LMO coupling at a larger size.
 
-``run_suite(name, seed)`` returns :class:`~verification.checks.CheckResult` records;
+``run_suite(name, seed)`` returns :class:`~dropmuon.verification.checks.CheckResult` records;
 ``dropmuon verify`` prints them as a table or JSON.
 """
 
@@ -12,7 +12,7 @@ from typing import Callable
 
 import numpy as np
 
-from theory import RPT, CompactSubsets, Independent, SubsetDistribution
+from dropmuon.theory import RPT, CompactSubsets, Independent, SubsetDistribution
 
 from .checks import CheckResult, check_theorem
 from .dropmuon import LMO
@@ -252,7 +252,7 @@ def _decode_checks(records: list[dict]) -> list[CheckResult]:
 
 
 def suite_tasks(name: str = "quick", seed: int = 0) -> list:
-    """The suite as :class:`~verification.execution.Task` objects (key ``NNNN``, in order), each
+    """The suite as :class:`~dropmuon.verification.execution.Task` objects (key ``NNNN``, in order), each
     returning a list of :class:`CheckResult`."""
     from .execution import Task
 
@@ -268,7 +268,7 @@ def run_suite(name: str = "quick", seed: int = 0, *, progress: bool | None = Non
     """Run a suite; returns its :class:`CheckResult` records (``r.as_dict()`` is the JSON record),
     in the same order however it runs.
 
-    ``jobs``/``scheduler``: local processes or a Dask cluster (:func:`verification.execution.run_tasks`);
+    ``jobs``/``scheduler``: local processes or a Dask cluster (:func:`dropmuon.verification.execution.run_tasks`);
     ``results``: a folder keeping one file per task, so that a re-run resumes. ``progress=None``
     draws a progress bar on stderr when it is a terminal.
     """

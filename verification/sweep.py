@@ -1,5 +1,5 @@
 """Sweeps: a grid of problems × theorems × sampling distributions × seeds from a TOML file, one
-bound check per grid point, run through :mod:`verification.execution` (local processes or Dask),
+bound check per grid point, run through :mod:`dropmuon.verification.execution` (local processes or Dask),
 each point's result saved as it arrives, and one table (CSV and JSON) at the end.
 
 A configuration (``dropmuon sweep CONFIG.toml``)::
@@ -23,7 +23,7 @@ A configuration (``dropmuon sweep CONFIG.toml``)::
     [theorem_options.inexact-constant-radius]
     lmo = { kind = "perturbed", delta = 0.3, mode = "overshoot" }
 
-Problem fields follow the constructors of :mod:`verification.problems` (``curvature, shapes,
+Problem fields follow the constructors of :mod:`dropmuon.verification.problems` (``curvature, shapes,
 norms, l1`` and ``noise`` — Gaussian gradient noise, for T3 — for a separable quadratic; ``shapes,
 norms, coupling, scales`` for a coupled one; ``dims, R`` for a deep linear network; ``c, a,
 shapes, norms, x0_scale`` for the cosh problem). A theorem that does not apply to a problem (T2
@@ -42,8 +42,8 @@ from pathlib import Path
 
 import numpy as np
 
-from theory import RPT, Independent
-from theory._io import write_json_atomic, write_text_atomic
+from dropmuon.theory import RPT, Independent
+from dropmuon.theory._io import write_json_atomic, write_text_atomic
 
 __all__ = ["SweepConfig", "load_sweep", "sweep_tasks", "run_sweep", "TABLE_COLUMNS", "PROBLEM_KINDS"]
 
@@ -133,7 +133,7 @@ def _named_list(raw, what: str, kinds: dict) -> tuple:
 def load_sweep(source) -> SweepConfig:
     """A :class:`SweepConfig` from a TOML file path or an already parsed ``dict``; every problem and
     distribution is built once (seed 0) so that a bad field fails here, naming it, not in a worker."""
-    from theory import theorems as registry
+    from dropmuon.theory import theorems as registry
 
     if isinstance(source, (str, Path)):
         try:
@@ -322,7 +322,7 @@ def _key(problem, theorem, dist, seed) -> str:
 
 
 def sweep_tasks(config: SweepConfig) -> list:
-    """One :class:`~verification.execution.Task` per grid point."""
+    """One :class:`~dropmuon.verification.execution.Task` per grid point."""
     from .execution import Task
 
     probs = {p["name"]: p for p in config.problems}

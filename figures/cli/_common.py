@@ -70,7 +70,7 @@ def parse_number(option: str, text: str | None, kind=float, positive: bool = Fal
     >>> parse_number("--seed", "-3", int, minimum=0)
     Traceback (most recent call last):
     ...
-    figures.cli._common.CLIError: --seed must be at least 0; got -3
+    dropmuon.figures.cli._common.CLIError: --seed must be at least 0; got -3
     """
     if text is None:
         return None
@@ -184,7 +184,7 @@ def add_execution_options(p, *, out_default=None, out_help="results folder: one 
 
 def parse_execution(args) -> dict:
     """``{"jobs", "scheduler", "resume"}`` from :func:`add_execution_options`' options."""
-    from verification.execution import scheduler_address
+    from dropmuon.verification.execution import scheduler_address
 
     jobs = parse_number("--jobs", args.jobs, int)
     if jobs == 0 or jobs < -1:

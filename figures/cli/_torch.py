@@ -60,7 +60,7 @@ def _torch():
 def torch_session(args):
     """Checks that torch is installed and, unless ``--keep-denormals``, flushes subnormal floats to
     zero for the command (set before torch's first parallel operation, so its worker threads
-    inherit it; ``verification.torchside.optimizer.denormals_flushed`` says why). Restored after,
+    inherit it; ``dropmuon.verification.torchside.optimizer.denormals_flushed`` says why). Restored after,
     so an in-process caller keeps torch's default."""
     _torch()
     import torch
@@ -91,7 +91,7 @@ def load_model(args, dev: str, seed: int, width: float, *, training: bool = Fals
     resolved, the data loaded, a model initialised from ``seed`` with its Drop-Muon optimizer (lr
     from ``--lr``), checked on a few examples (bad input: a one-line ``ValueError``); compiled
     with ``--compile`` when it is for ``training``."""
-    from verification.torchside.experiment import ExperimentConfig, make_setup
+    from dropmuon.verification.torchside.experiment import ExperimentConfig, make_setup
 
     cfg = ExperimentConfig(seeds=(seed,), model=args.model, data=args.data, data_seed=seed, device=dev,
                            width=width, lr=parse_number("--lr", args.lr, positive=True), ns_dtype=args.ns_dtype,

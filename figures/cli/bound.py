@@ -93,13 +93,13 @@ def compute(theorem, epsilon, constants: dict) -> dict:
 
 
 def _latex(expr):
-    from theory.symbols import latex
+    from dropmuon.theory.symbols import latex
 
     return latex(expr)
 
 
 def run(args) -> int:
-    from theory import get_theorem, theorems
+    from dropmuon.theory import get_theorem, theorems
 
     if args.list:
         if args.json:

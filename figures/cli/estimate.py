@@ -34,7 +34,7 @@ def add_parser(sub):
 
 @torch_command
 def run(args) -> int:
-    from verification.torchside.experiment import measure_network
+    from dropmuon.verification.torchside.experiment import measure_network
 
     dev, seed, batch, width, lr = parse_common(args)
     steps = parse_number("--steps", args.steps, int, positive=True)
@@ -43,7 +43,7 @@ def run(args) -> int:
     data = setup.data
     cal = measure_network(model, opt, data, batch=batch, steps=steps, repeats=repeats, seed=seed, device=dev,
                           progress=progress_flag(args), loss_fn=loss)
-    from verification.torchside.environment import environment, ns_dtype_of
+    from dropmuon.verification.torchside.environment import environment, ns_dtype_of
 
     env = environment(dev, ns_dtype_of(opt))
     records = [dict(r, device=dev, data=data.name, model=setup.label, seed=seed, lr=lr, batch=batch, width=width,

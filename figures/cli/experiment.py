@@ -59,7 +59,7 @@ def add_parser(sub):
 def resolve_preset(args, dev: str) -> dict | None:
     """Fill the options the user did not give: from ``--preset`` on device ``dev`` when one is
     named, else with their usual defaults. Returns the preset's settings (``None`` without one)."""
-    from verification.torchside.experiment import preset_settings
+    from dropmuon.verification.torchside.experiment import preset_settings
 
     preset = preset_settings(args.preset, dev) if args.preset else None
     for k in PRESET_OPTIONS:
@@ -71,7 +71,7 @@ def resolve_preset(args, dev: str) -> dict | None:
 
 @torch_command
 def run(args) -> int:
-    from verification.torchside.experiment import ExperimentConfig, run_experiment
+    from dropmuon.verification.torchside.experiment import ExperimentConfig, run_experiment
 
     from ._torch import device
 

@@ -38,7 +38,7 @@ def add_parser(sub):
 
 
 def run(args) -> int:
-    from figures.report import build_report
+    from dropmuon.figures.report import build_report
 
     seed = parse_number("--seed", args.seed, int, minimum=0)
     columns = parse_number("--columns", args.columns, int)

@@ -51,7 +51,7 @@ def add_parser(sub):
 
 
 def _costs(args):
-    from theory import CostModel
+    from dropmuon.theory import CostModel
 
     full = {k: parse_floats(o, getattr(args, k)) for k, o in [
         ("activation_costs", "--activation-costs"), ("weight_costs", "--weight-costs"),
@@ -74,7 +74,7 @@ def _costs(args):
 
 
 def _fixed(args, b):
-    from theory import RPT, Independent, SubsetDistribution
+    from dropmuon.theory import RPT, Independent, SubsetDistribution
 
     given = [x for x in (args.start_probs, args.inclusion, args.sets) if x is not None]
     if len(given) != 1:
@@ -96,7 +96,7 @@ def _fixed(args, b):
 
 
 def run(args) -> int:
-    from solvers import optimal_sampling
+    from dropmuon.solvers import optimal_sampling
 
     costs, F = _costs(args)
     L = parse_floats("--L", args.L)

@@ -12,7 +12,7 @@ HELP = "train a model with one Drop-Muon sampling schedule and time it (torch)"
 
 
 def add_parser(sub):
-    from verification.schedules import SAMPLINGS
+    from dropmuon.verification.schedules import SAMPLINGS
 
     p = sub.add_parser(
         "train",
@@ -67,9 +67,9 @@ def parse_run_limits(args) -> dict:
 def run(args) -> int:
     import math
 
-    from verification.torchside.experiment import load_constants, measure_network
-    from verification.torchside.tasks import objective_for
-    from verification.torchside.training import make_schedule, train
+    from dropmuon.verification.torchside.experiment import load_constants, measure_network
+    from dropmuon.verification.torchside.tasks import objective_for
+    from dropmuon.verification.torchside.training import make_schedule, train
 
     dev, seed, batch, width, lr = parse_common(args)
     limits = parse_run_limits(args)
@@ -103,7 +103,7 @@ def run(args) -> int:
         info.update(constants_source=source, L=L)
     r = train(model, opt, data, sampler, batch=batch, seed=seed, device=dev, loss_fn=loss, metric=metric,
               progress=progress_flag(args), info=info, estimate_every=estimate_every, **limits)
-    from verification.torchside.environment import environment, ns_dtype_of
+    from dropmuon.verification.torchside.environment import environment, ns_dtype_of
 
     env = environment(dev, ns_dtype_of(opt))
     out = dict(r.as_dict(), environment=env, model=setup.label, data=data.name, lr=lr, batch=batch, width=width,

@@ -44,7 +44,7 @@ def _fmt(x) -> str:
 
 
 def run(args) -> int:
-    from verification.suites import SUITES, run_suite, summarise
+    from dropmuon.verification.suites import SUITES, run_suite, summarise
 
     if args.suite not in SUITES:
         raise CLIError(f"unknown suite {args.suite!r}; choose one of: {', '.join(SUITES)}")

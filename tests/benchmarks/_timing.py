@@ -42,7 +42,7 @@ def require_torch():
     """``torch``, with subnormal floats flushed to zero; exits the benchmark (status 0) without the
     torch extra. Called before torch's first parallel operation so that its worker threads inherit
     the flag: subnormals would otherwise put late-training CPU steps on a slow path
-    (``verification.torchside.optimizer.denormals_flushed``)."""
+    (``dropmuon.verification.torchside.optimizer.denormals_flushed``)."""
     try:
         import torch
     except ImportError:  # the torch extra is optional

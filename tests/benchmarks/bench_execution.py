@@ -10,7 +10,7 @@ import sys
 import time
 
 from _timing import table
-from verification import run_suite
+from dropmuon.verification import run_suite
 
 
 def _key(r):

@@ -5,9 +5,9 @@ each against a baseline measured in the same run."""
 import numpy as np
 
 from _timing import measure, table
-from solvers import closed_form, optimal_sampling
-from solvers._problem import make_problem
-from theory import CostModel
+from dropmuon.solvers import closed_form, optimal_sampling
+from dropmuon.solvers._problem import make_problem
+from dropmuon.theory import CostModel
 
 
 def model(rng, b):
@@ -21,8 +21,8 @@ def main():
     p = make_problem(L, m, "max")
     rows = [
         ("np.maximum.accumulate(L) (one pass, baseline)", measure(lambda: np.maximum.accumulate(L), number=5)),
-        ("closed-form RPT optimum (solvers.closed_form)", measure(lambda: closed_form.max_rpt(p, certify=False), number=3)),
-        ("closed-form subsets optimum (solvers.closed_form)", measure(lambda: closed_form.max_subsets(p, certify=False), number=3)),
+        ("closed-form RPT optimum (dropmuon.solvers.closed_form)", measure(lambda: closed_form.max_rpt(p, certify=False), number=3)),
+        ("closed-form subsets optimum (dropmuon.solvers.closed_form)", measure(lambda: closed_form.max_subsets(p, certify=False), number=3)),
         ("  + dual certificate, RPT", measure(lambda: closed_form.max_rpt(p), number=3)),
         ("  + dual certificate, subsets", measure(lambda: closed_form.max_subsets(p), number=3)),
         ("optimal_sampling(family=rpt, certify=False)", measure(lambda: optimal_sampling(L, m, certify=False), repeat=5)),

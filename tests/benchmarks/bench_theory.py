@@ -8,8 +8,8 @@ import sys
 import numpy as np
 
 from _timing import measure, table
-from theory import symbols as S
-from theory.bounds import (
+from dropmuon.theory import symbols as S
+from dropmuon.theory.bounds import (
     inexact_constant_radius,
     l0l1_deterministic,
     smooth_constant_radius,

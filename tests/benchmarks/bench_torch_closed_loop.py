@@ -11,8 +11,8 @@ from _timing import require_torch
 
 torch = require_torch()
 
-from figures.cli.experiment import print_summary  # noqa: E402
-from verification.torchside.experiment import ExperimentConfig, run_experiment  # noqa: E402
+from dropmuon.figures.cli.experiment import print_summary  # noqa: E402
+from dropmuon.verification.torchside.experiment import ExperimentConfig, run_experiment  # noqa: E402
 
 
 def main():

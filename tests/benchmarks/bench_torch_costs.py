@@ -7,7 +7,7 @@ from _timing import require_torch
 
 torch = require_torch()
 
-from verification.torchside import DropMuon, load_digits, make_cnn, measure_costs  # noqa: E402
+from dropmuon.verification.torchside import DropMuon, load_digits, make_cnn, measure_costs  # noqa: E402
 
 
 def main():

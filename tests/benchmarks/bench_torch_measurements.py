@@ -26,12 +26,12 @@ from _timing import measure, require_torch, table
 
 torch = require_torch()
 
-from theory import RPT  # noqa: E402
-from verification.torchside import Dataset, DropMuon, dropmuon_training_step, load_mnist5k, make_cnn  # noqa: E402
-from verification.torchside.build import compile_per_start, warm_up_starts  # noqa: E402
-from verification.torchside.constants import estimate_constants  # noqa: E402
-from verification.torchside.environment import default_ns_dtype, environment  # noqa: E402
-from verification.torchside.training import train  # noqa: E402
+from dropmuon.theory import RPT  # noqa: E402
+from dropmuon.verification.torchside import Dataset, DropMuon, dropmuon_training_step, load_mnist5k, make_cnn  # noqa: E402
+from dropmuon.verification.torchside.build import compile_per_start, warm_up_starts  # noqa: E402
+from dropmuon.verification.torchside.constants import estimate_constants  # noqa: E402
+from dropmuon.verification.torchside.environment import default_ns_dtype, environment  # noqa: E402
+from dropmuon.verification.torchside.training import train  # noqa: E402
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[2]))
 from tests.torchside.test_constants_probe import FullBatch  # noqa: E402  (the same model as the test)

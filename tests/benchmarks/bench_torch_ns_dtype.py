@@ -7,8 +7,8 @@ from _timing import measure, require_torch, table
 
 torch = require_torch()
 
-from verification.torchside import DropMuon, dropmuon_training_step, load_digits, make_cnn  # noqa: E402
-from verification.torchside.environment import default_ns_dtype, environment  # noqa: E402
+from dropmuon.verification.torchside import DropMuon, dropmuon_training_step, load_digits, make_cnn  # noqa: E402
+from dropmuon.verification.torchside.environment import default_ns_dtype, environment  # noqa: E402
 
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float64": torch.float64}
 

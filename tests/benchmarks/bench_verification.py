@@ -4,10 +4,10 @@ one exact T1 check (the unit of work: 3 layers, 243 enumerated paths) measured i
 import time
 
 from _timing import measure, table
-from theory import RPT
-from verification.checks import check_theorem
-from verification.problems import SeparableQuadratic
-from verification.suites import THEOREMS, _tasks, summarise
+from dropmuon.theory import RPT
+from dropmuon.verification.checks import check_theorem
+from dropmuon.verification.problems import SeparableQuadratic
+from dropmuon.verification.suites import THEOREMS, _tasks, summarise
 
 
 def _timed(tasks):

@@ -1,4 +1,4 @@
-"""Every figure function: the one- and two-column sizes of figures.style are honoured (the
+"""Every figure function: the one- and two-column sizes of dropmuon.figures.style are honoured (the
 figure is that wide and nothing drawn spills past it, so the saved file is that wide too), and no
 text renders a prime as an acute accent."""
 
@@ -6,8 +6,8 @@ import pytest
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.text import Text
 
-from figures.style import COLUMN_WIDTH_IN, paper_style
-from figures.theory_plots import (
+from dropmuon.figures.style import COLUMN_WIDTH_IN, paper_style
+from dropmuon.figures.theory_plots import (
     bound_curves,
     cost_landscape,
     distribution_data,
@@ -17,8 +17,8 @@ from figures.theory_plots import (
     plot_full_optimal_region,
     plot_optimal_distribution,
 )
-from figures.torch_plots import plot_accuracy_vs_time, plot_measured_constants
-from figures.verification_plots import plot_inexact_lmo, plot_verification
+from dropmuon.figures.torch_plots import plot_accuracy_vs_time, plot_measured_constants
+from dropmuon.figures.verification_plots import plot_inexact_lmo, plot_verification
 
 from .test_verification_plots import _coupling, _mc_records
 

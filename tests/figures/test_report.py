@@ -6,8 +6,8 @@ import re
 
 import pytest
 
-from figures.cli import main
-from figures.report import SECTIONS, Report, build_report
+from dropmuon.figures.cli import main
+from dropmuon.figures.report import SECTIONS, Report, build_report
 
 from .conftest import check_saved
 
@@ -16,7 +16,7 @@ from .conftest import check_saved
 def torch_results(tmp_path_factory):
     """A tiny real experiment (tiny CNN, two schedules, two seeds; ≈ 3 s)."""
     pytest.importorskip("torch")
-    from verification.torchside.experiment import ExperimentConfig, run_experiment
+    from dropmuon.verification.torchside.experiment import ExperimentConfig, run_experiment
 
     out = tmp_path_factory.mktemp("experiment")
     run_experiment(ExperimentConfig(seeds=(0, 1), samplings=("full", "uniform", "optimal-max"), max_steps=12,
@@ -61,14 +61,14 @@ def test_numbers_come_from_the_run_and_the_named_file(report, torch_results):
     data = json.loads((out / "report.json").read_text())
     md = (out / "report.md").read_text()
     # the verification paragraph quotes the suite summary computed in this run
-    from verification import run_suite, summarise
+    from dropmuon.verification import run_suite, summarise
 
     a = summarise(run_suite("quick", seed=0, progress=False))["all"]
     assert data["verification"]["summary"]["all"] == a
     assert f"{a['checks']} checks, {a['violations']} failed" in md
     # the optimal distribution of the first built-in profile is the solver's
-    from solvers import optimal_sampling
-    from verification.predictions import builtin_profiles
+    from dropmuon.solvers import optimal_sampling
+    from dropmuon.verification.predictions import builtin_profiles
 
     p = builtin_profiles()[0]
     r = optimal_sampling(list(p.L), p.cost_model)
@@ -81,7 +81,7 @@ def test_numbers_come_from_the_run_and_the_named_file(report, torch_results):
 
 
 def test_report_without_torch_results_says_how_to_get_them():
-    from figures.report import _section_torch
+    from dropmuon.figures.report import _section_torch
 
     rep = Report("t")
     _section_torch(rep, {}, None, None, None, 1)

@@ -3,7 +3,7 @@
 import matplotlib
 import pytest
 
-from figures.style import COLUMN_WIDTH_IN, PALETTE, color, new_figure, save_figure, styled
+from dropmuon.figures.style import COLUMN_WIDTH_IN, PALETTE, color, new_figure, save_figure, styled
 
 from .conftest import check_saved
 

@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 from matplotlib.figure import Figure
 
-from figures.style import COLUMN_WIDTH_IN, save_figure
-from figures.theory_plots import (
+from dropmuon.figures.style import COLUMN_WIDTH_IN, save_figure
+from dropmuon.figures.theory_plots import (
     bound_curves,
     cost_landscape,
     distribution_data,
@@ -21,8 +21,8 @@ from figures.theory_plots import (
     plot_full_optimal_region,
     plot_optimal_distribution,
 )
-from solvers import FULL_OPTIMAL_RTOL, optimal_sampling
-from theory import RPT, theorems
+from dropmuon.solvers import FULL_OPTIMAL_RTOL, optimal_sampling
+from dropmuon.theory import RPT, theorems
 
 from ..tolerances import CONVEX_RTOL, COST_RTOL, EXACT_RTOL, FORMULA_RTOL
 
@@ -100,7 +100,7 @@ def test_coinciding_bound_curves_are_all_visible_and_named(three_distributions):
     """T1 (max-form): the max-form optimum needs exactly as many iterations as full updates, so
     its bound lies on full's; against total cost uniform's lies on full's. Each curve has its own
     marker shape, the markers are staggered, and the legend says which curves coincide."""
-    from figures.theory_plots import coinciding_curves
+    from dropmuon.figures.theory_plots import coinciding_curves
 
     data = bound_curves("smooth-deterministic", np.unique(np.geomspace(1, 1e4, 41).round()), three_distributions,
                         L=L3, Delta0=1.0, costs=C3)
@@ -363,7 +363,7 @@ def test_region_is_drawn_from_its_analytic_boundary():
 
 
 def test_region_halfplanes_equal_the_solver_conditions():
-    from figures.theory_plots import full_optimal_halfplanes, full_optimal_polygon
+    from dropmuon.figures.theory_plots import full_optimal_halfplanes, full_optimal_polygon
 
     # forward cost F = 2, unequal costs: C_s = F + Σ_{i>=s} c_i
     c, F = (1.0, 2.0, 3.0), 2.0
@@ -403,7 +403,7 @@ def test_region_bad_input():
 
 def test_no_pyplot():
     """Plot functions build Figure objects directly; pyplot (global state) is never imported."""
-    code = ("import sys; from figures.theory_plots import *; "
+    code = ("import sys; from dropmuon.figures.theory_plots import *; "
             "plot_bound_vs_iterations(bound_curves('smooth-deterministic', [1, 2], {'full': [1]}, L=[1], "
             "Delta0=1)); print('matplotlib.pyplot' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)

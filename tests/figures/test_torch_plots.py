@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 from matplotlib.figure import Figure
 
-from figures.style import color, save_figure
-from figures.torch_plots import accuracy_bands, constants_series, plot_accuracy_vs_time, plot_measured_constants
+from dropmuon.figures.style import color, save_figure
+from dropmuon.figures.torch_plots import accuracy_bands, constants_series, plot_accuracy_vs_time, plot_measured_constants
 
 # Medians and quantiles of two or three numbers are one interpolation a + (b − a)·w: exact up to a
 # couple of ulps of numbers of order 1.
@@ -168,7 +168,7 @@ def test_accuracy_bands_rejects_a_bad_grid():
 
 def test_both_figures_read_a_real_tiny_experiment(labelled_ok):
     pytest.importorskip("torch")
-    from verification.torchside.experiment import ExperimentConfig, run_experiment
+    from dropmuon.verification.torchside.experiment import ExperimentConfig, run_experiment
 
     cfg = ExperimentConfig(seeds=(0, 1), samplings=("full", "uniform"), max_steps=12, target_acc=0.3, batch=32,
                            lr=0.1, width=0.125, eval_every=4, estimate_steps=3, cost_repeats=3,

@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 from matplotlib.figure import Figure
 
-from figures.style import save_figure
-from figures.verification_plots import (
+from dropmuon.figures.style import save_figure
+from dropmuon.figures.verification_plots import (
     inexact_lmo_curves,
     plot_inexact_lmo,
     plot_verification,
@@ -25,10 +25,10 @@ def records():
     """Real records (a README example, a designed tight instance) plus hand-made ones: a failed
     check, a check with a non-finite bound (JSON null), a zero observed value, and a coupling
     check (not a bound pair)."""
-    from theory import RPT
-    from verification import check_theorem
-    from verification.problems import SeparableQuadratic
-    from verification.suites import tight_instances
+    from dropmuon.theory import RPT
+    from dropmuon.verification import check_theorem
+    from dropmuon.verification.problems import SeparableQuadratic
+    from dropmuon.verification.suites import tight_instances
 
     p = SeparableQuadratic([1.0, 4.0, 2.0], [(3, 4), (2, 3), (4, 2)], "spectral", seed=0)
     real = check_theorem("smooth-deterministic", p, RPT.uniform(3), 5)
@@ -175,7 +175,7 @@ def test_plot_inexact_lmo_rejects_bad_input(edit, message):
 
 
 def test_plot_inexact_lmo_reads_the_real_coupling_table(labelled_ok):
-    from verification.coupling import coupling_table
+    from dropmuon.verification.coupling import coupling_table
 
     c = json.loads(json.dumps(coupling_table(0, "quick")))  # as a JSON file would give it
     fig = plot_inexact_lmo(c, columns=1)
@@ -247,7 +247,7 @@ def test_monte_carlo_points_carry_their_intervals():
 def test_inexact_lmo_rounding_level_is_put_apart():
     """A δ at rounding level (1e-16) does not set the axis: the axis ends a decade below the
     smallest δ above rounding level, the rounding-level rows are marked on its floor and named."""
-    from figures.verification_plots import ROUNDING_DELTA
+    from dropmuon.figures.verification_plots import ROUNDING_DELTA
 
     c = _coupling()
     for r in c["delta_worst"]:

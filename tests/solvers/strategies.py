@@ -3,7 +3,7 @@
 import numpy as np
 from hypothesis import strategies as st
 
-from theory import CostModel
+from dropmuon.theory import CostModel
 
 
 def _vec(draw, b, lo, hi, ties=True):

@@ -5,8 +5,8 @@ import json
 import numpy as np
 import pytest
 
-from solvers import STATUSES, full_network_optimal, optimal_sampling
-from theory import RPT, CompactSubsets, CostModel, Independent
+from dropmuon.solvers import STATUSES, full_network_optimal, optimal_sampling
+from dropmuon.theory import RPT, CompactSubsets, CostModel, Independent
 
 
 def test_result_fields_and_json():

@@ -8,9 +8,9 @@ import scipy.sparse as sps
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from solvers import optimal_sampling
-from solvers.lp import lp_residuals
-from theory import CostModel
+from dropmuon.solvers import optimal_sampling
+from dropmuon.solvers.lp import lp_residuals
+from dropmuon.theory import CostModel
 
 from ..tolerances import KKT_CONVEX, KKT_EXACT
 from .strategies import problems
@@ -76,8 +76,8 @@ def test_closed_form_certificate_detects_wrong_costs():
     """The max-form RPT certificate is built for the problem's costs; with tampered start costs
     C = (1, 5, 1, 1) (starting at layer 1 cheaper than at 2) y = M is no longer optimal and the
     certificate shows it: a negative multiplier."""
-    from solvers import closed_form
-    from solvers._problem import make_problem
+    from dropmuon.solvers import closed_form
+    from dropmuon.solvers._problem import make_problem
 
     p = make_problem([1, 5, 3, 2], CostModel.linear([1, 1, 1, 1]), "max")
     _, res, _ = closed_form.max_rpt(p)

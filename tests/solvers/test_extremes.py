@@ -14,10 +14,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from scipy.optimize import minimize
 
-from solvers import optimal_sampling
-from solvers._problem import make_problem
-from solvers.numeric import _ecost_independent
-from theory import CostModel, smooth_constant_radius, smooth_deterministic
+from dropmuon.solvers import optimal_sampling
+from dropmuon.solvers._problem import make_problem
+from dropmuon.solvers.numeric import _ecost_independent
+from dropmuon.theory import CostModel, smooth_constant_radius, smooth_deterministic
 
 from ..tolerances import EXACT_RTOL, LOCAL_RTOL
 from .strategies import problems
@@ -293,7 +293,7 @@ def test_cvxpy_wrong_point_is_not_labelled_optimal(monkeypatch):
     """A solution the solver calls optimal but that is not (here: the solver's θ moved by 30%,
     standing in for the 2.97x l0l1 subsets case) leaves O(0.1) KKT residuals: status
     optimal_inaccurate, and the message says the certificate failed."""
-    from solvers import convex
+    from dropmuon.solvers import convex
 
     orig = convex._residuals
     rng = np.random.default_rng(0)
@@ -312,7 +312,7 @@ def test_cvxpy_wrong_point_is_not_labelled_optimal(monkeypatch):
 def test_kkt_recovery_failure_is_not_a_crash(monkeypatch):
     """HiGHS failing on the multiplier LP ("Model error") used to crash the solve; now the result
     comes back uncertified."""
-    from solvers import convex
+    from dropmuon.solvers import convex
 
     def fail(*a, **k):
         raise RuntimeError("recovering the KKT multipliers failed: Model error")

@@ -7,9 +7,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from solvers import optimal_sampling
-from theory import RPT, CompactSubsets, CostModel, Independent, SubsetDistribution
-from theory.sampling import inclusion_from_start
+from dropmuon.solvers import optimal_sampling
+from dropmuon.theory import RPT, CompactSubsets, CostModel, Independent, SubsetDistribution
+from dropmuon.theory.sampling import inclusion_from_start
 
 from ..tolerances import CONVEX_RTOL, EXACT_RTOL, LOCAL_RTOL
 from .strategies import l0l1_problems, problems

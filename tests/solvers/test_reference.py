@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from solvers import optimal_sampling
+from dropmuon.solvers import optimal_sampling
 
 from ..tolerances import CONVEX_RTOL, EXACT_RTOL, LOCAL_RTOL
 from .reference_problems import REFERENCE

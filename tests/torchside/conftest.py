@@ -18,6 +18,6 @@ def one_thread():
 def digits():
     """sklearn's digits split by seed 0, the data set of the torch-side behaviour tests."""
     pytest.importorskip("sklearn")
-    from verification.torchside import load_digits
+    from dropmuon.verification.torchside import load_digits
 
     return load_digits(seed=0)

@@ -7,7 +7,7 @@ import pytest
 torch = pytest.importorskip("torch")
 pytest.importorskip("sklearn")
 
-from verification.torchside import (  # noqa: E402
+from dropmuon.verification.torchside import (  # noqa: E402
     DropMuon,
     freeze_except,
     load_digits,
@@ -80,7 +80,7 @@ def test_measure_costs_restores_state_and_fits():
 
 
 def test_activation_memory_shrinks_with_the_start_and_is_recorded_per_start():
-    from verification.torchside.costs import activation_memory
+    from dropmuon.verification.torchside.costs import activation_memory
 
     m = make_cnn(1, 10, width=0.125, seed=0)
     opt = DropMuon(layers=m.layer_parameters(), lr=0.05)

@@ -9,8 +9,8 @@ import pytest
 torch = pytest.importorskip("torch")
 pytest.importorskip("sklearn")
 
-from figures.cli import main  # noqa: E402
-from verification.torchside.constants import fit_l0l1, hessian_top_eigenvalue  # noqa: E402
+from dropmuon.figures.cli import main  # noqa: E402
+from dropmuon.verification.torchside.constants import fit_l0l1, hessian_top_eigenvalue  # noqa: E402
 
 
 def test_fit_penalises_under_estimation():

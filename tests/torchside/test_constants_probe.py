@@ -10,8 +10,8 @@ torch = pytest.importorskip("torch")
 
 from torch import nn  # noqa: E402
 
-from verification.torchside import Dataset, DropMuon  # noqa: E402
-from verification.torchside.constants import estimate_constants, probe_constant  # noqa: E402
+from dropmuon.verification.torchside import Dataset, DropMuon  # noqa: E402
+from dropmuon.verification.torchside.constants import estimate_constants, probe_constant  # noqa: E402
 
 # the probe is a power method in float64 stopped at a relative increase of 1e-7: it lands within
 # 1e-6 of a local maximum; the issue asks for 0.99 of the truth, which is what we assert

@@ -8,8 +8,8 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
-from verification.torchside.cnn import make_cnn  # noqa: E402
-from verification.torchside.data import (  # noqa: E402
+from dropmuon.verification.torchside.cnn import make_cnn  # noqa: E402
+from dropmuon.verification.torchside.data import (  # noqa: E402
     DATASETS,
     Dataset,
     load_data,
@@ -17,7 +17,7 @@ from verification.torchside.data import (  # noqa: E402
     load_mnist5k,
     load_text,
 )
-from verification.torchside.models import (  # noqa: E402
+from dropmuon.verification.torchside.models import (  # noqa: E402
     BUILTIN_MODELS,
     DEFAULT_DATA,
     ResidualCNN,
@@ -25,7 +25,7 @@ from verification.torchside.models import (  # noqa: E402
     make_residual_cnn,
     make_transformer_lm,
 )
-from verification.torchside.tasks import sequence_cross_entropy, token_accuracy  # noqa: E402
+from dropmuon.verification.torchside.tasks import sequence_cross_entropy, token_accuracy  # noqa: E402
 
 F = torch.nn.functional
 

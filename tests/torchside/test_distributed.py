@@ -14,13 +14,13 @@ torch = pytest.importorskip("torch")
 
 import torch.distributed as dist  # noqa: E402
 
-from theory import RPT  # noqa: E402
-from verification.torchside import DropMuon, load_digits, make_cnn  # noqa: E402
-from verification.torchside.distributed import (  # noqa: E402
+from dropmuon.theory import RPT  # noqa: E402
+from dropmuon.verification.torchside import DropMuon, load_digits, make_cnn  # noqa: E402
+from dropmuon.verification.torchside.distributed import (  # noqa: E402
     LaunchError, broadcast_parameters, distributed_layers_step, draw_global_batches, draw_layer_sets,
     launch_local, shard, train_distributed)
-from verification.torchside.optimizer import freeze_except, layers_step  # noqa: E402
-from verification.torchside.training import train  # noqa: E402
+from dropmuon.verification.torchside.optimizer import freeze_except, layers_step  # noqa: E402
+from dropmuon.verification.torchside.training import train  # noqa: E402
 
 WORLD = 2
 GLOBAL_BATCH = 32  # 16 examples per rank

@@ -8,8 +8,8 @@ import pytest
 torch = pytest.importorskip("torch")
 pytest.importorskip("sklearn")
 
-from figures.cli import main  # noqa: E402
-from verification.torchside import environment as envmod  # noqa: E402
+from dropmuon.figures.cli import main  # noqa: E402
+from dropmuon.verification.torchside import environment as envmod  # noqa: E402
 
 
 @pytest.mark.parametrize("flags, native", [

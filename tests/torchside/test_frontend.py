@@ -14,9 +14,9 @@ pytest.importorskip("sklearn")
 from torch import nn  # noqa: E402
 from torch.profiler import ProfilerActivity, profile  # noqa: E402
 
-from figures.cli import main  # noqa: E402
-from theory import RPT  # noqa: E402
-from verification.torchside import (  # noqa: E402
+from dropmuon.figures.cli import main  # noqa: E402
+from dropmuon.theory import RPT  # noqa: E402
+from dropmuon.verification.torchside import (  # noqa: E402
     Dataset, DropMuon, dropmuon_training_step, evaluate, layer_sets, measure_costs, measure_network,
     model_layers, objective_for, train,
 )
@@ -351,7 +351,7 @@ def _regression_factory(data):
 
 
 def test_run_experiment_with_a_factory_and_a_regression_data_set(tmp_path):
-    from verification.torchside import ExperimentConfig, run_experiment
+    from dropmuon.verification.torchside import ExperimentConfig, run_experiment
 
     settings = ExperimentConfig(seeds=(0, 1), samplings=("full", "uniform"), max_steps=40, target_acc=-0.3,
                                 batch=32, lr=0.02, eval_every=5, estimate_steps=3, cost_repeats=3,

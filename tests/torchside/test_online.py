@@ -9,10 +9,10 @@ import pytest
 torch = pytest.importorskip("torch")
 pytest.importorskip("sklearn")
 
-from theory import RPT  # noqa: E402
-from verification.torchside import Dataset, DropMuon, make_cnn  # noqa: E402
-from verification.torchside.constants import online_summary  # noqa: E402
-from verification.torchside.training import train  # noqa: E402
+from dropmuon.theory import RPT  # noqa: E402
+from dropmuon.verification.torchside import Dataset, DropMuon, make_cnn  # noqa: E402
+from dropmuon.verification.torchside.constants import online_summary  # noqa: E402
+from dropmuon.verification.torchside.training import train  # noqa: E402
 
 from .test_constants_probe import FullBatch, _least_squares  # noqa: E402
 

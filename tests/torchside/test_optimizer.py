@@ -9,7 +9,7 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
-from verification.torchside import DropMuon, dropmuon_training_step, freeze_below, layer_matrix_shape  # noqa: E402
+from dropmuon.verification.torchside import DropMuon, dropmuon_training_step, freeze_below, layer_matrix_shape  # noqa: E402
 
 # float32 CPU: both optimizers run the same operations (bf16 Newton–Schulz included), so they agree
 # to rounding of float32 updates; the bar is 1e-6.

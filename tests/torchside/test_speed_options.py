@@ -9,11 +9,11 @@ import pytest
 torch = pytest.importorskip("torch")
 pytest.importorskip("sklearn")
 
-from theory import RPT  # noqa: E402
-from verification.torchside import DropMuon, make_cnn  # noqa: E402
-from verification.torchside.build import compile_per_start, is_compiled, warm_up_starts  # noqa: E402
-from verification.torchside.experiment import ExperimentConfig, make_setup  # noqa: E402
-from verification.torchside.training import train  # noqa: E402
+from dropmuon.theory import RPT  # noqa: E402
+from dropmuon.verification.torchside import DropMuon, make_cnn  # noqa: E402
+from dropmuon.verification.torchside.build import compile_per_start, is_compiled, warm_up_starts  # noqa: E402
+from dropmuon.verification.torchside.experiment import ExperimentConfig, make_setup  # noqa: E402
+from dropmuon.verification.torchside.training import train  # noqa: E402
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -82,8 +82,8 @@ def test_warm_up_leaves_the_model_as_it_was(digits):
 
 
 def test_costs_of_a_compiled_model_are_timed_on_its_compiled_steps(digits):
-    from verification.torchside.costs import layer_sets
-    from verification.torchside.experiment import measure_network
+    from dropmuon.verification.torchside.costs import layer_sets
+    from dropmuon.verification.torchside.experiment import measure_network
 
     m = make_cnn(1, 10, seed=0, width=0.125)
     opt = DropMuon(layers=m.layer_parameters(), lr=0.1, ns_dtype=torch.float32)

@@ -11,7 +11,7 @@ import pytest
 torch = pytest.importorskip("torch")
 pytest.importorskip("sklearn")
 
-from figures.cli import main  # noqa: E402
+from dropmuon.figures.cli import main  # noqa: E402
 
 # in-process runs keep torch's default for subnormals: this process's thread pool already exists,
 # so flushing would reach the main thread only (test_cli_flushes_denormals runs a fresh process)
@@ -114,8 +114,8 @@ def test_experiment_json_and_resume(capsys, tmp_path):
 def test_preset_fills_only_the_options_not_given(capsys, tmp_path):
     import argparse
 
-    from figures.cli import experiment
-    from verification.torchside.experiment import preset_settings
+    from dropmuon.figures.cli import experiment
+    from dropmuon.verification.torchside.experiment import preset_settings
 
     parser = argparse.ArgumentParser()
     experiment.add_parser(parser.add_subparsers())
@@ -141,7 +141,7 @@ def test_preset_fills_only_the_options_not_given(capsys, tmp_path):
 def test_cli_flushes_denormals_in_every_thread():
     """A fresh ``dropmuon train`` sets flushing before torch's pool starts, so every thread
     flushes; ``--keep-denormals`` leaves torch's default (none flushes)."""
-    base = [sys.executable, "-c", "from figures.cli import entry; entry()", "train", *TINY[:-1], "--max-steps", "1",
+    base = [sys.executable, "-c", "from dropmuon.figures.cli import entry; entry()", "train", *TINY[:-1], "--max-steps", "1",
             "--json"]
     got = [json.loads(subprocess.run(base + extra, capture_output=True, text=True, check=True).stdout)
            for extra in ([], ["--keep-denormals"])]

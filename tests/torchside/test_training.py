@@ -12,12 +12,12 @@ torch = pytest.importorskip("torch")
 pytest.importorskip("sklearn")
 
 from ..tolerances import EXACT_RTOL  # noqa: E402
-from theory import RPT  # noqa: E402
-from verification.schedules import epoch_shift_schedule, make_schedule  # noqa: E402
-from verification.torchside import DropMuon, make_cnn  # noqa: E402
-from verification.torchside import experiment as ex  # noqa: E402
-from verification.torchside.environment import resolve_ns_dtype  # noqa: E402
-from verification.torchside.training import accuracy, train  # noqa: E402
+from dropmuon.theory import RPT  # noqa: E402
+from dropmuon.verification.schedules import epoch_shift_schedule, make_schedule  # noqa: E402
+from dropmuon.verification.torchside import DropMuon, make_cnn  # noqa: E402
+from dropmuon.verification.torchside import experiment as ex  # noqa: E402
+from dropmuon.verification.torchside.environment import resolve_ns_dtype  # noqa: E402
+from dropmuon.verification.torchside.training import accuracy, train  # noqa: E402
 
 TINY = dict(width=0.125)
 
@@ -285,7 +285,7 @@ def test_speedup_summary_has_median_bootstrap_and_a_decision():
 
 
 def test_contention_check_marks_runs_whose_step_times_disagree(digits):
-    from verification.torchside.training import step_time_stats
+    from dropmuon.verification.torchside.training import step_time_stats
 
     quiet = [{"sampling": "full", "seed": k, "step_times": step_time_stats({1: [0.050] * 9 + [0.052]})}
              for k in range(4)]

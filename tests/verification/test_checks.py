@@ -6,13 +6,13 @@ import json
 import numpy as np
 import pytest
 
-from figures.cli import main
-from theory import RPT, Independent
-from verification import CheckResult, check_theorem, run_suite, summarise
-from verification.checks import BOUND_RTOL, TIGHT_MIN
-from verification.dropmuon import LMO, EpochShift
-from verification.problems import Constants, SeparableQuadratic, Stochastic
-from verification.suites import THEOREMS, quick_tasks, random_instance, tight_instances
+from dropmuon.figures.cli import main
+from dropmuon.theory import RPT, Independent
+from dropmuon.verification import CheckResult, check_theorem, run_suite, summarise
+from dropmuon.verification.checks import BOUND_RTOL, TIGHT_MIN
+from dropmuon.verification.dropmuon import LMO, EpochShift
+from dropmuon.verification.problems import Constants, SeparableQuadratic, Stochastic
+from dropmuon.verification.suites import THEOREMS, quick_tasks, random_instance, tight_instances
 
 
 def _lying(factor):

@@ -6,9 +6,9 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from theory import RPT, CompactSubsets, Independent, SubsetDistribution
-from theory.norms import get_norm, polar
-from verification.dropmuon import (
+from dropmuon.theory import RPT, CompactSubsets, Independent, SubsetDistribution
+from dropmuon.theory.norms import get_norm, polar
+from dropmuon.verification.dropmuon import (
     LMO,
     AdaptiveRadius,
     ConstantRadius,
@@ -25,7 +25,7 @@ from verification.dropmuon import (
     torch_momentum_from_beta,
     uniform_sampler,
 )
-from verification.problems import SeparableQuadratic, Stochastic
+from dropmuon.verification.problems import SeparableQuadratic, Stochastic
 
 from ..tolerances import SVD_RTOL
 

@@ -1,7 +1,7 @@
 """Bringing a model: a factory named by a built-in name or an import path
 ``PACKAGE.MODULE:FACTORY``, called with the data set, returning the model and optionally its loss
 and metric; and the Drop-Muon optimizer for it, with layers from its ``dropmuon_layers()`` method
-or from a forward trace (:mod:`verification.torchside.layers`)."""
+or from a forward trace (:mod:`dropmuon.verification.torchside.layers`)."""
 
 from __future__ import annotations
 
@@ -23,7 +23,7 @@ __all__ = ["Built", "resolve_factory", "build_model", "optimizer_for", "default_
 @dataclass(frozen=True)
 class Built:
     """What a factory gave: the model (on its device) and its loss and metric, or ``None`` for
-    the data's defaults (:func:`~verification.torchside.tasks.objective_for`)."""
+    the data's defaults (:func:`~dropmuon.verification.torchside.tasks.objective_for`)."""
 
     model: torch.nn.Module
     loss: Callable | None
@@ -125,7 +125,7 @@ def build_model(factory, data, *, seed: int = 0, device="cpu", width: float | No
 
 
 def optimizer_for(model, data, *, lr: float, device="cpu", groups=None, **kwargs):
-    """:meth:`DropMuon.from_model <verification.torchside.optimizer.DropMuon.from_model>` with the
+    """:meth:`DropMuon.from_model <dropmuon.verification.torchside.optimizer.DropMuon.from_model>` with the
     layers from ``groups``, else the model's ``dropmuon_layers()`` when it has one, else the forward
     trace on a few training examples."""
     from .optimizer import DropMuon

@@ -312,7 +312,7 @@ def _layer_matrices(optimizer: DropMuon) -> dict[int, list]:
 
 def estimating_step(model, optimizer: DropMuon, loss_fn, inputs, targets, S, *, seed: int = 0, k: int = 0,
                     device="cpu") -> tuple[float, float, list[dict]]:
-    """One training step on the layers ``S`` (exactly :func:`~verification.torchside.optimizer.layers_step`'s
+    """One training step on the layers ``S`` (exactly :func:`~dropmuon.verification.torchside.optimizer.layers_step`'s
     update) that also measures the trajectory estimate of every updated layer ``j ∈ S``:
     ``L̂_j = ‖∇_j f(X') − ∇_j f(X)‖_nuc / ‖X'_j − X_j‖_op`` on this minibatch, the gradient before
     the step being the one the step used (free) and the one after it costing one more forward and

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
-from theory import CostModel
+from dropmuon.theory import CostModel
 
 from .optimizer import DropMuon, freeze_except, layers_step
 
@@ -208,7 +208,7 @@ def measure_costs(model, optimizer: DropMuon, loss_fn, inputs, targets, *, repea
     start, and an absolute fit lets the long steps dominate the short ones); ``u_j`` is measured
     directly and ``w_j = max(v_j − u_j, 0)``. Model and optimizer states are restored afterwards.
     On a CPU, call ``torch.set_flush_denormal(True)`` before torch's first parallel operation
-    (:func:`~verification.torchside.optimizer.denormals_flushed` says why).
+    (:func:`~dropmuon.verification.torchside.optimizer.denormals_flushed` says why).
     """
     from scipy.optimize import nnls
 

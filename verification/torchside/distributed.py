@@ -163,10 +163,10 @@ def distributed_layers_step(model, optimizer: DropMuon, loss_fn, inputs: Tensor,
 
         ḡ = (1/W) Σ_r g_r = ∇ (1/B) Σ_{i=1}^{B} ℓ_i,
 
-    the gradient single-process :func:`~verification.torchside.optimizer.layers_step` forms on the
+    the gradient single-process :func:`~dropmuon.verification.torchside.optimizer.layers_step` forms on the
     global batch; the same :class:`DropMuon` update then runs on every rank, so the replicas stay
     identical (up to float rounding: the sums run in another order). Layers outside ``S`` are
-    frozen (:func:`~verification.torchside.optimizer.freeze_except`): the backward pass stops at
+    frozen (:func:`~dropmuon.verification.torchside.optimizer.freeze_except`): the backward pass stops at
     ``min S`` and their gradients are neither formed nor all-reduced — the all-reduce carries
     ``Σ_{j∈S} numel(layer j)`` elements instead of the whole model, in one flat bucket per dtype.
     After the step ``p.grad`` holds the averaged gradient for ``p`` in ``S``.
@@ -234,12 +234,12 @@ def shard(batch_inputs: Tensor, batch_targets: Tensor, rank: int, world_size: in
 
 
 def draw_layer_sets(schedule, steps: int, seed: int = 0) -> tuple:
-    """The layer sets ``S_0, …, S_{steps−1}`` that :func:`~verification.torchside.training.train`
+    """The layer sets ``S_0, …, S_{steps−1}`` that :func:`~dropmuon.verification.torchside.training.train`
     draws with ``seed`` (``rng = numpy.random.default_rng([seed, 1])``, ``S_k = sampler.sample(k,
     rng)``): a function of ``(schedule, seed)`` only, so every rank computes the same sequence
     without communicating.
 
-    >>> from theory import RPT
+    >>> from dropmuon.theory import RPT
     >>> draw_layer_sets(RPT.uniform(4), 3, seed=0) == draw_layer_sets(RPT.uniform(4), 3, seed=0)
     True
     """
@@ -251,7 +251,7 @@ def draw_layer_sets(schedule, steps: int, seed: int = 0) -> tuple:
 
 
 def draw_global_batches(n: int, batch: int, steps: int, seed: int = 0) -> tuple:
-    """The global minibatch indices :func:`~verification.torchside.training.train` draws with
+    """The global minibatch indices :func:`~dropmuon.verification.torchside.training.train` draws with
     ``seed`` (``torch.randint(0, n, (batch,))`` from a ``torch.Generator`` seeded with ``seed``),
     one int64 tensor per step."""
     for name, v in (("n", n), ("batch", batch)):

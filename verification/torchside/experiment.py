@@ -19,9 +19,9 @@ from pathlib import Path
 
 import numpy as np
 
-from theory import CostModel
+from dropmuon.theory import CostModel
 
-from theory._io import read_json, to_jsonable, write_json_atomic
+from dropmuon.theory._io import read_json, to_jsonable, write_json_atomic
 
 from ..measured import cost_dict as _cost_dict
 from ..measured import load_constants
@@ -44,13 +44,13 @@ DEFAULT_SAMPLINGS = ("full", "uniform", "optimal-max", "optimal-sum", "epoch-shi
 class ExperimentConfig:
     """Settings of the closed loop. ``model``: a built-in model (``cnn``, ``resnet``,
     ``transformer``) or an import path ``PACKAGE.MODULE:FACTORY``
-    (:func:`~verification.torchside.build.resolve_factory`); ``constants``: a
+    (:func:`~dropmuon.verification.torchside.build.resolve_factory`); ``constants``: a
     ``dropmuon estimate --json`` file to use instead of measuring (its ``L`` and cost model);
     ``data``: a built-in data set (``digits``, ``mnist5k``, ``text``) or a local ``.npz`` (default:
     the model's own, digits for a model of yours); ``target_acc``: the target value of the
     metric (accuracy unless the model's factory gives another); ``max_seconds``: wall-clock
     limit per training run; ``flush_denormals``: run with
-    subnormal floats flushed to zero on the CPU (:func:`~verification.torchside.optimizer.denormals_flushed`
+    subnormal floats flushed to zero on the CPU (:func:`~dropmuon.verification.torchside.optimizer.denormals_flushed`
     says why; :func:`run_experiment` sets it and warns when torch's thread pool did not take it)."""
 
     seeds: tuple = (0, 1, 2)
@@ -127,7 +127,7 @@ def measure_network(model, optimizer, data, *, batch: int, steps: int = 20, repe
                     device="cpu", progress=None, loss_fn=None, timing_model=None) -> dict:
     """Measure per-layer costs (every layer set up to 6 layers, sampled sets beyond; at the
     training batch size) and then the layer-wise constants along ``steps`` steps of full Muon.
-    ``loss_fn`` defaults to the data's task (:func:`~verification.torchside.tasks.objective_for`).
+    ``loss_fn`` defaults to the data's task (:func:`~dropmuon.verification.torchside.tasks.objective_for`).
     Returns ``{"layers": [per-layer records], "cost_model": {...}, "per_start": [...],
     "overhead": {...}}``; the per-layer records are those of ``dropmuon estimate --json``. The
     model and optimizer are trained by the constant estimation (use fresh ones for training
@@ -187,7 +187,7 @@ def predictions(scheds: dict, L, cost_model: CostModel) -> dict:
     total cost ``K(π) · E cost`` relative to full updates under the max-form (T1) and the sum-form
     (T1′) — the theory's predicted speed-up. The epoch-shift schedule is not i.i.d.: the theorems
     do not cover it, so it gets its expected cost per step only (averaged over a cycle)."""
-    from solvers import optimal_sampling
+    from dropmuon.solvers import optimal_sampling
 
     out = {}
     for name, (sampler, info) in scheds.items():
@@ -226,7 +226,7 @@ class Setup:
         Drop-Muon optimizer, and the loss and metric to train with. With ``config.channels_last``
         the model's 4-d weights (and so its convolutions' activations) use the channels-last
         memory format; with ``config.compile`` and ``training`` the model is compiled with one
-        graph per start index (:func:`~verification.torchside.build.compile_per_start`; the
+        graph per start index (:func:`~dropmuon.verification.torchside.build.compile_per_start`; the
         constants' Hessian-vector products run uncompiled)."""
         import torch
 
@@ -248,7 +248,7 @@ class Setup:
 def make_setup(config: "ExperimentConfig", factory=None, data=None, loss_fn=None, metric=None) -> Setup:
     """The :class:`Setup` of ``config`` (its ``model`` and ``data``), with a callable ``factory`` or
     a loaded ``data`` set taking their place when given; the model, loss and metric are checked on
-    a few examples first (:func:`~verification.torchside.tasks.check_setup`)."""
+    a few examples first (:func:`~dropmuon.verification.torchside.tasks.check_setup`)."""
     from .build import default_data_for, resolve_factory
     from .data import load_data
     from .tasks import check_setup, objective_for
@@ -493,7 +493,7 @@ def _mean_sd(xs):
 
 def summarize(config: ExperimentConfig, calibration: dict, runs: list[dict], n_train: int | None = None) -> dict:
     """Per schedule: runs reaching the target, mean time and iterations to target (interpolated
-    between the evaluations that bracket the target: :func:`~verification.torchside.training.target_crossing`),
+    between the evaluations that bracket the target: :func:`~dropmuon.verification.torchside.training.target_crossing`),
     final train and
     test accuracy, measured vs predicted seconds per step, and speed-ups over full Muon (time and
     iterations) with confidence intervals; then the measured winner and whether the max-form's or
@@ -645,13 +645,13 @@ def run_experiment(config, data=None, *, loss_fn=None, metric=None, out=None, pr
     * ``run_experiment(model_factory, data, loss_fn=…, metric=…, settings=ExperimentConfig(…),
       out=…)`` — your factory (called ``factory(data)`` with torch seeded per run; it returns the
       model, or ``(model, loss[, metric])``) and a loaded
-      :class:`~verification.torchside.data.Dataset` (its ``task`` picks the default loss and
+      :class:`~dropmuon.verification.torchside.data.Dataset` (its ``task`` picks the default loss and
       metric). The factory must be picklable for ``jobs > 1`` or a Dask scheduler (a module-level
       function is).
 
     Calibrate, then run every (seed, sampling) task — seeds in order, the samplings of each seed
     in an order shuffled by the seed so that slow drifts of the machine do not favour one
-    schedule — and summarise. The tasks go through :func:`verification.execution.run_tasks`:
+    schedule — and summarise. The tasks go through :func:`dropmuon.verification.execution.run_tasks`:
     ``jobs`` local processes or a Dask ``scheduler`` (on a CPU, parallel runs share the cores, so
     their wall-clock times are comparable with each other only; one worker per machine or GPU is
     the setting for timing). With ``out`` every task's result is written atomically to

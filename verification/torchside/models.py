@@ -176,7 +176,7 @@ class TransformerLM(nn.Module):
 
 
 def make_residual_cnn(data, *, width: float = 1.0) -> ResidualCNN:
-    """A :class:`ResidualCNN` for a classification :class:`~verification.torchside.data.Dataset`
+    """A :class:`ResidualCNN` for a classification :class:`~dropmuon.verification.torchside.data.Dataset`
     of images ``C × H × W``: ``C`` input channels, ``data.num_classes`` outputs, stem stride 2
     when ``min(H, W) ≥ 16``. Initialised from torch's global generator (seed it first)."""
     shape = data.input_shape
@@ -218,5 +218,5 @@ def _transformer(data, *, width: float = 1.0) -> TransformerLM:
 
 #: Model name → factory ``f(data, *, width=1.0) → nn.Module`` (seed torch before calling).
 BUILTIN_MODELS = {"cnn": _cnn, "resnet": _resnet, "transformer": _transformer}
-#: Model name → the dataset name (:data:`~verification.torchside.data.DATASETS`) it runs on by default.
+#: Model name → the dataset name (:data:`~dropmuon.verification.torchside.data.DATASETS`) it runs on by default.
 DEFAULT_DATA = {"cnn": "digits", "resnet": "digits", "transformer": "text"}

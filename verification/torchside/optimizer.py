@@ -6,7 +6,7 @@ moments and weight decay untouched — exactly like ``torch.optim.Muon`` skips `
 savings come from :func:`dropmuon_training_step`: for a step starting at layer ``s`` the layers
 below ``s`` (all their parameters, matrices and vectors alike) do not require gradients, so
 autograd stops at layer ``s`` (``docs/torch.md``). :meth:`DropMuon.from_model` derives the layers
-of any ``nn.Module`` from a forward trace (:mod:`verification.torchside.layers`).
+of any ``nn.Module`` from a forward trace (:mod:`dropmuon.verification.torchside.layers`).
 """
 
 from __future__ import annotations
@@ -49,7 +49,7 @@ def layer_matrix_shape(shape: Sequence[int]) -> tuple[int, int]:
 
 
 def _coefficients(ns, steps: int) -> list[tuple]:
-    """Per-step ``(a, b, c)`` as Python floats (:func:`verification.newton_schulz.coefficients`:
+    """Per-step ``(a, b, c)`` as Python floats (:func:`dropmuon.verification.newton_schulz.coefficients`:
     a preset name or a table whose last row repeats); a single triple is used at every step."""
     if not isinstance(ns, str) and len(ns) == 3 and all(isinstance(v, (int, float)) for v in ns):
         ns = [tuple(ns)]
@@ -90,7 +90,7 @@ class DropMuon(torch.optim.Optimizer):
 
     with ``m × n`` the *flattened* shape — identical to ``torch.optim.Muon`` on 2-D parameters.
     ``ns_coefficients`` is a triple, a per-step table or a preset name of
-    :data:`verification.newton_schulz.PRESETS` (``"muon"``, ``"you"``, ``"polar-express"``, with its
+    :data:`dropmuon.verification.newton_schulz.PRESETS` (``"muon"``, ``"you"``, ``"polar-express"``, with its
     normalisation ``1.01‖U‖_F``);
     ``ns_dtype`` defaults to bfloat16 as in torch (use float32/float64 for accuracy).
 
@@ -161,7 +161,7 @@ class DropMuon(torch.optim.Optimizer):
     @classmethod
     def from_model(cls, model, example_inputs, *, groups=None, embeddings: str = "adamw", **kwargs) -> "DropMuon":
         """A :class:`DropMuon` for any ``nn.Module``: its layers, input first, found by
-        :func:`verification.torchside.layers.model_layers` from one forward pass on
+        :func:`dropmuon.verification.torchside.layers.model_layers` from one forward pass on
         ``example_inputs`` (a batch the model accepts), or taken from ``groups`` (modules or
         parameter lists, input first; checked against the trace). Each layer's matrices go to
         Muon and its biases and norm parameters to the AdamW companion, frozen with it;

@@ -69,7 +69,7 @@ def target_crossing(history, target: float) -> tuple[float, float] | tuple[None,
 
 def accuracy(model, x: torch.Tensor, y: torch.Tensor, chunk: int = 256) -> tuple[float, float]:
     """``(accuracy, mean cross-entropy)`` of a classifier on ``(x, y)``, in chunks, in ``eval()``
-    mode (:func:`~verification.torchside.tasks.evaluate`)."""
+    mode (:func:`~dropmuon.verification.torchside.tasks.evaluate`)."""
     return evaluate(model, x, y, objective_for("classification"), chunk)
 
 
@@ -126,26 +126,26 @@ def train(model, optimizer: DropMuon, data, schedule, *, max_steps: int, batch: 
           progress=None, info: dict | None = None, estimate_every: int | None = None) -> TrainResult:
     """Train ``model`` with ``optimizer`` on minibatches of ``data.x_train`` drawn with ``seed``;
     ``loss_fn(output, target)`` and ``metric(output, target)`` default to the data's task
-    (:func:`~verification.torchside.tasks.objective_for`: cross-entropy and accuracy for
+    (:func:`~dropmuon.verification.torchside.tasks.objective_for`: cross-entropy and accuracy for
     classification, next-token cross-entropy and token accuracy for language models), and
     ``target_acc`` is the target value of the metric (higher is better);
     at step ``k`` the layer set ``S`` comes from ``schedule`` (a :class:`theory.RPT` or other
-    distribution, or a sampler of :mod:`verification.dropmuon`), lower layers frozen so the
+    distribution, or a sampler of :mod:`dropmuon.verification.dropmuon`), lower layers frozen so the
     backward pass stops at ``min S``. The training accuracy on the whole training set is evaluated
     every ``eval_every`` steps (and at the end); the target counts as reached at the first
     evaluation at or above ``target_acc``.
 
     The minibatch sequence depends on ``seed`` only, the layer sets on ``seed`` and the schedule:
     runs of different schedules with one seed share their data order (common random numbers).
-    The result's ``info`` records :func:`~verification.torchside.optimizer.denormals_flushed`: on a
+    The result's ``info`` records :func:`~dropmuon.verification.torchside.optimizer.denormals_flushed`: on a
     CPU, subnormal floats make late-training steps up to ~1.6× slower unless
     ``torch.set_flush_denormal(True)`` ran before torch's first parallel operation.
 
     With ``estimate_every = N`` the layer-wise constants are estimated online: every ``N``-th step
-    is an :func:`~verification.torchside.constants.estimating_step` (the same update, plus one
+    is an :func:`~dropmuon.verification.torchside.constants.estimating_step` (the same update, plus one
     truncated forward and backward pass and the norms), giving ``L̂_j`` for each layer it updated;
     ``info["online_constants"]`` holds the estimates, their per-layer summary
-    (:func:`~verification.torchside.constants.online_summary`) and ``overhead``, the estimation's
+    (:func:`~dropmuon.verification.torchside.constants.online_summary`) and ``overhead``, the estimation's
     seconds over the training steps' seconds. The estimation time is not on the training clock.
     """
     from .._progress import Progress
