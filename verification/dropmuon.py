@@ -1,4 +1,4 @@
-"""Drop-Muon in numpy (THEORY.md §2): pure step functions and a thin loop.
+"""Drop-Muon in numpy (docs/verification.md): pure step functions and a thin loop.
 
 A step draws a set ``S`` of layers (1-based); each sampled layer forms its momentum
 ``M_i ← (1−β)M_i + β G_i`` (``β`` weighs the *new* gradient; torch's ``momentum = μ`` is
@@ -8,7 +8,9 @@ same array objects — and its gradient is never computed. With every layer samp
 full-network method (:func:`muon_step`), bit for bit.
 
 :func:`paths` runs the method over every sampling outcome (exact expectations, small ``b`` and
-``K``) or over Monte Carlo draws, recording the true gradients' dual norms at every iterate.
+``K``), over Monte Carlo draws, or — for separable problems under i.i.d. sampling — layer by
+layer (exact expectations at any ``b`` and moderate ``K``), recording the true gradients' dual
+norms at every iterate.
 """
 
 from __future__ import annotations
@@ -42,11 +44,17 @@ __all__ = [
     "muon_step",
     "Paths",
     "paths",
+    "count_paths",
     "MAX_EXACT_PATHS",
+    "MAX_SEPARABLE_ENTRIES",
 ]
 
 #: exact enumeration of the sampling is used up to this many paths (else Monte Carlo)
 MAX_EXACT_PATHS = 20000
+
+#: the largest ``(K + 1)·K·b`` for ``method="separable"``: its weight table and ``gnorms`` each hold
+#: that many floats (8·10^7 bytes at the limit, e.g. ``K = 1000`` steps of ``b = 10`` layers)
+MAX_SEPARABLE_ENTRIES = 10**7
 
 
 def beta_from_torch_momentum(mu: float) -> float:
@@ -204,7 +212,7 @@ class Sampler:
 @dataclass(frozen=True, eq=False)
 class EpochShift:
     """A time-varying schedule: distribution ``distributions[(k // epoch_length) % n]`` at step
-    ``k`` (e.g. emphasis moving between shallow and deep layers over epochs, THEORY.md §6). Not
+    ``k`` (e.g. emphasis moving between shallow and deep layers over epochs, docs/torch.md). Not
     i.i.d., so the theorems' assumption A4 does not apply to it as a whole."""
 
     distributions: tuple
@@ -319,10 +327,41 @@ def muon_step(state: State, grads, *, rule, norms, beta: float = 1.0, lmo: LMO =
 
 @dataclass(frozen=True)
 class Paths:
-    """Runs of ``K`` steps: ``weights[n]`` (sum 1), ``gnorms[n, k, i]`` = ``‖∇_i f(X^k)‖_*`` for
-    ``k = 0..K−1`` (true gradients), ``fvals[n, k]`` for ``k = 0..K``, ``diverged[n]``,
-    ``left_region[n]`` (the iterates left the region where the problem's constants hold), the
-    maximum Newton–Schulz δ met per layer, and ``method`` ("exact" or "mc")."""
+    r"""Runs of ``K`` steps over the sampling, in one of three forms (``method``).
+
+    ``"exact"`` (every sampling path) and ``"mc"`` (Monte Carlo paths): ``weights[n]`` (sum 1;
+    path probabilities, or ``1/n``), ``gnorms[n, k, i]`` = ``‖∇_i f(X^k)‖_*`` on path ``n`` for
+    ``k = 0..K−1`` (true gradients), ``fvals[n, k]`` = ``f(X^k)`` for ``k = 0..K``, ``diverged[n]``
+    (the iterates became non-finite; later records are ``inf``), ``left_region[n]`` (the iterates
+    left the region where the problem's constants hold), ``delta_max[i]`` (the largest
+    Newton–Schulz δ met by layer ``i``, 0 for other LMOs); ``layer_weights`` is ``None``.
+
+    ``"separable"`` (separable problem, i.i.d. sampling, deterministic run; see :func:`paths`):
+    the "paths" are the states ``m = 0..K`` of each layer, layer ``i``'s state ``m`` being its
+    iterate after ``m`` of its own updates. Then
+
+    * ``gnorms[m, k, i]`` = ``‖∇f_i(X_i^{(m)})‖_*``, the same for every ``k`` (``inf`` from the
+      state where layer ``i`` diverged on; a layer with ``π_i = 0`` is never updated, so its
+      "states" ``m ≥ 1`` repeat state 0);
+    * ``layer_weights[m, k, i]`` = ``P(layer i has been sampled m times in k steps)`` =
+      ``C(k, m) π_i^m (1 − π_i)^{k−m}`` (zero for ``m > k``; sums to 1 over ``m``);
+    * ``weights`` is all NaN (no probability belongs to a state alone: use ``layer_weights``);
+      ``n = K + 1``; :meth:`expectation` raises;
+    * ``fvals[k]`` (1-D, ``k = 0..K``) is already the expectation
+      ``E f(X^k) = Σ_i Σ_m layer_weight · f_i(X_i^{(m)})`` where the problem offers
+      :meth:`~dropmuon.verification.problems.Problem.layer_values`, else NaN;
+    * ``diverged[m]`` / ``left_region[m]`` (``m = 0..K``): some layer's state ``m`` is non-finite
+      (or has a non-finite gradient or value) / lies outside the region. Every stored state has
+      positive probability at steps ``k ≥ m``, so ``.any()`` says exactly whether some path of
+      positive probability diverged / left the region; the per-layer flags ``[K + 1, b]`` are
+      ``extra["diverged_layers"]`` and ``extra["left_region_layers"]``;
+    * ``delta_max[i]``: the largest Newton–Schulz δ over layer ``i``'s updates from states
+      ``0..K−1`` (each has positive probability when ``π_i > 0``; none when ``π_i = 0``);
+    * ``extra``: ``pi`` (the inclusion probabilities used), ``layer_fvals[m, i]`` =
+      ``f_i(X_i^{(m)})`` (or ``None``), ``first_bad_state[i]`` (``K + 1`` = never diverged).
+
+    :meth:`layer_step_expectation` and :meth:`expected_fvals` work the same way for all three.
+    """
 
     weights: np.ndarray
     gnorms: np.ndarray
@@ -332,17 +371,52 @@ class Paths:
     delta_max: np.ndarray
     method: str
     extra: dict = field(default_factory=dict)
+    layer_weights: np.ndarray | None = None
 
     @property
     def n(self) -> int:
+        """The number of paths (``K + 1`` states for ``"separable"``)."""
         return len(self.weights)
 
     def expectation(self, per_path: np.ndarray) -> float:
+        """``Σ_n weights[n]·per_path[n]``, the expectation of a per-path total (``"exact"``/``"mc"``)."""
+        if self.method == "separable":
+            raise ValueError("per-path totals are not defined for per-layer exact expectations "
+                             "(method 'separable'); use layer_step_expectation")
         return float(np.dot(self.weights, per_path))
+
+    def layer_step_expectation(self, h) -> np.ndarray:
+        r"""``E[h]`` per step and layer, an array ``[K, b]``, for ``h`` of ``gnorms``' shape
+        (``[n, K, b]``; anything broadcastable to it), e.g. ``h = gnorms**2``.
+
+        ``"exact"``/``"mc"``: ``E[h][k, i] = Σ_n weights[n]·h[n, k, i]``. ``"separable"``:
+        ``E[h][k, i] = Σ_m C(k, m) π_i^m (1 − π_i)^{k−m}·h[m, k, i]``, exact for any ``h`` whose
+        entry ``[m, k, i]`` is a function of layer ``i``'s state ``m`` (and of ``k``, ``i``).
+        Terms of zero probability are left out (so an ``inf`` in a state that cannot occur by step
+        ``k`` does not turn the sum into NaN); an ``inf`` with positive probability gives ``inf``.
+        Any statistic ``Σ_k Σ_i c_{k,i}·E[h_i]`` is then ``np.sum(c * P.layer_step_expectation(h))``.
+        """
+        g = self.gnorms
+        try:
+            h = np.broadcast_to(np.asarray(h, dtype=float), g.shape)
+        except ValueError:
+            raise ValueError(f"h must have the shape of gnorms {g.shape}; got {np.shape(h)}") from None
+        W = self.layer_weights if self.method == "separable" else self.weights[:, None, None]
+        with np.errstate(invalid="ignore", over="ignore"):
+            return np.where(W > 0, W * h, 0.0).sum(axis=0)
+
+    def expected_fvals(self) -> np.ndarray:
+        """``E f(X^k)`` for ``k = 0..K`` (NaN for ``"separable"`` without per-layer values)."""
+        if self.method == "separable":
+            return np.array(self.fvals, dtype=float)
+        with np.errstate(invalid="ignore", over="ignore"):
+            return np.where(self.weights[:, None] > 0, self.weights[:, None] * self.fvals, 0.0).sum(axis=0)
 
 
 def count_paths(sampler, K: int) -> int:
-    """The number of sampling paths of ``K`` steps (capped just above ``10**12``)."""
+    """The number of sampling paths of ``K`` steps (capped just above ``10**12``); ``sampler``
+    may also be a distribution of :mod:`dropmuon.theory.sampling`."""
+    sampler = as_sampler(sampler)
     n = 1
     for k in range(K):
         n *= max(1, len(sampler.outcomes(k)))
@@ -355,12 +429,155 @@ def _finite(state: State) -> bool:
     return all(np.all(np.isfinite(x)) for x in state.X) and all(np.all(np.isfinite(m)) for m in state.M)
 
 
+#: the step rules known to be stateless functions of (layer, dual norm) — no step index, no other
+#: layer, no randomness — which ``method="auto"`` hands to the separable run
+_STATELESS_RULES = (SharpStep, ConstantRadius, AdaptiveRadius)
+
+
+def _separable_obstacle(problem, sampler, stochastic: bool, lmo: LMO) -> str | None:
+    """Why the layer-by-layer run does not apply, or ``None`` when it does."""
+    if not getattr(problem, "separable", False):
+        return f"problem {problem.name!r} is not separable (a layer's gradient depends on other layers)"
+    if not sampler.iid:
+        return "the sampler is not i.i.d. (A4): the sampling changes with the step"
+    if stochastic:
+        return "the gradients are stochastic (stochastic=True): each layer's run is random"
+    if lmo.kind == "perturbed" and lmo.mode == "random":
+        return "the LMO's 'random' perturbation makes the directions random"
+    return None
+
+
+def _binomial_table(pi: np.ndarray, K: int) -> np.ndarray:
+    """``W[m, k, i] = C(k, m) π_i^m (1 − π_i)^{k−m}`` for ``m, k = 0..K`` (zero for ``m > k``).
+
+    Built by Pascal's rule ``W[m, k] = π W[m−1, k−1] + (1 − π) W[m, k−1]`` from ``W[0, 0] = 1``:
+    only products and sums of non-negative numbers, so each entry carries a relative rounding
+    error of at most about ``2k`` ulps (measured: under 10 ulps up to ``K = 60``, several times
+    better than ``scipy.stats.binom.pmf``), ``C(k, m)`` never overflows (tails underflow to 0,
+    harmlessly), and ``π_i = 0`` or ``1`` gives the exact point masses ``m = 0`` resp. ``m = k``.
+    """
+    pi = np.asarray(pi, dtype=float)
+    q = 1.0 - pi
+    W = np.zeros((K + 1, K + 1, len(pi)))
+    W[0, 0, :] = 1.0
+    for k in range(1, K + 1):
+        W[1:, k, :] = pi * W[:-1, k - 1, :]
+        W[:, k, :] += q * W[:, k - 1, :]
+    return W
+
+
+def _separable_run(problem, rule, sampler, K, *, beta, lmo, seed, momentum_init) -> Paths:
+    """The ``"separable"`` method of :func:`paths`: one run updating every layer at every step."""
+    b, norms = problem.nlayers, problem.norms
+    pi = np.clip(np.asarray(sampler.inclusion, dtype=float), 0.0, 1.0)
+    rng = np.random.default_rng(seed)  # unused by deterministic directions; passed for uniformity
+    X0 = problem.x0
+    state = init_state(X0, problem.grad(X0) if momentum_init == "gradient" else None)
+    gn = np.full((K + 1, b), np.inf)  # gn[m, i]: dual norm of layer i's gradient in its state m
+    lv = np.full((K + 1, b), np.inf)  # lv[m, i]: f_i in state m
+    out = np.zeros((K + 1, b), dtype=bool)
+    bad_at = np.full(b, K + 1)  # first non-finite state of each layer (K + 1: none)
+    dmax = np.zeros(b)
+    try:
+        problem.layer_values(X0)
+        has_values = True
+    except NotImplementedError:
+        has_values = False
+    last_X = list(X0)
+    for m in range(K + 1):
+        X = list(state.X)
+        for i in range(b):
+            if bad_at[i] > m and not (np.all(np.isfinite(X[i])) and np.all(np.isfinite(state.M[i]))):
+                bad_at[i] = m
+            if bad_at[i] <= m:
+                X[i] = last_X[i]  # a finite stand-in so the others' gradients can be formed; unused
+        with np.errstate(all="ignore"):  # overflow shows up as inf and marks the layer diverged
+            g = problem.grad(X)
+            vals = problem.layer_values(X) if has_values else None
+            for i in range(b):
+                if bad_at[i] <= m:
+                    continue
+                gi = norms[i].dual(g[i]) if np.all(np.isfinite(g[i])) else np.inf
+                if has_values:
+                    vi = vals[i]
+                else:  # f's finiteness, as the joint run checks it: layer i in state m, the rest at X^0
+                    vi = problem.value([X[j] if j == i else X0[j] for j in range(b)])
+                if not (math.isfinite(gi) and math.isfinite(vi)):
+                    bad_at[i] = m
+                    continue
+                gn[m, i], lv[m, i] = gi, vi
+                out[m, i] = not problem.in_region([X[j] if j == i else X0[j] for j in range(b)])
+        last_X = X
+        if m == K:
+            break
+        # a layer that is never sampled (π_i = 0) stays in its state 0: its "states" m ≥ 1 are
+        # state 0 again, so nothing unreachable can diverge or leave the region
+        S = tuple(i + 1 for i in range(b) if bad_at[i] > m and pi[i] > 0)
+        if lmo.kind == "newton-schulz":
+            from .newton_schulz import delta
+
+            for j in S:
+                i = j - 1
+                m_new = (1.0 - beta) * state.M[i] + beta * g[i]
+                if np.any(m_new):
+                    dmax[i] = max(dmax[i], delta(as_matrix(m_new), lmo.preset, lmo.steps))
+        with np.errstate(all="ignore"):
+            state, _ = dropmuon_step(State(tuple(X), state.M, m), S, g, rule=rule, norms=norms, beta=beta,
+                                     lmo=lmo, rng=rng)
+    bad = np.arange(K + 1)[:, None] >= bad_at[None, :]
+    W = _binomial_table(pi, K)
+    if has_values:
+        with np.errstate(invalid="ignore", over="ignore"):
+            fvals = np.where(W > 0, W * lv[:, None, :], 0.0).sum(axis=(0, 2))
+    else:
+        fvals = np.full(K + 1, np.nan)
+    return Paths(
+        weights=np.full(K + 1, np.nan),
+        gnorms=np.ascontiguousarray(np.broadcast_to(gn[:K + 1, None, :], (K + 1, K, b))),
+        fvals=fvals,
+        diverged=bad.any(axis=1),
+        left_region=out.any(axis=1),
+        delta_max=dmax,
+        method="separable",
+        extra={"pi": pi, "layer_fvals": lv if has_values else None, "first_bad_state": bad_at,
+               "diverged_layers": bad, "left_region_layers": out},
+        layer_weights=np.ascontiguousarray(W[:, :K, :]),
+    )
+
+
 def paths(problem, rule, sampler, K: int, *, beta: float = 1.0, lmo: LMO = EXACT_LMO,
           stochastic: bool = False, seed: int = 0, method: str = "auto", mc_paths: int = 2000,
           max_exact: int = MAX_EXACT_PATHS, momentum_init: str = "gradient") -> Paths:
-    """Run Drop-Muon for ``K`` steps over every sampling outcome (``method="exact"``: deterministic
-    gradients and directions, weights = path probabilities) or over ``mc_paths`` independent Monte
-    Carlo runs (``"mc"``, equal weights); ``"auto"`` enumerates when at most ``max_exact`` paths.
+    r"""Run Drop-Muon for ``K`` steps over the sampling and record what the theorems measure.
+
+    Methods (the fields of each result are described in :class:`Paths`):
+
+    * ``"exact"``: every sampling outcome (deterministic gradients and directions; weights = path
+      probabilities; ``count_paths`` grows like ``|outcomes|^K``).
+    * ``"mc"``: ``mc_paths`` independent Monte Carlo runs (equal weights).
+    * ``"separable"``: exact expectations layer by layer, for a separable problem
+      (``f = Σ_i f_i(X_i)``, ``problem.separable``) under an i.i.d. sampler (A4) with
+      deterministic gradients and directions. An unsampled layer keeps its weight *and* its
+      momentum, and its update ``(X_i, M_i) ↦ (X_i + LMO_{t_i}(M_i'), M_i')``,
+      ``M_i' = (1 − β)M_i + β∇f_i(X_i)``, ``t_i = rule.radius(i, ‖M_i'‖_*)``, involves neither the
+      step index nor another layer nor randomness. So after ``k`` steps layer ``i`` is in its
+      ``m``-th state ``X_i^{(m)}`` (``m`` own updates), with ``m ~ Binomial(k, π_i)`` because the
+      draws are independent across steps with ``P(i ∈ S) = π_i``. For any per-layer quantity,
+
+          ``E h_i(X_i^k) = Σ_{m=0}^{k} C(k, m) π_i^m (1 − π_i)^{k−m} h_i(X_i^{(m)})``,
+
+      and the states ``X_i^{(0..K)}`` of every layer come from ONE run of ``K`` steps in which every
+      layer is updated at every step. Cost ``K`` full steps instead of ``count_paths`` runs, memory
+      ``(K + 1)·K·b`` floats (at most ``MAX_SEPARABLE_ENTRIES``). Only expectations of sums over
+      layers and steps are available (:meth:`Paths.layer_step_expectation`), not per-path totals.
+      Excluded: non-separable problems, non-i.i.d. samplers (:class:`EpochShift` with several
+      distributions), ``stochastic=True``, ``LMO("perturbed", mode="random")``. The step rules
+      :class:`SharpStep`, :class:`ConstantRadius`, :class:`AdaptiveRadius` and the LMOs
+      ``exact``, ``newton-schulz`` and ``perturbed`` (``shrink``/``overshoot``) all qualify; a
+      user-defined rule must likewise be a stateless function of ``(i, ‖M_i'‖_*)``.
+    * ``"auto"``: ``"separable"`` where it applies (with one of the three rules above and within
+      ``MAX_SEPARABLE_ENTRIES``); otherwise ``"exact"`` when deterministic and at most
+      ``max_exact`` paths, else ``"mc"``.
 
     Records the true gradients' dual norms ``‖∇_i f(X^k)‖_*`` at ``k = 0..K−1`` and ``f(X^k)`` at
     ``k = 0..K``. A run whose iterates become non-finite is marked ``diverged`` (its remaining
@@ -378,14 +595,29 @@ def paths(problem, rule, sampler, K: int, *, beta: float = 1.0, lmo: LMO = EXACT
         raise ValueError(f"momentum_init must be 'gradient' or 'zero'; got {momentum_init!r}")
     beta = check_scalar("beta", beta, "probability")
     random_directions = lmo.kind == "perturbed" and lmo.mode == "random"
+    b = problem.nlayers
     if method == "auto":
-        deterministic = not stochastic and not random_directions
-        method = "exact" if deterministic and count_paths(sampler, K) <= max_exact else "mc"
-    if method not in ("exact", "mc"):
-        raise ValueError(f"unknown method {method!r}; choose auto, exact or mc")
+        small = (K + 1) * K * b <= MAX_SEPARABLE_ENTRIES
+        if small and isinstance(rule, _STATELESS_RULES) and _separable_obstacle(problem, sampler, stochastic, lmo) is None:
+            method = "separable"
+        else:
+            deterministic = not stochastic and not random_directions
+            method = "exact" if deterministic and count_paths(sampler, K) <= max_exact else "mc"
+    if method not in ("exact", "mc", "separable"):
+        raise ValueError(f"unknown method {method!r}; choose auto, exact, separable or mc")
     if method == "exact" and (stochastic or random_directions):
         raise ValueError("exact enumeration needs deterministic gradients and directions; use method='mc'")
-    b = problem.nlayers
+    if method == "separable":
+        why = _separable_obstacle(problem, sampler, stochastic, lmo)
+        if why is not None:
+            raise ValueError(f"method='separable' does not apply: {why}; use method='exact' or 'mc'")
+        if (K + 1) * K * b > MAX_SEPARABLE_ENTRIES:
+            raise ValueError(
+                f"method='separable' stores (K + 1)·K·b = {(K + 1) * K * b} weights, above "
+                f"MAX_SEPARABLE_ENTRIES = {MAX_SEPARABLE_ENTRIES}; lower K or use method='mc'"
+            )
+        return _separable_run(problem, rule, sampler, K, beta=beta, lmo=lmo, seed=seed,
+                              momentum_init=momentum_init)
     norms = problem.norms
     records = []
 

@@ -1,4 +1,4 @@
-"""Synthetic problems with certified layer-wise constants (THEORY.md §3), the test beds of the
+"""Synthetic problems with certified layer-wise constants (docs/theory.md), the test beds of the
 verification: each documents which assumption holds, with which constants, and how they were
 derived — the derivations are short enough to live in the docstrings.
 
@@ -98,6 +98,12 @@ class Problem:
     Subclasses define ``_value(X)``, ``_grad(X, i)`` (0-based layer ``i``) and set ``name``,
     ``norms``, ``x0``, ``fstar`` (``inf f`` or a lower bound of it, which only loosens ``Δ0``) and
     ``constants``. Public methods validate the iterate and number layers from 1 in messages.
+
+    ``separable`` (default ``False``): ``True`` promises ``f(X) = Σ_i f_i(X_i)``, so that
+    ``∇_i f(X) = ∇f_i(X_i)`` depends on layer ``i``'s own block only, and that ``in_region`` is a
+    product of per-layer conditions. Drop-Muon then moves each layer on its own, which
+    :func:`dropmuon.verification.dropmuon.paths` exploits (``method="separable"``). A separable
+    subclass may also define ``_layer_values(X)`` (the terms ``f_i(X_i)``, see :meth:`layer_values`).
     """
 
     name: str = "problem"
@@ -106,6 +112,7 @@ class Problem:
     x0: tuple = ()
     fstar: float = 0.0
     constants: Constants = Constants()
+    separable: bool = False
 
     # -- interface -----------------------------------------------------------------------------
     @property
@@ -153,6 +160,14 @@ class Problem:
         """An unbiased stochastic gradient (exact for deterministic problems)."""
         return self.grad(X, layers)
 
+    def layer_values(self, X) -> np.ndarray:
+        """``[f_1(X_1), …, f_b(X_b)]`` for a separable problem ``f(X) = Σ_i f_i(X_i)`` (the entries
+        sum to ``f(X)`` up to rounding; an overflowing term is ``inf``). Raises
+        ``NotImplementedError`` where the problem offers no per-layer values (every non-separable
+        problem, and a separable one that does not define ``_layer_values``)."""
+        X = self.check_iterate(X)
+        return np.array([float(v) for v in self._layer_values(X)])
+
     def in_region(self, X) -> bool:
         """Whether ``X`` lies in the region where the constants are certified."""
         return True
@@ -192,6 +207,10 @@ class Problem:
     def _grad(self, X, i: int) -> np.ndarray:  # pragma: no cover - abstract
         raise NotImplementedError
 
+    def _layer_values(self, X):
+        why = "it is not separable" if not self.separable else "it defines no _layer_values"
+        raise NotImplementedError(f"problem {self.name!r} offers no per-layer values: {why}")
+
 
 def _norms(norms, b: int) -> tuple:
     if isinstance(norms, (str, Norm)):
@@ -229,6 +248,8 @@ class SeparableQuadratic(Problem):
     ``f* = 0``.
 
     ``curvature`` is one number per layer (``H_i ≡ c_i``) or one array per layer.
+
+    Separable (``f_i(X_i) = ½ Σ H_i ⊙ (X_i − X_i*)²``, :meth:`layer_values` gives the terms).
 
     >>> p = SeparableQuadratic([1.0, 4.0], shapes=[(2, 3), (3, 3)], norms="spectral", seed=0)
     >>> p.constants.L.tolist()
@@ -272,8 +293,13 @@ class SeparableQuadratic(Problem):
             derivation="L_i = κ_i² max H_i (‖H⊙D‖_* ≤ κ‖H⊙D‖_F ≤ κ² max H ‖D‖); A2 with L0 = L",
         )
 
+    separable = True
+
     def _value(self, X):
         return sum(0.5 * float(np.sum(h * (x - xs) ** 2)) for h, x, xs in zip(self.H, X, self.xstar))
+
+    def _layer_values(self, X):
+        return [0.5 * float(np.sum(h * (x - xs) ** 2)) for h, x, xs in zip(self.H, X, self.xstar)]
 
     def _grad(self, X, i):
         return self.H[i] * (X[i] - self.xstar[i])
@@ -321,7 +347,7 @@ class CoupledQuadratic(Problem):
         if np.linalg.eigvalsh(H).min() < -1e-10 * max(1.0, np.abs(H).max()):
             raise ValueError("H must be positive semidefinite (f* = 0 is certified only then)")
         H.setflags(write=False)
-        self.H, self._offs = H, offs
+        self.H, self._offs = H, offs  # not separable: ∇_i f = (H(x − x*))_i involves every layer
         self.xstar = _arrays("xstar", xstar, shapes) if xstar is not None else tuple(
             _readonly(rng.standard_normal(s)) for s in shapes)
         self.x0 = _arrays("x0", x0, shapes) if x0 is not None else tuple(
@@ -369,7 +395,11 @@ class L0L1Radial(Problem):
     for steps ``‖Y_i − X_i‖ ≤ 1/L1_i`` (then ``‖Y_i − X_i‖_F ≤ κ_i/L1_i ≤ 1/a_i``). Gluon's radius is
     at most ``1/L1_i``, so every step of T2's method stays within that range — the only place the
     proof uses A2 (``docs/theory.md`` §T2). ``f* = 0``.
+
+    Separable: ``f_i(X_i) = c_i (cosh(a_i ‖X_i‖_F) − 1)`` and ``∇_i f`` depends on ``X_i`` only.
     """
+
+    separable = True
 
     def __init__(self, c, a, shapes, norms="frobenius", *, x0=None, x0_scale: float = 1.0, seed: int = 0,
                  name: str | None = None):
@@ -404,6 +434,15 @@ class L0L1Radial(Problem):
     def _value(self, X):
         return float(sum(c * (math.cosh(a * np.linalg.norm(x)) - 1.0) for c, a, x in zip(self.c, self.a, X)))
 
+    def _layer_values(self, X):
+        out = []
+        for c, a, x in zip(self.c, self.a, X):
+            try:
+                out.append(float(c * (math.cosh(a * np.linalg.norm(x)) - 1.0)))
+            except OverflowError:  # cosh beyond the float range: the term is +inf
+                out.append(math.inf)
+        return out
+
     def _grad(self, X, i):
         r = float(np.linalg.norm(X[i]))
         if r == 0.0:
@@ -428,7 +467,8 @@ class DeepLinear(Problem):
     hence ``f(W + D) ≤ f(W) + ⟨∇f(W), D⟩ + Σ_i (L_i/2)‖D_i‖²`` whenever ``W`` and ``W + D`` are
     in the region. The target is realisable (``B = T A`` with ``T`` a product of matrices in the
     region), so ``f* = 0``. Runs record whether they stayed in the region; with constant radii
-    ``t_i`` they provably stay when ``‖W_i^0‖_op + K t_i ≤ R_i``.
+    ``t_i`` they provably stay when ``‖W_i^0‖_op + K t_i ≤ R_i``. Not separable: ``∇_i f``
+    involves every layer through the product.
     """
 
     def __init__(self, dims: Sequence[int], *, samples: int = 16, R=1.5, init_scale: float = 0.5,
@@ -498,7 +538,15 @@ class Stochastic(Problem):
 
     **Constants.** A3 with ``σ_i² = E‖G_i − ∇_i f‖_F² = s_i² d_i`` (``d_i`` entries), exactly, and
     ``ρ_i = κ_i`` (``‖·‖_* ≤ κ_i‖·‖_F``); the smoothness constants are the base problem's.
+
+    ``separable`` and :meth:`layer_values` are the base problem's (``f`` is unchanged; the noise is
+    independent across layers). Runs with the noisy gradients (``stochastic=True`` in
+    :func:`~dropmuon.verification.dropmuon.paths`) are random, so they are never enumerated.
     """
+
+    @property
+    def separable(self) -> bool:
+        return self.base.separable
 
     def __init__(self, base: Problem, noise):
         if not isinstance(base, Problem):
@@ -529,6 +577,9 @@ class Stochastic(Problem):
 
     def _grad(self, X, i):
         return self.base._grad(X, i)
+
+    def _layer_values(self, X):
+        return self.base._layer_values(X)
 
     def stochastic_grad(self, X, rng: np.random.Generator, layers=None) -> list:
         g = self.grad(X, layers)
