@@ -1,6 +1,9 @@
-"""Item 6: T4's inexact-LMO coupling — δ tables, the theorem's tuned (η, β) against δ, and the
-empirically best step and momentum on a synthetic problem (dropmuon.verification.coupling)."""
+"""T4's inexact-LMO coupling — δ tables, the theorem's tuned (η, β) against δ, and the
+empirically best step and momentum on a synthetic problem (dropmuon.verification.coupling) — and
+its vectorised engine (dropmuon.verification.batched) against the per-path Drop-Muon."""
 
+import ast
+import inspect
 import json
 import math
 from statistics import NormalDist
@@ -10,10 +13,11 @@ import pytest
 
 from dropmuon.theory import RPT, Independent
 from dropmuon.verification.checks import CONFIDENCE
+from dropmuon.theory.norms import NORMS
+from dropmuon.verification import batched, coupling
 from dropmuon.verification.coupling import (
     ALIGN_RTOL,
     ETA_RTOL,
-    _ns_batched,
     coupling_checks,
     coupling_problem,
     delta_summary,
@@ -24,7 +28,7 @@ from dropmuon.verification.coupling import (
     tune,
 )
 from dropmuon.verification.dropmuon import LMO, ConstantRadius, Sampler, paths
-from dropmuon.verification.newton_schulz import coefficients, delta, newton_schulz, normalisation
+from dropmuon.verification.newton_schulz import delta, delta_batched, newton_schulz, newton_schulz_batched
 from dropmuon.verification.problems import SeparableQuadratic, Stochastic
 
 # The vectorised run against dropmuon.paths on the same sampling paths: both perform the same
@@ -57,7 +61,7 @@ def test_grid_run_equals_paths_exact_enumeration(lmo, dist):
     r = grid_run(p, dist, 5, etas, lmo=lmo)
     assert r.method == "exact"
     for a, eta in enumerate(etas):
-        P, per = _paths_metric(p, dist, 5, eta, lmo=lmo)
+        P, per = _paths_metric(p, dist, 5, eta, lmo=lmo, method="exact")
         assert r.metric[a, 0] == pytest.approx(P.expectation(per), rel=ENGINE_RTOL)
         if lmo.kind == "newton-schulz":
             one = grid_run(p, dist, 5, [eta], lmo=lmo)
@@ -90,16 +94,86 @@ def test_batched_newton_schulz_equals_the_reference():
     rng = np.random.default_rng(0)
     for shape in [(4, 4), (3, 7), (7, 3)]:
         M = rng.standard_normal((5,) + shape)
+        M[2] = 0.0
         for preset, steps in [("muon", 5), ("polar-express", 8), ("you", 3)]:
-            Q = _ns_batched(M, coefficients(preset, steps), normalisation(preset))
+            Q = newton_schulz_batched(M, preset, steps)
+            d = delta_batched(M, preset, steps)
             for j in range(5):
                 np.testing.assert_allclose(Q[j], newton_schulz(M[j], preset, steps), atol=NS_ATOL, rtol=0)
+                assert d[j] == pytest.approx(delta(M[j], preset, steps), rel=ENGINE_RTOL, abs=NS_ATOL)
+            assert d[2] == 0.0 and not np.any(Q[2])
+
+
+def _engine_vs_paths(problem, dist, K, etas, lmo, method, mc_paths=1):
+    r = batched.grid_run(problem, dist, K, etas, lmo=lmo, method=method, mc_paths=mc_paths, seed=0)
+    assert r.method == method
+    for a, eta in enumerate(etas):
+        P, per = _paths_metric(problem, dist, K, eta, lmo=lmo, method=method, mc_paths=mc_paths, seed=0)
+        assert P.method == method
+        assert r.metric[a, 0] == pytest.approx(P.expectation(per), rel=ENGINE_RTOL)
+        if lmo.kind == "newton-schulz":
+            one = batched.grid_run(problem, dist, K, [eta], lmo=lmo, method=method, mc_paths=mc_paths, seed=0)
+            np.testing.assert_allclose(one.delta_max, P.delta_max, rtol=ENGINE_RTOL)
+            assert np.all(one.delta_max > 0)
+
+
+@pytest.mark.parametrize("lmo", [LMO(), LMO("newton-schulz", preset="muon", steps=3),
+                                 LMO("newton-schulz", preset="polar-express", steps=8)],
+                         ids=["exact", "ns-muon-3", "ns-polar-express-8"])
+def test_batched_engine_matches_per_path_dropmuon(lmo):
+    """dropmuon.verification.batched against dropmuon.paths, same rule (t_i = η/π_i) and sampling:
+    exact enumeration over the 4^3 paths of Independent([0.5, 0.8]) on non-square spectral layers
+    (one wide, one tall: Newton-Schulz's transposed branch), and Monte Carlo with full sampling,
+    where both engines run the same deterministic path, mc_paths times."""
+    p = SeparableQuadratic([1.0, 3.0], shapes=[(3, 5), (6, 2)], norms="spectral", seed=4)
+    _engine_vs_paths(p, Independent([0.5, 0.8]), 3, [0.1, 0.35], lmo, "exact")
+    _engine_vs_paths(p, RPT.full(2), 4, [0.1, 0.35], lmo, "mc", mc_paths=3)
+
+
+def test_batched_engine_matches_per_path_dropmuon_frobenius():
+    p = SeparableQuadratic([2.0, 1.0], shapes=[(3, 5), (6, 2)], norms="frobenius", seed=5)
+    _engine_vs_paths(p, Independent([0.5, 0.8]), 3, [0.1, 0.35], LMO(), "exact")
+    _engine_vs_paths(p, RPT.full(2), 4, [0.1, 0.35], LMO(), "mc", mc_paths=2)
+
+
+@pytest.mark.parametrize("name", ["spectral", "frobenius"])
+def test_engine_norm_maps_are_the_per_matrix_norms(name):
+    """The batched dual norm, norm and LMO the engine calls agree with the per-matrix ones."""
+    N = NORMS[name]
+    rng = np.random.default_rng(1)
+    M = rng.standard_normal((2, 3, 4, 5))
+    M[1, 2] = 0.0
+    M[0, 1] = np.outer(rng.standard_normal(4), rng.standard_normal(5))  # rank 1
+    t = np.array([[0.5], [2.0]])
+    d, n, D = N.dual_batched(M), N.norm_batched(M), N.lmo_batched(M, t)
+    for a in range(2):
+        for c in range(3):
+            assert d[a, c] == pytest.approx(N.dual(M[a, c]), rel=ENGINE_RTOL, abs=0)
+            assert n[a, c] == pytest.approx(N.norm(M[a, c]), rel=ENGINE_RTOL, abs=0)
+            np.testing.assert_allclose(D[a, c], N.lmo(M[a, c], float(t[a, 0])), rtol=0, atol=NS_ATOL)
+
+
+def test_coupling_has_no_private_newton_schulz_or_norms():
+    """coupling.py keeps only the experiments: no Newton-Schulz iteration, SVD or norm helper of its
+    own; the engine lives in batched.py and uses newton_schulz.py and theory.norms."""
+    for module in (coupling, batched):
+        src = inspect.getsource(module)
+        names = {node.name for node in ast.walk(ast.parse(src))
+                 if isinstance(node, (ast.FunctionDef, ast.ClassDef))}
+        for removed in ("_ns_batched", "_polar_and_sv", "_layer_norm", "_dual_norm", "newton_schulz",
+                        "polar", "delta"):
+            assert removed not in names, (module.__name__, removed)
+        assert "linalg.svd" not in src and "for a, b, c in" not in src, module.__name__
+    # the engine is re-exported by coupling, not copied
+    for name in ("grid_run", "GridRun", "tune", "Tuned", "TUNE_LOG_TOL", "MAX_EXACT"):
+        assert getattr(coupling, name) is getattr(batched, name)
+    assert batched.newton_schulz_batched is newton_schulz_batched
 
 
 def test_delta_summary_numbers():
     s = delta_summary()
     assert len(s.worst) == 3 * 10 * 3
-    assert s.worst_delta("muon", 5, 10) == pytest.approx(0.3182, abs=1e-4)      # THEORY.md: δ ≈ 0.3
+    assert s.worst_delta("muon", 5, 10) == pytest.approx(0.3182, abs=1e-4)      # δ ≈ 0.3 (docs/theory.md §T4)
     assert s.worst_delta("muon", 5, 1000) == pytest.approx(0.9389, abs=1e-4)
     assert s.worst_delta("polar-express", 10, 1000) < 1e-3
     # the worst case over κ is monotone in κ for every preset and step count
@@ -162,7 +236,7 @@ def test_coupling_checks_quick_all_hold():
     step = rs[3]
     assert step.observed < 1 and step.observed == pytest.approx(1 / 1.5, rel=1e-3)
     momentum = rs[5]
-    assert momentum.observed == 1.0 and "THEORY.md" in momentum.note
+    assert momentum.observed == 1.0 and "docs/theory.md" in momentum.note
     assert ALIGN_RTOL < 1e-6
     json.dumps([r.as_dict() for r in rs])
 

@@ -1,10 +1,18 @@
-"""Layer norms of THEORY.md §1 as numpy functions: the norm, its dual, the sharp operator
+"""Layer norms (docs/theory.md) as numpy functions: the norm, its dual, the sharp operator
 ``M^♯ = argmax_Z {⟨M, Z⟩ − ½‖Z‖²}`` and the linear minimisation oracle
 ``LMO_t(M) = argmin_{‖Z‖ ≤ t} ⟨M, Z⟩ = −t M^♯ / ‖M‖_*``, plus the exact polar factor by SVD.
 
 Arrays with more than two dimensions (conv kernels ``C_out × C_in × k × k``) are treated as the
 matrix ``C_out × (C_in k k)``; one-dimensional arrays (biases) as a column ``m × 1``. Results keep
 the input's shape.
+
+**Batched use.** Every norm is implemented once, on *stacks* of matrices ``(..., m, n)`` (numpy
+broadcasting over the leading axes; one ``np.linalg.svd`` call per stack for the spectral norms).
+The per-layer methods ``norm``, ``dual``, ``sharp``, ``lmo`` and :func:`polar` call that
+implementation with one matrix (no leading axes); ``norm_batched``, ``dual_batched``,
+``sharp_batched``, ``lmo_batched`` and :func:`polar_batched` expose it for a stack, where each
+trailing ``m × n`` block is one matrix (no :func:`as_matrix` reshaping), as the vectorised
+Drop-Muon of :mod:`dropmuon.verification.batched` needs.
 """
 
 from __future__ import annotations
@@ -21,6 +29,7 @@ __all__ = [
     "get_norm",
     "as_matrix",
     "polar",
+    "polar_batched",
     "frobenius",
     "spectral",
     "scaled_spectral",
@@ -48,14 +57,40 @@ def as_matrix(X) -> np.ndarray:
     return A.reshape(A.shape[0], -1)
 
 
+def _stack(M) -> np.ndarray:
+    """``M`` as a float stack of matrices ``(..., m, n)`` (at least two dimensions)."""
+    A = np.asarray(M, dtype=float)
+    if A.ndim < 2:
+        raise ValueError(f"a stack of matrices needs shape (..., m, n); got an array of shape {A.shape}")
+    return A
+
+
+def _empty(M: np.ndarray) -> bool:
+    return M.shape[-2] == 0 or M.shape[-1] == 0
+
+
 def _svd(M: np.ndarray):
-    """Thin SVD keeping only the numerically non-zero singular values."""
+    """Thin SVD of a stack ``M = U diag(s) Vᵀ`` (shape ``(..., m, n)``) with the numerically zero
+    singular values masked out: ``(U, s, Vt, keep)``, ``keep`` true for ``σ_j > σ_max·max(m, n)·2⁻⁵²``
+    (numpy's ``matrix_rank`` rule) and ``s`` zeroed where ``keep`` is false."""
     U, s, Vt = np.linalg.svd(M, full_matrices=False)
-    if s.size == 0 or s[0] == 0.0:
-        return U[:, :0], s[:0], Vt[:0]
-    tol = s[0] * max(M.shape) * RANK_RTOL_FACTOR
-    r = int(np.sum(s > tol))
-    return U[:, :r], s[:r], Vt[:r]
+    tol = s[..., :1] * max(M.shape[-2:]) * RANK_RTOL_FACTOR
+    keep = (s > tol) & (s[..., :1] > 0)
+    return U, np.where(keep, s, 0.0), Vt, keep
+
+
+def _polar_from_svd(U, Vt, keep) -> np.ndarray:
+    """``Σ_{j kept} u_j v_jᵀ`` of every matrix of a stack (from :func:`_svd`); ``+0`` for a zero matrix."""
+    Q = (U * keep[..., None, :]) @ Vt
+    return np.where(keep[..., :1, None], Q, 0.0)
+
+
+def _polar(M: np.ndarray) -> np.ndarray:
+    """The thin polar factor ``U Vᵀ`` over the kept singular values of every matrix of a stack."""
+    if _empty(M):
+        return np.zeros_like(M)
+    U, _, Vt, keep = _svd(M)
+    return _polar_from_svd(U, Vt, keep)
 
 
 def polar(M) -> np.ndarray:
@@ -71,13 +106,23 @@ def polar(M) -> np.ndarray:
     [[1.0, 0.0], [0.0, -1.0]]
     """
     A = np.asarray(M, dtype=float)
-    U, _, Vt = _svd(as_matrix(A))
-    return (U @ Vt).reshape(A.shape)
+    return _polar(as_matrix(A)).reshape(A.shape)
+
+
+def polar_batched(M) -> np.ndarray:
+    """:func:`polar` of every matrix of a stack ``(..., m, n)`` at once (the same implementation;
+    the singular values ``σ_j ≤ σ_max·max(m, n)·2⁻⁵²`` of each matrix are dropped).
+
+    >>> Q = polar_batched(np.stack([np.diag([3.0, -2.0]), np.zeros((2, 2))]))
+    >>> Q.tolist()
+    [[[1.0, 0.0], [0.0, -1.0]], [[0.0, 0.0], [0.0, 0.0]]]
+    """
+    return _polar(_stack(M))
 
 
 @dataclass(frozen=True)
 class Norm:
-    """A layer norm with its dual, sharp operator and LMO (THEORY.md §1).
+    """A layer norm with its dual, sharp operator and LMO (docs/theory.md).
 
     ``norm``, ``dual``, ``sharp`` and ``lmo(M, t)`` take any array (see :func:`as_matrix`); the
     sharp operator satisfies ``⟨M, M^♯⟩ = ‖M^♯‖² = ‖M‖_*²`` and the LMO is
@@ -117,36 +162,84 @@ class Norm:
         if not (isinstance(t, (int, float, np.floating)) and math.isfinite(t) and t >= 0):
             raise ValueError(f"the LMO radius must be non-negative and finite; got t = {t!r}")
         A = np.asarray(M, dtype=float)
-        d = self.dual(A)
-        if d == 0.0:
-            return np.zeros_like(A)
-        return (-t / d) * self.sharp(A)
+        return self._lmo(as_matrix(A), t).reshape(A.shape)
 
+    # -- the same maps on stacks of matrices (..., m, n): one matrix per trailing m × n block ------
+
+    def norm_batched(self, X) -> np.ndarray:
+        """``‖X_j‖`` of every matrix of a stack ``(..., m, n)``, shape ``(...)``.
+
+        >>> spectral.norm_batched(np.stack([np.diag([3.0, 1.0]), np.eye(2)])).tolist()
+        [3.0, 1.0]
+        """
+        return np.asarray(self._norm(_stack(X)), dtype=float)
+
+    def dual_batched(self, M) -> np.ndarray:
+        """``‖M_j‖_*`` of every matrix of a stack ``(..., m, n)``, shape ``(...)``.
+
+        >>> spectral.dual_batched(np.stack([np.diag([3.0, 1.0]), np.eye(2)])).tolist()
+        [4.0, 2.0]
+        """
+        return np.asarray(self._dual(_stack(M)), dtype=float)
+
+    def sharp_batched(self, M) -> np.ndarray:
+        """``M_j^♯`` of every matrix of a stack ``(..., m, n)``, same shape."""
+        return self._sharp(_stack(M))
+
+    def lmo_batched(self, M, t=1.0) -> np.ndarray:
+        """``LMO_{t_j}(M_j) = −t_j M_j^♯/‖M_j‖_*`` of every matrix of a stack ``(..., m, n)`` (zero
+        where ``M_j = 0``); ``t`` is a radius or an array of radii broadcastable to ``M.shape[:-2]``.
+
+        >>> M = np.stack([np.diag([3.0, 1.0]), np.zeros((2, 2))])
+        >>> spectral.lmo_batched(M, np.array([0.5, 2.0])).tolist()
+        [[[-0.5, -0.0], [-0.0, -0.5]], [[0.0, 0.0], [0.0, 0.0]]]
+        """
+        t_arr = np.asarray(t, dtype=float)
+        if not (np.all(np.isfinite(t_arr)) and np.all(t_arr >= 0)):
+            raise ValueError(f"the LMO radius must be non-negative and finite; got t = {t!r}")
+        return self._lmo(_stack(M), t)
+
+    def _lmo(self, M: np.ndarray, t) -> np.ndarray:
+        # the one implementation of LMO_t on a stack: −t/‖M‖_* times M^♯, zero where ‖M‖_* = 0
+        d = self._dual(M)
+        pos = d > 0
+        coef = -t / np.where(pos, d, 1.0)
+        return np.where(pos[..., None, None], np.asarray(coef)[..., None, None] * self._sharp(M), 0.0)
+
+
+# The maps below act on stacks of matrices (..., m, n) and return shape (...) (norms) or the stack's
+# shape (sharp operators); a single matrix is the stack with no leading axes.
 
 def _fro(M):
-    return np.linalg.norm(M)
+    return np.sqrt(np.sum(M * M, axis=(-2, -1)))
 
 
 def _op(M):
-    return np.linalg.norm(M, 2) if M.size else 0.0
+    if _empty(M):
+        return np.zeros(M.shape[:-2])
+    return np.max(np.linalg.svd(M, compute_uv=False), axis=-1)
 
 
 def _nuc(M):
-    return np.linalg.norm(M, "nuc") if M.size else 0.0
+    if _empty(M):
+        return np.zeros(M.shape[:-2])
+    return np.sum(np.linalg.svd(M, compute_uv=False), axis=-1)
 
 
 def _spectral_sharp(scale: Callable[[np.ndarray], float]):
     # For the norm c‖·‖_op: dual (1/c)‖·‖_nuc and sharp (‖M‖_nuc / c²) U Vᵀ.
     def sharp(M):
-        U, s, Vt = _svd(M)
+        if _empty(M):
+            return np.zeros_like(M)
+        U, s, Vt, keep = _svd(M)
         c = scale(M)
-        return (s.sum() / c**2) * (U @ Vt) if s.size else np.zeros_like(M)
+        return (np.sum(s, axis=-1) / c**2)[..., None, None] * _polar_from_svd(U, Vt, keep)
 
     return sharp
 
 
 def _scale(M):
-    m, n = M.shape
+    m, n = M.shape[-2:]
     return math.sqrt(n / m)
 
 
@@ -185,9 +278,9 @@ linf = Norm(
     latex=r"\|X\|_{\infty}",
     dual_latex=r"\|M\|_{1}",
     description="ℓ∞ (max entry, sign descent); dual ℓ1, sharp ‖M‖_1 sign(M)",
-    _norm=lambda M: float(np.max(np.abs(M))) if M.size else 0.0,
-    _dual=lambda M: float(np.sum(np.abs(M))),
-    _sharp=lambda M: np.sum(np.abs(M)) * np.sign(M),
+    _norm=lambda M: np.zeros(M.shape[:-2]) if _empty(M) else np.max(np.abs(M), axis=(-2, -1)),
+    _dual=lambda M: np.sum(np.abs(M), axis=(-2, -1)),
+    _sharp=lambda M: np.sum(np.abs(M), axis=(-2, -1))[..., None, None] * np.sign(M),
 )
 
 NORMS: dict[str, Norm] = {n.name: n for n in (frobenius, spectral, scaled_spectral, linf)}

@@ -1,11 +1,11 @@
-"""The inexact-LMO coupling of T4 (issue item 6): how large ``δ`` is for each Newton–Schulz preset
+"""The inexact-LMO coupling of T4: how large ``δ`` is for each Newton–Schulz preset
 and step count, and whether lower precision really calls for a smaller step (and more momentum) —
 in the theorem's tuned parameters and empirically on synthetic problems.
 
-**What the theory says** (THEORY.md §4 T4, ``docs/theory.md`` §T4). With ``β = 1, σ = 0`` the
+**What the theory says** (``docs/theory.md`` §T4). With ``β = 1, σ = 0`` the
 bound ``Δ0/(Kη(1−δ)) + η(1+δ)² Σ_i L_i/π_i / (2(1−δ))`` is minimised by ``η*(δ) = η*(0)/(1+δ)``
 (common ``δ``). With noise the rule picks ``(η, β)`` jointly; at a fixed step the T3 rule
-``β*(η) = min(1, (A/R)^{2/3})`` grows with ``η``, so THEORY.md's chain "smaller step ⇒ more
+``β*(η) = min(1, (A/R)^{2/3})`` grows with ``η``, so the anticipated chain "smaller step ⇒ more
 momentum" holds at a *fixed pairing* of constants, while the jointly optimal ``β`` of our bound
 grows slightly with ``δ`` (less momentum): :func:`theory_coupling` reports both.
 
@@ -17,29 +17,32 @@ worst case for the step-length term) a run at ``(η, β, δ)`` *is* the exact-LM
 is a worst case over perturbations. Real Newton–Schulz directions have no such reduction:
 :func:`newton_schulz_coupling` measures ``δ`` along the runs and reports the best step.
 
-The runs use :func:`grid_run`, a vectorised Drop-Muon for separable quadratics that evaluates a
-whole grid of ``(η, β)`` at once with common random numbers (the same sampled sets and gradient
-noise at every grid point, so the comparison across the grid is not blurred by Monte Carlo noise);
-the tests check it against :func:`dropmuon.verification.dropmuon.paths`.
+The runs use :func:`~dropmuon.verification.batched.grid_run` and
+:func:`~dropmuon.verification.batched.tune` of :mod:`dropmuon.verification.batched` (re-exported
+here), a vectorised Drop-Muon for separable quadratics that evaluates a whole grid of ``(η, β)`` at
+once with common random numbers (the same sampled sets and gradient noise at every grid point, so
+the comparison across the grid is not blurred by Monte Carlo noise), with the layer norms of
+:mod:`dropmuon.theory.norms` and the Newton–Schulz iteration of
+:mod:`dropmuon.verification.newton_schulz`; the tests check it against
+:func:`dropmuon.verification.dropmuon.paths`.
 """
 
 from __future__ import annotations
 
 import functools
-import itertools
-import math
 from dataclasses import asdict, dataclass, field
-from statistics import NormalDist
 
 import numpy as np
 
-from dropmuon.theory import RPT, CompactSubsets, Independent, SubsetDistribution
+from dropmuon.theory import RPT
 from dropmuon.theory._validation import check_positive_int, check_scalar
 from dropmuon.theory.bounds import inexact_constant_radius
-from dropmuon.theory.norms import RANK_RTOL_FACTOR
 
-from .checks import CONFIDENCE, CheckResult
-from .dropmuon import EXACT_LMO, LMO, EpochShift, Sampler
+# The vectorised engine lives in .batched; GridRun, grid_run, Tuned, tune, TUNE_LOG_TOL and MAX_EXACT
+# are re-exported here for the callers that import them from this module.
+from .batched import MAX_EXACT, TUNE_LOG_TOL, GridRun, Tuned, _distribution, grid_run, tune
+from .checks import CheckResult
+from .dropmuon import EXACT_LMO, LMO
 from .problems import SeparableQuadratic, Stochastic
 
 __all__ = [
@@ -79,9 +82,6 @@ K_COUPLING = 30
 #: 1.5% worse in the metric; at ``s = 1`` the best ``β`` is 0.7 and ``β = 1`` is within 1%)
 NOISE = 4.0
 
-#: exact enumeration of the sampling is used up to this many paths (else Monte Carlo)
-MAX_EXACT = 4096
-
 # The momentum experiment's δ are powers of the η grid's ratio, so η_j(1+δ) is another grid point
 # up to a few ulps of rounding (the grid is geomspace, its points are not exact powers): 1e-9.
 ALIGN_RTOL = 1e-9
@@ -90,354 +90,6 @@ ALIGN_RTOL = 1e-9
 # computed through a different sympy-generated chain of a dozen float operations: agreement to a few
 # hundred ulps.
 ETA_RTOL = 1e-12
-
-
-# -- a vectorised Drop-Muon for separable quadratics -----------------------------------------------
-
-@dataclass(frozen=True)
-class GridRun:
-    """The theorem's metric ``(1/K) Σ_{k<K} E Σ_i ‖∇_i f(X^k)‖_*`` on a grid: ``metric[a, c]`` at
-    ``η = etas[a]``, ``β = betas[c]``; ``half_width`` the Monte Carlo confidence half-width at
-    ``confidence`` (zeros when exact), ``diverged`` where some path went non-finite (metric inf),
-    ``delta_max`` the largest Newton–Schulz ``δ`` met per layer (0 for other LMOs) and
-    ``delta_mean`` its mean over the updates (unweighted over paths and grid points), ``method``
-    ``exact`` (every sampling path, weighted) or ``mc`` (``n`` paths)."""
-
-    etas: np.ndarray
-    betas: np.ndarray
-    metric: np.ndarray
-    half_width: np.ndarray
-    diverged: np.ndarray
-    delta_max: np.ndarray
-    method: str
-    n: int
-    K: int
-    confidence: float | None = None
-    delta_mean: np.ndarray | None = None
-
-    def best(self) -> tuple[int, int]:
-        """Indices ``(a, c)`` of the smallest metric."""
-        a, c = np.unravel_index(int(np.argmin(self.metric)), self.metric.shape)
-        return int(a), int(c)
-
-
-def _distribution(obj):
-    if isinstance(obj, EpochShift):
-        raise ValueError("grid_run needs i.i.d. sampling (A4); an epoch-shift schedule is not covered")
-    if isinstance(obj, Sampler):
-        obj = obj.distribution
-    if not isinstance(obj, (RPT, Independent, SubsetDistribution, CompactSubsets)):
-        raise ValueError(f"expected a dropmuon.theory.sampling distribution or a Sampler; got {obj!r}")
-    return obj
-
-
-def _base(problem):
-    if isinstance(problem, Stochastic):
-        base, noise = problem.base, np.asarray(problem.noise, dtype=float)
-    else:
-        base, noise = problem, np.zeros(getattr(problem, "nlayers", 0))
-    if not isinstance(base, SeparableQuadratic):
-        raise ValueError(f"grid_run simulates separable quadratics (optionally Stochastic); got {problem!r}")
-    for j, n in enumerate(base.norms, start=1):
-        if n.name not in ("spectral", "frobenius"):
-            raise ValueError(f"grid_run supports spectral and Frobenius layer norms; layer {j} has {n.name!r}")
-    return base, noise
-
-
-def _polar_and_sv(M):
-    """Batched thin polar factor ``U Vᵀ`` over the numerically non-zero singular values
-    (:func:`dropmuon.theory.norms.polar`'s rule) and the singular values."""
-    U, s, Vt = np.linalg.svd(M, full_matrices=False)
-    tol = s[..., :1] * max(M.shape[-2:]) * RANK_RTOL_FACTOR
-    keep = (s > tol) & (s[..., :1] > 0)
-    return (U * keep[..., None, :]) @ Vt, s, keep
-
-
-def _ns_batched(M, table, f):
-    """Newton–Schulz on a stack of matrices (the arithmetic of
-    :func:`dropmuon.verification.newton_schulz.newton_schulz` with ``eps = 0``)."""
-    nrm = np.sqrt(np.sum(M * M, axis=(-2, -1), keepdims=True))
-    denom = f * nrm
-    X = np.divide(M, denom, out=np.zeros_like(M), where=denom > 0)
-    tall = X.shape[-2] > X.shape[-1]
-    if tall:
-        X = np.swapaxes(X, -1, -2)
-    for a, b, c in table:
-        G = X @ np.swapaxes(X, -1, -2)
-        X = a * X + (b * G + c * (G @ G)) @ X
-    return np.swapaxes(X, -1, -2) if tall else X
-
-
-def _layer_norm(norm_name: str, E):
-    if norm_name == "spectral":
-        return np.linalg.svd(E, compute_uv=False)[..., 0]
-    return np.sqrt(np.sum(E * E, axis=(-2, -1)))
-
-
-def _dual_norm(norm_name: str, G):
-    if norm_name == "spectral":
-        return np.linalg.svd(G, compute_uv=False).sum(axis=-1)
-    return np.sqrt(np.sum(G * G, axis=(-2, -1)))
-
-
-def grid_run(problem, distribution, K: int, etas, betas=(1.0,), *, lmo: LMO = EXACT_LMO,
-             method: str = "auto", mc_paths: int = 32, max_exact: int = MAX_EXACT, seed: int = 0,
-             confidence: float = CONFIDENCE) -> GridRun:
-    """Drop-Muon with radii ``t_i = η/π_i`` and momentum ``β`` (warm-started at a stochastic
-    gradient, as T3 assumes and :func:`~dropmuon.verification.dropmuon.paths` does by default) on a
-    :class:`~dropmuon.verification.problems.SeparableQuadratic` (optionally wrapped in
-    :class:`~dropmuon.verification.problems.Stochastic`) with spectral or Frobenius layer norms, for every
-    ``(η, β)`` of the grid at once.
-
-    ``method="exact"`` enumerates every sampling path (deterministic gradients and directions
-    only); ``"mc"`` draws ``mc_paths`` paths with ``seed``, the same sets and noise at every grid
-    point; ``"auto"`` enumerates when at most ``max_exact`` paths. ``lmo``: exact, ``perturbed``
-    (``shrink``/``overshoot``/``random``) or ``newton-schulz`` (``δ`` measured per matrix).
-
-    >>> from dropmuon.verification.problems import SeparableQuadratic
-    >>> p = SeparableQuadratic([1.0, 2.0], shapes=[(3, 3), (3, 3)], norms="spectral", seed=0)
-    >>> r = grid_run(p, RPT.uniform(2), 4, [0.05, 0.1, 0.2])
-    >>> r.method, r.n, r.metric.shape
-    ('exact', 16, (3, 1))
-    """
-    K = check_positive_int("K", K)
-    base, noise = _base(problem)
-    dist = _distribution(distribution)
-    b = base.nlayers
-    if dist.nlayers != b:
-        raise ValueError(f"the distribution has {dist.nlayers} layers but the problem has {b}")
-    pi = np.asarray(dist.inclusion, dtype=float)
-    if np.any(pi <= 0):
-        j = int(np.argmin(pi)) + 1
-        raise ValueError(f"A4 needs every inclusion probability positive; pi_{j} = {pi[j - 1]!r}")
-    etas = np.array([check_scalar("eta", e, "positive") for e in np.atleast_1d(etas)], dtype=float)
-    betas = np.array([check_scalar("beta", x, "probability") for x in np.atleast_1d(betas)], dtype=float)
-    if etas.size == 0 or betas.size == 0:
-        raise ValueError("etas and betas must be non-empty")
-    if not isinstance(lmo, LMO):
-        raise ValueError(f"lmo must be a dropmuon.verification.dropmuon.LMO; got {lmo!r}")
-    if lmo.kind == "newton-schulz" and any(n.name != "spectral" for n in base.norms):
-        raise ValueError("Newton-Schulz approximates the spectral LMO; every layer norm must be spectral")
-    confidence = check_scalar("confidence", confidence, "unit_open")
-    ee, bb = np.meshgrid(etas, betas, indexing="ij")
-    res = _simulate(base, noise, dist, K, ee.ravel(), bb.ravel(), lmo, method, mc_paths, max_exact, seed, confidence)
-    shape = (etas.size, betas.size)
-    return GridRun(etas=etas, betas=betas, metric=res["metric"].reshape(shape),
-                   half_width=res["half_width"].reshape(shape), diverged=res["diverged"].reshape(shape),
-                   delta_max=res["delta_max"], method=res["method"], n=res["n"], K=K,
-                   confidence=res["confidence"], delta_mean=res["delta_mean"])
-
-
-def _simulate(base, noise, dist, K, eta_vec, beta_vec, lmo, method, mc_paths, max_exact, seed, confidence) -> dict:
-    """The vectorised run behind :func:`grid_run` over explicit ``(η, β)`` pairs (inputs validated
-    by the caller). The random draws (sets, warm-start noise, per-step noise, random perturbations)
-    depend only on ``seed``, ``K``, the path count and the problem, never on the pairs: calls with
-    the same seed share them (common random numbers)."""
-    b = base.nlayers
-    pi = np.asarray(dist.inclusion, dtype=float)
-    outcomes = list(dist.outcomes())
-    masks = np.array([[j + 1 in S for j in range(b)] for S, _ in outcomes], dtype=bool)
-    probs = np.array([p for _, p in outcomes], dtype=float)
-    stochastic = bool(np.any(noise > 0))
-    random_dir = lmo.kind == "perturbed" and lmo.mode == "random"
-    deterministic = not stochastic and not random_dir
-    n_exact = len(outcomes) ** K if len(outcomes) > 1 else 1
-    if method == "auto":
-        method = "exact" if deterministic and n_exact <= max_exact else "mc"
-    if method not in ("exact", "mc"):
-        raise ValueError(f"unknown method {method!r}; choose auto, exact or mc")
-    rng = np.random.default_rng(seed)
-    if method == "exact":
-        if not deterministic:
-            raise ValueError("exact enumeration needs deterministic gradients and directions; use method='mc'")
-        if n_exact > max_exact:
-            raise ValueError(f"exact enumeration needs {n_exact} paths > max_exact = {max_exact}")
-        if len(outcomes) == 1:
-            seq = np.zeros((1, K), dtype=int)
-        else:
-            seq = np.array(list(itertools.product(range(len(outcomes)), repeat=K)), dtype=int)
-        weights = np.prod(probs[seq], axis=1)
-    else:
-        P = check_positive_int("mc_paths", mc_paths)
-        seq = rng.choice(len(outcomes), size=(P, K), p=probs)
-        weights = np.full(P, 1.0 / P)
-    P = seq.shape[0]
-    eta_g = np.asarray(eta_vec, dtype=float)[:, None, None, None]
-    beta_g = np.asarray(beta_vec, dtype=float)[:, None, None, None]
-    Gn = eta_g.shape[0]
-    if lmo.kind == "newton-schulz":
-        from .newton_schulz import coefficients, normalisation, scalar_map
-
-        table, fnorm = coefficients(lmo.preset, lmo.steps), normalisation(lmo.preset)
-    names = [n.name for n in base.norms]
-    X, M = [], []
-    for i in range(b):
-        shape = base.x0[i].shape
-        x = np.broadcast_to(base.x0[i], (Gn, P) + shape).copy()
-        g0 = base.H[i] * (base.x0[i] - base.xstar[i])
-        z = rng.standard_normal((P,) + shape) if stochastic else 0.0
-        X.append(x)
-        M.append(np.broadcast_to(g0 + noise[i] * z, (Gn, P) + shape).copy())
-    total = np.zeros((Gn, P))
-    bad = np.zeros((Gn, P), dtype=bool)
-    dmax = np.zeros(b)
-    dsum, dcount = np.zeros(b), np.zeros(b)
-    with np.errstate(all="ignore"):
-        for k in range(K):
-            grads = [base.H[i] * (X[i] - base.xstar[i]) for i in range(b)]
-            for i in range(b):
-                ok = np.all(np.isfinite(grads[i]), axis=(-2, -1))
-                bad |= ~ok
-                g = np.where(ok[..., None, None], grads[i], 0.0)
-                total += _dual_norm(names[i], g)
-            mask = masks[seq[:, k]]  # (P, b)
-            for i in range(b):
-                shape = base.x0[i].shape
-                z = rng.standard_normal((P,) + shape) if stochastic else 0.0
-                e_rand = rng.standard_normal((P,) + shape) if random_dir else None
-                sampled = mask[:, i]
-                if not sampled.any():
-                    continue
-                Gi = grads[i] + noise[i] * z
-                Mn = Gi if np.all(beta_g == 1.0) else (1.0 - beta_g) * M[i] + beta_g * Gi
-                Mn = np.where(np.isfinite(Mn), Mn, 0.0)
-                t = eta_g / pi[i]
-                nonzero = np.any(Mn != 0, axis=(-2, -1))[..., None, None]
-                if lmo.kind == "newton-schulz":
-                    Q = _ns_batched(Mn, table, fnorm)
-                    s = np.linalg.svd(Mn, compute_uv=False)
-                    fro = np.sqrt(np.sum(s * s, axis=-1, keepdims=True))
-                    rel = (s > s[..., :1] * max(shape) * RANK_RTOL_FACTOR) & (s[..., :1] > 0)
-                    x = np.divide(s, fnorm * fro, out=np.zeros_like(s), where=fro > 0)
-                    gap = np.where(rel, np.abs(scalar_map(x, lmo.preset, lmo.steps) - 1.0), 0.0)
-                    d = gap.max(axis=-1)[:, sampled]
-                    if d.size:
-                        dmax[i] = max(dmax[i], float(np.max(d)))
-                        dsum[i] += float(np.sum(d))
-                        dcount[i] += d.size
-                    D = -t * Q
-                else:
-                    if names[i] == "spectral":
-                        Q, _, _ = _polar_and_sv(Mn)
-                    else:
-                        fro = np.sqrt(np.sum(Mn * Mn, axis=(-2, -1), keepdims=True))
-                        Q = np.divide(Mn, fro, out=np.zeros_like(Mn), where=fro > 0)
-                    D = -t * Q
-                    if lmo.kind == "perturbed" and lmo.delta > 0:
-                        if lmo.mode == "shrink":
-                            D = (1.0 - lmo.delta) * D
-                        elif lmo.mode == "overshoot":
-                            D = (1.0 + lmo.delta) * D
-                        else:
-                            En = _layer_norm(names[i], e_rand)[:, None, None]
-                            D = D + lmo.delta * t * (e_rand / En)
-                D = np.where(nonzero, D, 0.0)
-                sel = sampled[None, :, None, None]
-                X[i] = np.where(sel, X[i] + D, X[i])
-                M[i] = np.where(sel, Mn, M[i])
-    per_path = np.where(bad, np.inf, total / K)
-    metric = per_path @ weights
-    diverged = bad.any(axis=1)
-    if method == "mc" and P > 1:
-        z = NormalDist().inv_cdf(confidence)
-        with np.errstate(invalid="ignore"):
-            sd = np.std(per_path, axis=1, ddof=1)
-        half = np.where(np.isfinite(sd), z * sd / math.sqrt(P), np.inf)
-        conf = confidence
-    else:
-        half, conf = np.zeros_like(metric), None
-    dmean = np.divide(dsum, dcount, out=np.zeros(b), where=dcount > 0)
-    return {"metric": metric, "half_width": half, "diverged": diverged, "delta_max": dmax, "delta_mean": dmean,
-            "method": method, "n": int(P), "confidence": conf}
-
-
-@dataclass(frozen=True)
-class Tuned:
-    """The best ``(η, β)`` by the theorem's metric: ``eta``, ``beta``, ``metric`` (with its Monte
-    Carlo ``half_width``), ``delta_max`` and ``delta_mean`` met at that point (Newton–Schulz, per
-    layer), per grid ``β`` the best step ``eta_per_beta`` and its metric ``metric_per_beta``, and
-    ``grid`` the coarse run."""
-
-    eta: float
-    beta: float
-    metric: float
-    half_width: float
-    delta_max: np.ndarray
-    delta_mean: np.ndarray
-    eta_per_beta: np.ndarray
-    metric_per_beta: np.ndarray
-    grid: GridRun
-
-
-# Golden-section refinement of the best step stops when the bracket in log η is this narrow. Without
-# gradient noise the metric is smooth near its minimum, so the step is then known to 1e-4 relative —
-# far finer than the effects compared (the 1/(1±δ) scalings, ≥ 9% here). With noise it wiggles
-# (refine=False, see tune).
-TUNE_LOG_TOL = 1e-4
-_GOLD = (math.sqrt(5.0) - 1.0) / 2.0
-
-
-def tune(problem, distribution, K: int, etas, betas=(1.0,), *, lmo: LMO = EXACT_LMO, mc_paths: int = 32,
-         max_exact: int = MAX_EXACT, seed: int = 0, confidence: float = CONFIDENCE, refine: bool = True) -> Tuned:
-    """The empirically best step (and momentum): :func:`grid_run` on the grid, then for every ``β``
-    a golden-section search in ``log η`` between the grid neighbours of its best grid step (to
-    :data:`TUNE_LOG_TOL`), all with the same random draws (common random numbers), so the metric is
-    one deterministic function of ``(η, β)``; the best ``β`` is the one with the smallest refined
-    metric. A best grid step at the edge of the grid is kept as it is (widen the grid).
-
-    >>> from dropmuon.verification.problems import SeparableQuadratic
-    >>> p = SeparableQuadratic([1.0, 2.0], shapes=[(3, 3), (3, 3)], norms="spectral", seed=0)
-    >>> t = tune(p, RPT.full(2), 20, [0.05, 0.1, 0.2, 0.4, 0.8])
-    >>> float(t.grid.etas[t.grid.best()[0]]), round(t.eta, 3), t.beta
-    (0.4, 0.337, 1.0)
-    """
-    run = grid_run(problem, distribution, K, etas, betas, lmo=lmo, mc_paths=mc_paths, max_exact=max_exact,
-                   seed=seed, confidence=confidence)
-    base, noise = _base(problem)
-    dist = _distribution(distribution)
-    nb = run.betas.size
-    loge = np.log(run.etas)
-    a_idx = np.argmin(run.metric, axis=0)
-    lo, hi = np.empty(nb), np.empty(nb)
-    interior = (a_idx > 0) & (a_idx < run.etas.size - 1)
-    lo[:] = loge[np.maximum(a_idx - 1, 0)]
-    hi[:] = loge[np.minimum(a_idx + 1, run.etas.size - 1)]
-    best_e = run.etas[a_idx].copy()
-    best_m = run.metric[a_idx, np.arange(nb)].copy()
-
-    def f(x):
-        res = _simulate(base, noise, dist, run.K, np.exp(x), run.betas, lmo, run.method, mc_paths, max_exact,
-                        seed, confidence)
-        return res["metric"]
-
-    if refine and interior.any() and run.etas.size > 2:
-        c = hi - _GOLD * (hi - lo)
-        d = lo + _GOLD * (hi - lo)
-        fc, fd = f(c), f(d)
-        while np.max(np.where(interior, hi - lo, 0.0)) > TUNE_LOG_TOL:
-            left = fc < fd  # the minimum lies in [lo, d]
-            hi = np.where(left, d, hi)
-            lo = np.where(left, lo, c)
-            new_c = hi - _GOLD * (hi - lo)
-            new_d = lo + _GOLD * (hi - lo)
-            c, d = np.where(left, new_c, d), np.where(left, c, new_d)
-            fc, fd = np.where(left, np.nan, fd), np.where(left, fc, np.nan)
-            probe = np.where(left, c, d)
-            fp = f(probe)
-            fc = np.where(left, fp, fc)
-            fd = np.where(left, fd, fp)
-        x = (lo + hi) / 2
-        fx = f(x)
-        better = interior & (fx < best_m)
-        best_e = np.where(better, np.exp(x), best_e)
-        best_m = np.where(better, fx, best_m)
-    j = int(np.argmin(best_m))
-    at = _simulate(base, noise, dist, run.K, [best_e[j]], [run.betas[j]], lmo, run.method, mc_paths, max_exact,
-                   seed, confidence)
-    return Tuned(eta=float(best_e[j]), beta=float(run.betas[j]), metric=float(at["metric"][0]),
-                 half_width=float(at["half_width"][0]), delta_max=at["delta_max"],
-                 delta_mean=at["delta_mean"], eta_per_beta=best_e,
-                 metric_per_beta=best_m, grid=run)
 
 
 # -- δ of the Newton–Schulz presets ----------------------------------------------------------------
@@ -515,8 +167,7 @@ def delta_summary(presets=("muon", "you", "polar-express"), steps=range(1, 11), 
     for name, shape, kappa in matrices:
         shape = tuple(int(d) for d in shape)
         A = rng.standard_normal(shape) if kappa is None else _random_matrix(shape, float(kappa), rng)
-        s = np.linalg.svd(A, compute_uv=False)
-        mats.append((name, shape, float(s[0] / s[-1]), A))
+        mats.append((name, shape, float(np.linalg.cond(A)), A))  # σ_max/σ_min
     per = []
     for name, shape, kap, A in mats:
         for p in presets:
@@ -559,7 +210,7 @@ class TheoryCouplingRecord:
     """T4's tuned parameters at a common ``δ``: ``eta``, ``beta`` (joint rule), the rate bound
     ``bound``; ``eta_ratio = η*(δ)/η*(0)``, ``eta_scaled = η*(δ)(1+δ)``; and
     ``beta_fixed_pairing = β*(η)`` of the T3 rule (``δ = 0`` constants) at the step ``η = η*(δ)``
-    — THEORY.md's chain "smaller step ⇒ more momentum" (``1`` without noise)."""
+    — the anticipated chain "smaller step ⇒ more momentum" (``docs/theory.md`` §T4) (``1`` without noise)."""
 
     setting: str
     delta: float
@@ -852,7 +503,7 @@ def _theory_checks(th) -> list[CheckResult]:
             observed=obs, bound=1.0, ratio=obs, holds=bool(all(b < a for a, b in zip(pair, pair[1:]))),
             method="closed-form", kind="coupling", distribution="RPT uniform", K=n[0].K,
             note=f"T3's beta*(eta) (delta = 0 constants) at eta = eta*(delta): {_fmt(pair)} at delta = {_fmt(d, 3)} "
-                 f"- THEORY.md's 'smaller step => more momentum' holds at this fixed pairing; but the jointly tuned "
+                 f"- the anticipated 'smaller step => more momentum' (docs/theory.md §T4) holds at this fixed pairing; but the jointly tuned "
                  f"beta* of our bound GROWS with delta, {_fmt(joint)} (less momentum): delta also enlarges the "
                  "drift term S1, and the two effects nearly cancel (docs/theory.md §T4)",
         ))
@@ -916,7 +567,7 @@ def _empirical_checks(ex) -> list[CheckResult]:
              "the metric wiggles in eta and near-tied betas would otherwise swap); min over eta of the metric per "
              f"beta: {', '.join(f'delta={x:.3g}: {_fmt(v)}' for x, v in per_beta.items())}. Prediction for this setting: the same "
              "best beta at every delta and the step scaled by 1/(1+delta), because an overshooting LMO is exactly "
-             "a larger step. THEORY.md's 'best momentum grows' is NOT what happens here; T4's jointly tuned beta* "
+             "a larger step. The anticipated 'best momentum grows' (docs/theory.md §T4) is NOT what happens here; T4's jointly tuned beta* "
              f"= {_fmt([thn[x].beta for x in dm if x in thn])} grows slightly (less momentum), and only at a "
              f"fixed pairing does beta*(eta*(delta)) = {_fmt([thn[x].beta_fixed_pairing for x in dm if x in thn])} shrink",
     ))
@@ -939,7 +590,7 @@ def coupling_checks(seed: int = 0, size: str = "quick") -> list[CheckResult]:
        non-decreasing and *above* 1 at ``δ_max``;
     6. empirical momentum with noise (overshooting LMO): ``observed = β_best(δ_max)/β_best(0)``,
        ``bound = 1``; holds when the best ``β`` is the same at every ``δ`` and the best step is
-       non-increasing — what an overshooting LMO predicts; the note compares with THEORY.md's
+       non-increasing — what an overshooting LMO predicts; the note compares with the anticipated
        "best momentum grows" and with the theorem's ``β*``.
 
     ``method`` is ``mc`` for the runs (common random numbers over the grid, ``n`` paths) and

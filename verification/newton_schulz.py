@@ -7,6 +7,10 @@ normalised input ``x = σ/(f‖M‖_F)`` this is the scalar map ``x ← ax + bx�
 so ``NS(M) = U diag(p(x)) Vᵀ`` with ``p`` the composition of the steps' quintics::
 
     δ(M) = max_j |p(σ_j / (f‖M‖_F)) − 1|          (σ_j the non-zero singular values)
+
+The iteration and ``δ`` are implemented once, on stacks of matrices ``(..., m, n)``
+(:func:`newton_schulz_batched`, :func:`delta_batched`, batched over the leading axes); the
+per-matrix :func:`newton_schulz` and :func:`delta` call the same code with one matrix.
 """
 
 from __future__ import annotations
@@ -27,8 +31,10 @@ __all__ = [
     "coefficients",
     "normalisation",
     "newton_schulz",
+    "newton_schulz_batched",
     "scalar_map",
     "delta",
+    "delta_batched",
     "singular_value_interval",
     "image_interval",
     "worst_delta",
@@ -210,9 +216,43 @@ def _check_matrix(M) -> np.ndarray:
     return A
 
 
-def _normaliser(A: np.ndarray, preset, eps: float) -> float:
-    """``f‖M‖_F + eps`` — the one place both :func:`newton_schulz` and :func:`delta` compute it."""
-    return normalisation(preset) * float(np.linalg.norm(A)) + eps
+def _check_stack(M) -> np.ndarray:
+    try:
+        A = np.asarray(M)
+    except (TypeError, ValueError):  # ragged input
+        raise ValueError(f"M must be an array of real numbers of shape (..., m, n); got M = {M!r}") from None
+    if A.ndim < 2:
+        raise ValueError(f"M must be a stack of matrices (..., m, n); got an array of shape {A.shape}")
+    if A.dtype.kind not in "biuf":
+        raise ValueError(f"M must be real numbers; got dtype {A.dtype} (shape {A.shape})")
+    A = A.astype(float)
+    bad = ~np.isfinite(A)
+    if bad.any():
+        idx = tuple(int(i) for i in np.argwhere(bad)[0])
+        raise ValueError(f"M must be finite; got M[{idx}] = {float(A[idx])!r} (shape {A.shape})")
+    return A
+
+
+def _normaliser(A: np.ndarray, preset, eps: float) -> np.ndarray:
+    """``f‖M‖_F + eps`` of every matrix of a stack ``(..., m, n)``, shape ``(...)`` — the one place
+    :func:`newton_schulz` and :func:`delta` (and their batched forms) compute it."""
+    return normalisation(preset) * np.sqrt(np.sum(A * A, axis=(-2, -1))) + eps
+
+
+def _iterate(A: np.ndarray, preset, steps: int, eps: float) -> np.ndarray:
+    """The Newton–Schulz iteration on a validated stack ``(..., m, n)``: ``X₀ = M/(f‖M‖_F + eps)``
+    (``0`` where that is 0, i.e. ``M = 0`` with ``eps = 0``), transposed when tall, then
+    ``X ← aX + (bA + cA²)X`` with ``A = XXᵀ`` per step, transposed back."""
+    table = coefficients(preset, steps)
+    denom = _normaliser(A, preset, eps)[..., None, None]
+    X = np.divide(A, denom, out=np.zeros_like(A), where=denom > 0)
+    tall = X.shape[-2] > X.shape[-1]
+    if tall:
+        X = np.swapaxes(X, -1, -2)
+    for a, b, c in table:
+        G = X @ np.swapaxes(X, -1, -2)
+        X = a * X + (b * G + c * (G @ G)) @ X
+    return np.swapaxes(X, -1, -2) if tall else X
 
 
 def newton_schulz(M, preset="muon", steps: int = 5, *, eps: float = 0.0) -> np.ndarray:
@@ -228,7 +268,7 @@ def newton_schulz(M, preset="muon", steps: int = 5, *, eps: float = 0.0) -> np.n
     zeros explicitly, and with ``eps = 0`` the result is invariant under ``M → cM`` (``c > 0``), so
     :func:`delta` and :func:`worst_delta` depend on the singular values' ratios only. Pass
     ``eps=REFERENCE_EPS`` to reproduce the reference arithmetic (it shrinks ``x`` by the factor
-    ``1/(1 + eps/(f‖M‖_F))``).
+    ``1/(1 + eps/(f‖M‖_F))``). A stack of matrices: :func:`newton_schulz_batched` (the same code).
 
     >>> M = np.array([[3.0, 0.0], [0.0, 1.0]])
     >>> Q = newton_schulz(M, "polar-express", 8)
@@ -240,19 +280,22 @@ def newton_schulz(M, preset="muon", steps: int = 5, *, eps: float = 0.0) -> np.n
     [[0.0, 0.0, 0.0], [0.0, 0.0, 0.0]]
     """
     A = _check_matrix(M)
-    table = coefficients(preset, steps)
-    eps = _check_eps(eps)
-    denom = _normaliser(A, preset, eps)
-    if denom == 0.0:  # M = 0 (and eps = 0): NS(0) = 0 = the polar factor of the empty SVD
-        return np.zeros_like(A)
-    X = A / denom
-    tall = X.shape[0] > X.shape[1]
-    if tall:
-        X = X.T
-    for a, b, c in table:
-        G = X @ X.T
-        X = a * X + (b * G + c * (G @ G)) @ X
-    return np.ascontiguousarray(X.T if tall else X)
+    coefficients(preset, steps)  # validates preset and steps
+    return np.ascontiguousarray(_iterate(A, preset, steps, _check_eps(eps)))
+
+
+def newton_schulz_batched(M, preset="muon", steps: int = 5, *, eps: float = 0.0) -> np.ndarray:
+    """:func:`newton_schulz` of every matrix of a stack ``M`` of shape ``(..., m, n)`` at once
+    (batched matmuls over the leading axes; the same iteration, coefficients and normaliser
+    ``f‖M_j‖_F + eps`` per matrix; zero for a zero matrix when ``eps = 0``).
+
+    >>> M = np.stack([np.diag([3.0, 1.0]), np.zeros((2, 2))])
+    >>> np.round(newton_schulz_batched(M, "muon", 5), 4).tolist()
+    [[[0.753, 0.0], [0.0, 1.1337]], [[0.0, 0.0], [0.0, 0.0]]]
+    """
+    A = _check_stack(M)
+    coefficients(preset, steps)
+    return _iterate(A, preset, steps, _check_eps(eps))
 
 
 def scalar_map(x, preset="muon", steps: int = 5) -> np.ndarray:
@@ -296,6 +339,7 @@ def delta(M, preset="muon", steps: int = 5, *, eps: float = 0.0) -> float:
     ``LMO_t(M) = −t U Vᵀ``; for a scaled spectral norm ``s‖·‖_op`` both are divided by ``s`` and the
     error is measured in ``s‖·‖_op``, so ``δ`` is the same (it is relative). T4 needs ``δ < 1``;
     the value returned may be larger (a singular value left near 0, or one overshooting to ``> 2``).
+    A stack of matrices: :func:`delta_batched` (the same code).
 
     >>> M = np.array([[3.0, 0.0], [0.0, 1.0]])
     >>> round(delta(M, "muon", 5), 4)         # 1 − 0.753
@@ -305,15 +349,32 @@ def delta(M, preset="muon", steps: int = 5, *, eps: float = 0.0) -> float:
     """
     A = _check_matrix(M)
     coefficients(preset, steps)  # validates preset and steps before the SVD
-    eps = _check_eps(eps)
-    denom = _normaliser(A, preset, eps)
-    if denom == 0.0 or A.size == 0:
-        return 0.0
+    return float(_delta(A, preset, steps, _check_eps(eps)))
+
+
+def delta_batched(M, preset="muon", steps: int = 5, *, eps: float = 0.0) -> np.ndarray:
+    """:func:`delta` of every matrix of a stack ``M`` of shape ``(..., m, n)``, shape ``(...)``
+    (one batched SVD; the same rank rule and normaliser per matrix).
+
+    >>> M = np.stack([np.diag([3.0, 1.0]), np.zeros((2, 2))])
+    >>> np.round(delta_batched(M, "muon", 5), 4).tolist()
+    [0.247, 0.0]
+    """
+    A = _check_stack(M)
+    coefficients(preset, steps)
+    return _delta(A, preset, steps, _check_eps(eps))
+
+
+def _delta(A: np.ndarray, preset, steps: int, eps: float) -> np.ndarray:
+    """``max_j |p(σ_j/(f‖M‖_F + eps)) − 1|`` over the kept ``σ_j`` of every matrix of a validated
+    stack (0 for a zero or empty matrix)."""
+    if A.shape[-2] == 0 or A.shape[-1] == 0:
+        return np.zeros(A.shape[:-2])
+    denom = _normaliser(A, preset, eps)[..., None]
     s = np.linalg.svd(A, compute_uv=False)
-    if s[0] == 0.0:
-        return 0.0
-    s = s[s > s[0] * max(A.shape) * RANK_RTOL_FACTOR]
-    return float(np.max(np.abs(scalar_map(s / denom, preset, steps) - 1.0)))
+    keep = (s > s[..., :1] * max(A.shape[-2:]) * RANK_RTOL_FACTOR) & (s[..., :1] > 0) & (denom > 0)
+    x = np.divide(s, denom, out=np.zeros_like(s), where=keep)
+    return np.max(np.where(keep, np.abs(scalar_map(x, preset, steps) - 1.0), 0.0), axis=-1)
 
 
 def _check_kappa_n(kappa, n) -> tuple[float, int]:
