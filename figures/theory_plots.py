@@ -489,7 +489,7 @@ def full_optimal_region(costs3, *, ratios=None, objectives=("max", "sum"), famil
     the ``rpt`` or ``subsets`` family, where the solver is an interior-point method (~15 ms a
     point), points where a simple RPT distribution already beats full are decided without it
     (a certificate: the optimum is at least as cheap); the 61 × 61 default then takes about 10 s
-    instead of about 50 s. THEORY.md §5: max-form RPT is full-optimal iff ``L_1 = max_j L_j``.
+    instead of about 50 s. docs/sampling.md: max-form RPT is full-optimal iff ``L_1 = max_j L_j``.
 
     Returns ``{"costs", "family", "ratios", "panels"}`` with ``panels = [{"objective",
     "full_optimal"}, …]``, ``full_optimal[j][i]`` for ``r3 = ratios[j]``, ``r2 = ratios[i]``.
@@ -539,7 +539,7 @@ def full_optimal_region(costs3, *, ratios=None, objectives=("max", "sum"), famil
     }
 
 
-# the closed-form conditions of THEORY.md §5 (and solvers.full_network_optimal) under which full
+# the closed-form conditions of docs/sampling.md (and solvers.full_network_optimal) under which full
 # updates are optimal, written on the panels they hold for (C_s: cost of an RPT step from layer s)
 _FULL_OPTIMAL_CONDITION = {
     ("rpt", "max"): r"full optimal iff $L_1 = \max_j L_j$",

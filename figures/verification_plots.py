@@ -15,7 +15,7 @@ from .style import PALETTE, color, new_figure, styled
 
 __all__ = [
     "PLOTTED_KINDS",
-    "THEOREM_LABELS",
+    "theorem_labels",
     "verification_points",
     "plot_verification",
     "inexact_lmo_curves",
@@ -28,14 +28,24 @@ __all__ = [
 #: direction), not a bound pair, and are left out
 PLOTTED_KINDS = ("bound", "tight")
 
-#: short labels of the theorems (THEORY.md §4), in the order they are drawn
-THEOREM_LABELS = {
-    "smooth-deterministic": "T1",
-    "smooth-constant-radius": "T1$'$",  # mathtext prime: the font's U+2032 renders as an acute accent
-    "l0l1-deterministic": "T2",
-    "smooth-stochastic": "T3",
-    "inexact-constant-radius": "T4",
-}
+def theorem_labels() -> dict:
+    """Short labels of the registered theorems (``Theorem.label``, primes as mathtext: the font's
+    U+2032 renders as an acute accent), in registry order: the order they are drawn in, and the
+    index of each one's colour and marker.
+
+    >>> theorem_labels()["smooth-constant-radius"]
+    "T1$'$"
+    """
+    from dropmuon.theory import theorems
+
+    return {name: t.label.replace("′", "$'$") for name, t in theorems.items()}
+
+
+def __getattr__(name):
+    if name == "THEOREM_LABELS":  # read from the registry when asked (users may register theorems)
+        return theorem_labels()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
 
 # palette indices of the theorems (vermillion is kept for violations, black for y = x), and a marker
 # shape per theorem, so that the theorems differ by more than colour (T1 and T4 are two blues)
@@ -86,18 +96,20 @@ def verification_points(records) -> dict:
         interval = [lo, hi] if math.isfinite(lo) and math.isfinite(hi) and 0 < lo <= hi else None
         points.append({"name": str(r["name"]), "theorem": str(r["theorem"]), "kind": str(r["kind"]),
                        "observed": obs, "bound": bnd, "holds": bool(r["holds"]),
+                       "status": str(r.get("status") or ("holds" if r["holds"] else "violated")),
                        "method": str(r.get("method") or ""), "interval": interval,
                        "confidence": number(r.get("confidence"))})
     if not points and not dropped:
         raise ValueError(f"no check of kind {' or '.join(PLOTTED_KINDS)} among the {len(records)} records "
                          f"(kinds: {sorted(excluded)}); nothing to plot")
     present = {p["theorem"] for p in points}
-    theorems = [t for t in THEOREM_LABELS if t in present] + sorted(present - set(THEOREM_LABELS))
+    labels = theorem_labels()
+    theorems = [t for t in labels if t in present] + sorted(present - set(labels))
     return {"points": points, "theorems": theorems, "dropped": dropped, "excluded": excluded}
 
 
 def _theorem_label(name: str) -> str:
-    short = THEOREM_LABELS.get(name)
+    short = theorem_labels().get(name)
     return f"{short} {name}" if short else name
 
 
@@ -121,8 +133,11 @@ def plot_verification(records, columns: int = 1) -> Figure:
     ax.set_xscale("log")
     ax.set_yscale("log")
     handles = []
-    style = {th: (color(_THEOREM_COLOURS[j % len(_THEOREM_COLOURS)]), _THEOREM_MARKERS[j % len(_THEOREM_MARKERS)])
-             for j, th in enumerate(d["theorems"])}
+    # a theorem keeps its colour and marker whichever others are present: indexed by registry order
+    order = {th: j for j, th in enumerate(list(theorem_labels()) + [t for t in d["theorems"]
+                                                                     if t not in theorem_labels()])}
+    style = {th: (color(_THEOREM_COLOURS[order[th] % len(_THEOREM_COLOURS)]),
+                  _THEOREM_MARKERS[order[th] % len(_THEOREM_MARKERS)]) for th in d["theorems"]}
     for th in d["theorems"]:
         c, mk = style[th]
         mine = [p for p in pts if p["theorem"] == th and p["kind"] != "tight"]
@@ -158,12 +173,18 @@ def plot_verification(records, columns: int = 1) -> Figure:
                    c=colours, edgecolors="black", linewidths=0.5, zorder=4, gid="tight")
         handles.append(Line2D([], [], ls="none", marker="*", ms=7, mfc="white", mec="black", mew=0.6,
                               label="tight instance"))
-    failed = [p for p in pts if not p["holds"]]
+    failed = [p for p in pts if p["status"] == "violated"]
     if failed:
         ax.scatter([p["observed"] for p in failed], [p["bound"] for p in failed], s=70, marker="o",
                    facecolors="none", edgecolors=_VIOLATION, linewidths=1.2, zorder=5, gid="violated")
         handles.append(Line2D([], [], ls="none", marker="o", ms=7, mfc="none", mec=_VIOLATION, mew=1.2,
                               label=f"violated ({len(failed)})"))
+    unsure = [p for p in pts if p["status"] == "inconclusive"]
+    if unsure:
+        ax.scatter([p["observed"] for p in unsure], [p["bound"] for p in unsure], s=70, marker="o",
+                   facecolors="none", edgecolors="0.5", linewidths=1.2, linestyle=":", zorder=5, gid="inconclusive")
+        handles.append(Line2D([], [], ls="none", marker="o", ms=7, mfc="none", mec="0.5", mew=1.2,
+                              label=f"inconclusive ({len(unsure)})"))
     values = [v for p in pts for v in (p["observed"], p["bound"])]
     if values:
         lo, hi = min(values), max(values)

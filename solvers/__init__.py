@@ -1,5 +1,5 @@
 """Optimal layer-sampling distributions for Drop-Muon: which layers to update, how often, and how
-much that saves over updating all of them (THEORY.md §5).
+much that saves over updating all of them (docs/sampling.md).
 
 One front door, :func:`optimal_sampling`, over four families (``rpt``, ``independent``,
 ``subsets``, ``fixed``), three objectives (``max``: T1, ``sum``: T1′, ``l0l1``: T2) and several

@@ -20,9 +20,6 @@ from dropmuon.theory import (
     CostModel,
     Independent,
     SubsetDistribution,
-    l0l1_deterministic,
-    smooth_constant_radius,
-    smooth_deterministic,
 )
 from dropmuon.theory import symbols as S
 from dropmuon.theory._validation import check_layer_array, check_same_length, check_scalar
@@ -45,12 +42,17 @@ FAMILIES = ("rpt", "independent", "subsets", "fixed")
 OBJECTIVES = ("max", "sum", "l0l1")
 METHODS = ("auto", "closed-form", "lp", "enumerate", "cvxpy", "scipy", "grid")
 
-# which theorem (and statement) gives K(π) for each objective
-_THEOREM = {
-    "max": (smooth_deterministic, "rate"),
-    "sum": (smooth_constant_radius, "rate"),
-    "l0l1": (l0l1_deterministic, "unweighted"),
-}
+
+
+def _objective_theorem(objective: str):
+    """The theorem (and statement) whose closed-form ``K(π)`` an objective is: read from the
+    theorems' ``solver_objective`` (T1: ``max``, T1′: ``sum``, T2: ``l0l1``)."""
+    from dropmuon.theory import theorems
+
+    for thm in theorems.values():
+        if thm.solver_objective is not None and thm.solver_objective[0] == objective:
+            return thm, thm.solver_objective[1]
+    raise ValueError(f"no registered theorem gives the objective {objective!r}")
 
 # the largest b for which the subsets family is enumerated set by set (2^b − 1 columns)
 MAX_ENUMERATE_LAYERS = 20
@@ -140,11 +142,11 @@ class Problem:
 
     @property
     def theorem(self):
-        return _THEOREM[self.objective][0]
+        return _objective_theorem(self.objective)[0]
 
     @property
     def statement(self) -> str:
-        return _THEOREM[self.objective][1]
+        return _objective_theorem(self.objective)[1]
 
     def constants(self, pi) -> dict:
         if self.objective == "l0l1":

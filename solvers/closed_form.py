@@ -1,4 +1,4 @@
-"""Closed-form optimal distributions (THEORY.md §5, proofs in docs/theory.md §Optimal sampling),
+"""Closed-form optimal distributions (proofs in docs/sampling.md),
 each with the explicit dual certificate or KKT multipliers that prove it optimal, from which the
 optimality residuals are computed.
 

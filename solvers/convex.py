@@ -2,7 +2,7 @@
 :class:`~dropmuon.solvers._problem.Formulation` (``cost·θ = 1``, so that ``y = Yθ`` is ``π / E cost``):
 
 * max-form: the LP ``min cost·θ`` s.t. ``Yθ ≥ L`` (as in :mod:`dropmuon.solvers.lp`, another solver);
-* sum-form: ``min Σ_i L_i / y_i`` — the total cost ``E cost · Σ_i L_i/π_i`` (THEORY.md §5);
+* sum-form: ``min Σ_i L_i / y_i`` — the total cost ``E cost · Σ_i L_i/π_i`` (docs/sampling.md);
 * l0l1: ``min (2Δ0/ε)(max_i 1/y_i + Σ_i (L0_i/(L1_i² ε)) / y_i)`` — T2's π-free ``K`` times
   ``E cost``, convex because both terms are.
 

@@ -2,8 +2,8 @@
 family's :class:`~dropmuon.solvers._problem.Formulation`, with KKT residuals from HiGHS's duals.
 
 In unnormalised masses ``θ`` the max-form is ``min cost·θ`` s.t. ``Yθ ≥ L``, ``Gθ ≤ 0``,
-``Eθ = 0``, ``θ ≥ 0``: the optimal value is ``max_i(L_i/π_i)·E cost`` at the optimum (THEORY.md
-§5); the distribution is ``θ`` normalised by its probability mass.
+``Eθ = 0``, ``θ ≥ 0``: the optimal value is ``max_i(L_i/π_i)·E cost`` at the optimum (docs/sampling.md);
+the distribution is ``θ`` normalised by its probability mass.
 """
 
 from __future__ import annotations

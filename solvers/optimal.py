@@ -342,6 +342,9 @@ def optimal_sampling(
     seed: int = 0,
     starts: int = 8,
     certify: bool = True,
+    theorem=None,
+    statement: str | None = None,
+    constants=None,
 ) -> SamplingResult:
     r"""The layer-sampling distribution minimising total cost ``TC = K(π) · E cost``.
 
@@ -363,6 +366,11 @@ def optimal_sampling(
         ``"grid"`` (brute force, ``b ≤ 3``).
     certify : compute the closed forms' optimality certificates (``residuals``); ``False``
         skips them (``None``) for speed at very large ``b``.
+    theorem : any registered theorem (name or object): minimise ``K(π)·E cost`` with that
+        theorem's own ``K(π)`` instead of a built-in objective, numerically
+        (:func:`dropmuon.solvers.theorem_objective.optimal_for_theorem`; with ``statement``, extra
+        per-layer ``constants`` such as ``sigma``, and ``Delta0``, ``epsilon``; families ``rpt``
+        and ``independent``). For T1 and T1′ the closed forms cross-check the answer.
     Delta0, epsilon : give both to get ``K`` in iterations; without them the max- and sum-form
         report ``K`` in units of ``2Δ0/ε²``.
 
@@ -375,6 +383,18 @@ def optimal_sampling(
     >>> r.start_probs.tolist(), r.full_is_optimal, round(r.speedup_vs_full, 4)
     ([0.2, 0.8, 0.0, 0.0], False, 1.25)
     """
+    if theorem is not None:
+        from .theorem_objective import optimal_for_theorem
+
+        if method not in ("auto", "scipy"):
+            raise ValueError(f"theorem= is solved numerically; method {method!r} does not apply (use auto)")
+        if objective != "max":
+            raise ValueError("give theorem= or objective=, not both (the theorem defines the objective)")
+        return optimal_for_theorem(theorem, costs, family=family, statement=statement, L=L, L0=L0, L1=L1,
+                                   constants=constants, Delta0=Delta0, epsilon=epsilon,
+                                   forward_cost=forward_cost, starts=starts, seed=seed)
+    if statement is not None or constants is not None:
+        raise ValueError("statement= and constants= go with theorem=")
     _check_choice("family", family, FAMILIES)
     _check_choice("method", method, METHODS)
     problem = make_problem(L, costs, objective, forward_cost=forward_cost, L0=L0, L1=L1,

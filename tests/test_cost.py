@@ -1,4 +1,4 @@
-"""Cost model (THEORY.md §5) and sampling distributions: closed formulas against brute force."""
+"""Cost model (docs/sampling.md) and sampling distributions: closed formulas against brute force."""
 
 import itertools
 

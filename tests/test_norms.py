@@ -1,4 +1,4 @@
-"""Norms, duals, sharp operators and LMOs (THEORY.md §1) on random and rank-deficient matrices."""
+"""Norms, duals, sharp operators and LMOs (docs/theory.md) on random and rank-deficient matrices."""
 
 import numpy as np
 import pytest

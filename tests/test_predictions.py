@@ -80,7 +80,7 @@ def test_iterations_to_target_is_the_first_crossing():
 
 
 def test_first_max_profile_full_is_the_optimum_with_equal_cost():
-    """THEORY.md §5: full updates are the max-form RPT optimum iff L_1 = max_j L_j."""
+    """docs/sampling.md: full updates are the max-form RPT optimum iff L_1 = max_j L_j."""
     prof = Profile("first-max", (8, 4, 2, 1), (1, 1, 1, 1), forward=2.0)
     recs = {r.distribution: r for r in run_predictions([prof])}
     assert recs["optimal"].start_probs == (1.0, 0.0, 0.0, 0.0)

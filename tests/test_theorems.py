@@ -1,4 +1,4 @@
-"""Theorems T1–T4 (THEORY.md §4): generated numerics against sympy and against independent
+"""Theorems T1–T4 (docs/theory.md): generated numerics against sympy and against independent
 formulas, reductions (full sampling, one layer, split layers, Gluon, δ = 0), the tight instance of
 T1, optimal steps, iteration counts and bad input."""
 
@@ -107,7 +107,7 @@ def test_numeric_equals_sympy(theorem, data):
         assert step[p] == pytest.approx(_sympy_value(rule, c, K, others), rel=LAMBDIFY_RTOL)
 
 
-# -- against independent formulas (hand-written from THEORY.md / docs/theory.md) -------------
+# -- against independent formulas (hand-written from docs/theory.md) -------------
 
 def ref_T1(L, pi, Delta0, K):
     return 2 * Delta0 * np.max(L / pi) / K
@@ -315,7 +315,7 @@ def test_optimal_steps_are_stationary_points():
 
 
 def test_inexact_step_shrinks_by_one_plus_delta():
-    """With a common δ, β = 1 and σ = 0: η*(δ) = η*(0)/(1 + δ) (THEORY.md §4 T4)."""
+    """With a common δ, β = 1 and σ = 0: η*(δ) = η*(0)/(1 + δ) (docs/theory.md, T4)."""
     d = sp.Symbol("d", nonnegative=True)
     star = S.set_all(inexact_constant_radius.optimal_step["eta"].subs(S.beta, 1), "delta", d)
     star0 = smooth_constant_radius.optimal_step["eta"]

@@ -1,4 +1,4 @@
-"""Named tolerances for the test suite, each with the reason for its value (STYLE.md §9)."""
+"""Named tolerances for the test suite, each with the reason for its value."""
 
 # Identities through an SVD (sharp operator, duals): numpy's SVD is backward stable, so the
 # relative error of ‖M‖_nuc², ⟨M, M♯⟩ etc. is a small multiple of machine epsilon (2.2e-16) times

@@ -1,4 +1,4 @@
-"""Mathematical core of the Drop-Muon toolkit (THEORY.md): layer norms and sharp operators,
+"""Mathematical core of the Drop-Muon toolkit (``docs/theory.md``): layer norms and sharp operators,
 assumptions A1–A4, theorems T1–T4 as objects, sampling distributions and the cost model.
 
 Imports none of the toolkit's other packages. Every theorem here is derived in this project
@@ -21,15 +21,13 @@ _LAZY = {
         "LayerwiseSmoothness",
         "StochasticGradients",
     ],
-    "bounds": [
-        "Bound",
+    "bounds": ["Bound", "Statement", "Theorem", "TightInstance", "STEP_KINDS"],
+    "builtin_theorems": [
         "InexactConstantRadius",
         "L0L1Deterministic",
         "SmoothConstantRadius",
         "SmoothDeterministic",
         "SmoothStochastic",
-        "Statement",
-        "Theorem",
         "gluon_theorem1_iterations",
         "inexact_constant_radius",
         "l0l1_deterministic",
@@ -61,6 +59,8 @@ __all__ = [
     "Bound",
     "Statement",
     "Theorem",
+    "TightInstance",
+    "STEP_KINDS",
     "SmoothDeterministic",
     "SmoothConstantRadius",
     "L0L1Deterministic",

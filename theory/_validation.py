@@ -1,7 +1,7 @@
 """Input validation shared by every public function: clear ``ValueError`` messages naming the
 bad value, never an ``assert`` and never a NaN that travels on into a wrong number.
 
-Layers are numbered from 1 in every message, as in THEORY.md (``L_3`` is the third layer)."""
+Layers are numbered from 1 in every message, as in docs/theory.md (``L_3`` is the third layer)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Assumptions A1–A4 of THEORY.md §3 as objects that carry their constants and state themselves.
+"""Assumptions A1–A4 (docs/theory.md) as objects that carry their constants and state themselves.
 
 Each class has a generic statement (``latex_generic()``, over symbols) and, once built with
 constants, ``latex()`` and ``statement()`` with those constants filled in. Constructors validate

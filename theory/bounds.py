@@ -1,4 +1,7 @@
-"""Theorems T1, T1′, T2, T3, T4 of THEORY.md §4, one object each.
+"""The theorem engine: :class:`Statement`, :class:`Bound`, :class:`TightInstance` and the
+:class:`Theorem` base class. The theorems themselves, T1, T1′, T2, T3 and T4, live one per module
+in :mod:`dropmuon.theory.builtin_theorems` (``smooth_deterministic.py`` …); their names are re-exported
+here for compatibility.
 
 Every theorem is written once, as generic sympy expressions over ``b`` layers (``Σ_i``, ``max_i``);
 its LaTeX, its concrete form for a given ``b`` and its numpy evaluation are all generated from those
@@ -19,7 +22,7 @@ from __future__ import annotations
 import functools
 import math
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from types import MappingProxyType
 
 import numpy as np
@@ -27,30 +30,38 @@ import sympy as sp
 
 from . import symbols as s
 from ._validation import check_layer_array, check_positive_int, check_same_length, check_scalar
-from .assumptions import (
-    IndependentSampling,
-    LayerwiseL0L1Smoothness,
-    LayerwiseSmoothness,
-    StochasticGradients,
-)
 
 __all__ = [
     "Statement",
     "Bound",
     "Theorem",
-    "SmoothDeterministic",
-    "SmoothConstantRadius",
-    "L0L1Deterministic",
-    "SmoothStochastic",
-    "InexactConstantRadius",
-    "smooth_deterministic",
-    "smooth_constant_radius",
-    "l0l1_deterministic",
-    "smooth_stochastic",
-    "inexact_constant_radius",
-    "gluon_theorem1_iterations",
+    "TightInstance",
+    "STEP_KINDS",
     "ROUNDING_RTOL",
 ]
+
+#: the step kinds a check knows how to run (``verification.checks``): ``sharp`` (``γ_i = 1/L_i``,
+#: i.e. radius ``‖∇_i f‖_*/L_i``), ``constant-radius`` (``t_i = η/π_i``, with momentum ``β`` when
+#: the theorem has that parameter) and ``adaptive-radius`` (Gluon's ``‖g_i‖_*/(L0_i + L1_i‖g_i‖_*)``)
+STEP_KINDS = ("sharp", "constant-radius", "adaptive-radius")
+
+# the theorem objects, importable from here for compatibility (module -> names)
+_THEOREM_MODULES = {
+    "smooth_deterministic": ("SmoothDeterministic", "smooth_deterministic"),
+    "smooth_constant_radius": ("SmoothConstantRadius", "smooth_constant_radius"),
+    "l0l1_deterministic": ("L0L1Deterministic", "l0l1_deterministic", "gluon_theorem1_iterations"),
+    "smooth_stochastic": ("SmoothStochastic", "smooth_stochastic"),
+    "inexact_constant_radius": ("InexactConstantRadius", "inexact_constant_radius"),
+}
+
+
+def __getattr__(name):
+    for mod, names in _THEOREM_MODULES.items():
+        if name in names:
+            import importlib
+
+            return getattr(importlib.import_module(f"{__package__}.builtin_theorems.{mod}"), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 # A closed-form K(ε) is exact in real arithmetic; evaluating it in floating point is off by a few
 # ulps, so a value that is mathematically an integer may come out as that integer plus 1e-15
@@ -91,11 +102,35 @@ class Statement:
     rhs: sp.Expr
     kind: str = "upper"
     target: sp.Expr | None = None
+    #: the numeric left-hand side: the left-hand side is ``(1/K) Σ_k E Σ_i term_i`` with ``term``
+    #: an expression in ``g_i = ‖∇_i f(X^k)‖_(i)*`` (:data:`dropmuon.theory.symbols.g`) and the
+    #: constants (entries indexed by ``i``; sums and maxima over the layers allowed)
+    term: sp.Expr | None = None
 
     def latex(self) -> str:
         """``lhs \\le rhs`` as LaTeX."""
         rel = {"upper": r"\le", "lower": r"\ge", "tight": "="}[self.kind]
         return f"{self.lhs} {rel} {s.latex(self.rhs)}"
+
+
+@dataclass(frozen=True)
+class TightInstance:
+    """A designed instance on which a statement is attained (``observed/bound ≥ 0.99``), as data a
+    check builds and runs (:func:`dropmuon.verification.checks.check_tight_instance`).
+
+    ``problem``: ``{"kind": "separable-quadratic", "curvature": [...], "shapes": [...],
+    "norms": ..., "x0": [...] (one nested list per layer, optional), "seed": ...}``; the sampling
+    is full (``π ≡ 1``); ``K`` iterations; ``options``: keyword arguments of the check (``eta``,
+    ``l1``, and ``lmo`` as ``{"kind": "perturbed", "mode": "shrink", "delta": 0.3}``); ``ratio``:
+    the predicted ``observed/bound`` where it is known in closed form (``None``: 1 up to rounding).
+    """
+
+    description: str
+    statement: str
+    K: int
+    problem: Mapping
+    options: Mapping = field(default_factory=dict)
+    ratio: float | None = None
 
 
 @dataclass(frozen=True)
@@ -161,10 +196,30 @@ class Theorem:
     source: str = ""
     derived: bool = True
     step_rule_text: str = ""
-    tight_instance: str | None = None
     defaults: Mapping[str, float] = MappingProxyType({})
     parameters: tuple[str, ...] = ()  # scalar step parameters a user may fix
     rate: str = "rate"
+
+    # -- what a check, a solver and a figure need (read from the object, never from its name) --
+    #: how the algorithm steps, one of :data:`STEP_KINDS`
+    step_kind: str = ""
+    #: the theorem assumes exact gradients (``False``: stochastic gradients, A3)
+    exact_gradients: bool = True
+    #: the theorem assumes the exact LMO (``False``: an inexact direction with ``δ_i``)
+    exact_lmo: bool = True
+    #: the theorem covers full updates only (``π ≡ 1``), e.g. a baseline such as Gluon's Theorem 1
+    full_sampling_only: bool = False
+    #: where the proof is: ``docs/theory.md`` and the title of its section
+    proof: str = ""
+    #: designed instances attaining a statement; ``()`` with :attr:`tight_note` saying why none
+    tight_instances: tuple = ()
+    tight_note: str = ""
+    #: the total-cost objective of :func:`dropmuon.solvers.optimal_sampling` whose ``K(π)`` this
+    #: theorem's closed form gives (``"max"``, ``"sum"``, ``"l0l1"``), with the statement used;
+    #: ``None``: any registered theorem is optimised numerically with ``theorem=``
+    solver_objective: tuple[str, str] | None = None
+    #: where the theorem is drawn: the verification scatter (every checked theorem, one marker each)
+    figure: str = "verification scatter: observed left-hand side against the bound (plot_verification)"
 
     def __init__(self):
         self._fns: dict = {}
@@ -184,6 +239,8 @@ class Theorem:
         names: set[str] = set()
         for st in out["statements"].values():
             names |= _indexed_names(st.rhs)
+            if st.term is not None:
+                names |= _indexed_names(st.term) - {"g"}
         for rules in out["rules"].values():
             for e in rules.values():
                 names |= _indexed_names(e)
@@ -247,6 +304,79 @@ class Theorem:
     def assumptions_for(self, **constants) -> tuple:
         """The assumption objects this theorem needs, built with the given constants."""
         raise NotImplementedError
+
+    def needs_lipschitz(self, *, stochastic: bool, momentum: bool) -> bool:
+        """Whether the proof needs A1 in Lipschitz (separable) form rather than the descent form,
+        for a run with stochastic gradients and/or momentum ``β < 1``. Default: no."""
+        return False
+
+    # -- the catalogue -----------------------------------------------------------------------
+    def missing(self) -> list[str]:
+        """What this theorem lacks for a check, a proof reference and a figure (empty when it is
+        complete): a step kind from :data:`STEP_KINDS`, a numeric left-hand side for every
+        statement, a proof, and tight instances or a note saying why there are none."""
+        out = []
+        if self.step_kind not in STEP_KINDS:
+            out.append(f"step_kind (one of {', '.join(STEP_KINDS)}; got {self.step_kind!r})")
+        for st in self.statements.values():
+            if st.term is None:
+                out.append(f"the numeric left-hand side (Statement.term) of statement {st.name!r}")
+        if not self.proof:
+            out.append("proof (where the proof is)")
+        if not self.tight_instances and not self.tight_note:
+            out.append("tight_instances, or tight_note saying why there are none")
+        if self.step_kind == "constant-radius" and "eta" not in self.parameters:
+            out.append("parameter 'eta' (a constant-radius step needs it)")
+        return out
+
+    def catalogue(self) -> dict:
+        """The catalogue entry: what ``dropmuon bound --list`` prints (JSON-ready)."""
+        return {
+            "name": self.name,
+            "label": self.label,
+            "title": self.title,
+            "statements": list(self.statements),
+            "rate": self.rate,
+            "constants": [n for n in self.per_layer if n != "pi"],
+            "parameters": list(self.parameters),
+            "step": self.step_kind,
+            "check": (f"check_theorem: {self.step_kind} steps"
+                      + ("" if self.exact_gradients else ", stochastic gradients")
+                      + ("" if self.exact_lmo else ", inexact LMO")
+                      + (", full updates only" if self.full_sampling_only else "")),
+            "proof": self.proof,
+            "tight_instances": [t.description for t in self.tight_instances],
+            "tight_note": self.tight_note,
+            "solver": (f"objective {self.solver_objective[0]!r} (closed form)" if self.solver_objective
+                       else "optimal_sampling(..., theorem=...) (numeric)"),
+            "figure": self.figure,
+            "missing": self.missing(),
+        }
+
+    def lhs_terms(self, statement: str | None, gnorms, **constants) -> np.ndarray:
+        """The per-layer terms of a statement's left-hand side, ``term_i(g)``, elementwise in
+        ``gnorms[..., i] = ‖∇_i f(X^k)‖_(i)*`` (any leading axes: paths, iterations). The
+        left-hand side is ``(1/K) Σ_k E Σ_i term_i``. ``constants`` are those of :meth:`evaluate`
+        (defaults filled in); step parameters (``eta``, ``beta``) may be given.
+
+        >>> from dropmuon.theory import smooth_deterministic as T1
+        >>> T1.lhs_terms("weighted", [[3.0, 2.0]], L=[1, 4], pi=[0.5, 1], Delta0=1).tolist()
+        [[4.5, 1.0]]
+        """
+        st = self.statement(statement)
+        if st.term is None:
+            raise ValueError(f"statement {st.name!r} of {self.name} has no numeric left-hand side (term)")
+        v = self.prepare(**constants)
+        g = np.asarray(gnorms, dtype=float)
+        if g.ndim == 0 or g.shape[-1] != v["b"]:
+            raise ValueError(f"gnorms must end with one axis of {v['b']} layers; got shape {g.shape}")
+        f = self._fns.get(("term", st.name))
+        if f is None:
+            f = self._fns[("term", st.name)] = s.numeric_term(st.term, _PER_LAYER_ORDER, _SCALAR_ORDER)
+        params = {p: v[p] for p in self.parameters if p in v}
+        with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+            out = f(g, *self._args(v, np.nan, params))
+        return np.broadcast_to(np.asarray(out, dtype=float), g.shape).copy()
 
     # -- symbolic ----------------------------------------------------------------------------
     def _fixed_options(self):
@@ -321,6 +451,9 @@ class Theorem:
         for p in self.parameters:
             if constants.get(p) is not None:
                 out[p] = check_scalar(p, constants[p], _DOMAINS[p])
+        if self.full_sampling_only and "pi" in out and np.any(out["pi"] != 1):
+            j = int(np.argmin(out["pi"]))
+            raise ValueError(f"theorem {self.name} covers full updates only (pi = 1); got pi_{j + 1} = {out['pi'][j]:g}")
         out["b"] = b
         return out
 
@@ -384,6 +517,7 @@ class Theorem:
         """A statement's right-hand side at many iteration counts at once (vectorised), e.g. for
         a bound-versus-iterations plot. Same conventions as :meth:`evaluate`.
 
+        >>> from dropmuon.theory import smooth_deterministic
         >>> smooth_deterministic.evaluate_many([1, 2, 4], L=[1, 2], Delta0=1).tolist()
         [4.0, 2.0, 1.0]
         """
@@ -487,6 +621,7 @@ class Theorem:
         use, so that they are not dominated by rounding); ``ValueError`` when these inputs have
         no closed form.
 
+        >>> from dropmuon.theory import smooth_deterministic
         >>> smooth_deterministic.iterations_real(0.3, L=[1, 4, 2], Delta0=1)
         88.88888888888889
         """
@@ -600,477 +735,3 @@ class Theorem:
         return f"<{self.label} {self.name}: {self.title}>"
 
 
-def _sum(body):
-    return s.layer_sum(body)
-
-
-_i = s.i
-L, L0, L1, PI = s.L[_i], s.L0[_i], s.L1[_i], s.pi[_i]
-SIG, RHO, DEL = s.sigma[_i], s.rho[_i], s.delta[_i]
-D0, K_, ETA, BETA, EPS = s.Delta0, s.K, s.eta, s.beta, s.epsilon
-
-
-class SmoothDeterministic(Theorem):
-    r"""T1 — deterministic Drop-Muon with sharp steps ``γ_i = 1/L_i`` under layer-wise smoothness.
-
-    **Setting.** A1 (descent form) with constants ``L_i``; A4 with inclusion probabilities
-    ``π_i``; exact gradients; ``β = 1`` (no momentum).
-
-    **Algorithm.** Draw ``S^k``; for ``i ∈ S^k`` set ``X_i ← X_i − (1/L_i) (∇_i f)^♯``, i.e. an LMO
-    step of radius ``t_i = ‖∇_i f‖_*/L_i``; other layers stay frozen.
-
-    **Statement** (upper; the weighted statement is attained with equality on
-    ``f = Σ_i (L_i/2)‖X_i‖_F²``, full sampling, ``K = 1``)::
-
-        weighted: (1/K) Σ_k E Σ_i (π_i/L_i) ‖∇_i f(X^k)‖_*²  ≤  2Δ0/K
-        rate:     (1/K) Σ_k E Σ_i ‖∇_i f(X^k)‖_*²            ≤  2Δ0 max_i(L_i/π_i)/K
-
-    so ``K(ε) = ⌈2Δ0 max_i(L_i/π_i)/ε²⌉`` iterations reach ``ε²``.
-
-    **Source.** THEORY.md §4 T1; derived here (``docs/theory.md`` §T1), not quoted from the paper.
-
-    **Example.**
-
-    >>> smooth_deterministic.iterations(0.1, L=[1, 4, 2], pi=[0.5, 1, 1], Delta0=10)
-    8000
-    >>> smooth_deterministic.evaluate(8000, L=[1, 4, 2], pi=[0.5, 1, 1], Delta0=10).value
-    0.01
-    """
-
-    name = "smooth-deterministic"
-    label = "T1"
-    title = "deterministic, layer-wise smoothness, sharp steps 1/L_i"
-    algorithm = "X_i <- X_i - (1/L_i) grad_i f(X)^sharp for i in S^k; beta = 1"
-    source = "THEORY.md §4 T1 [derived]; proof in docs/theory.md §T1"
-    step_rule_text = "gamma_i = 1/L_i (sharp step), i.e. radius t_i = ||grad_i f||_* / L_i"
-    tight_instance = "f = sum_i (L_i/2)||X_i||_F^2 with the Frobenius norm, full sampling, K = 1"
-    defaults = MappingProxyType({"pi": 1.0})
-
-    def _build(self):
-        weighted = Statement(
-            "weighted",
-            rf"{_AVG}\sum_{{i=1}}^{{b}} \frac{{\pi_i}}{{L_i}} {_G}^2",
-            "pi/L-weighted squared dual gradient norms, averaged over the iterations",
-            2 * D0 / K_,
-        )
-        rate = Statement(
-            "rate",
-            rf"{_AVG}\sum_{{i=1}}^{{b}} {_G}^2",
-            "squared dual gradient norms, averaged over the iterations",
-            2 * D0 * s.layer_max(L / PI) / K_,
-            target=EPS**2,
-        )
-        gamma = 1 / L
-        return {
-            "statements": [weighted, rate],
-            "step": {"gamma": gamma},
-            "optimal": {"gamma": gamma},
-            "iterations": 2 * D0 * s.layer_max(L / PI) / EPS**2,
-        }
-
-    def assumptions_for(self, **constants):
-        v = self.prepare(**constants)
-        return (LayerwiseSmoothness(tuple(v["L"])), IndependentSampling(tuple(v["pi"])))
-
-
-class SmoothConstantRadius(Theorem):
-    r"""T1′ — deterministic Drop-Muon with constant radii ``t_i = η/π_i`` under layer-wise smoothness.
-
-    **Setting.** A1 (descent form) with constants ``L_i``; A4 with ``π_i``; exact gradients;
-    ``β = 1``.
-
-    **Algorithm.** For ``i ∈ S^k``: ``X_i ← X_i + LMO_{t_i}(∇_i f(X))`` with ``t_i = η/π_i``.
-
-    **Statement** (upper)::
-
-        (1/K) Σ_k E Σ_i ‖∇_i f(X^k)‖_*  ≤  Δ0/(Kη) + (η/2) Σ_i L_i/π_i
-
-    minimised by ``η* = sqrt(2Δ0/(K Σ_i L_i/π_i))`` (the step rule), giving
-    ``sqrt(2Δ0 Σ_i(L_i/π_i)/K)``, so ``K(ε) = ⌈2Δ0 Σ_i(L_i/π_i)/ε²⌉``.
-
-    **Source.** THEORY.md §4 T1′; derived here (``docs/theory.md`` §T1′).
-
-    **Example.**
-
-    >>> smooth_constant_radius.iterations(0.1, L=[1, 4, 2], pi=[0.5, 1, 1], Delta0=10)
-    16000
-    >>> round(smooth_constant_radius.step(16000, L=[1, 4, 2], pi=[0.5, 1, 1], Delta0=10)["eta"], 6)
-    0.0125
-    """
-
-    name = "smooth-constant-radius"
-    label = "T1′"
-    title = "deterministic, layer-wise smoothness, constant radii eta/pi_i"
-    algorithm = "X_i <- X_i + LMO_{eta/pi_i}(grad_i f(X)) for i in S^k; beta = 1"
-    source = "THEORY.md §4 T1′ [derived]; proof in docs/theory.md §T1′"
-    step_rule_text = "t_i = eta/pi_i with eta = sqrt(2 Delta0 / (K sum_i L_i/pi_i)) unless given"
-    defaults = MappingProxyType({"pi": 1.0})
-    parameters = ("eta",)
-
-    @property
-    def _S(self):
-        return _sum(L / PI)
-
-    def _build(self):
-        rate = Statement(
-            "rate",
-            rf"{_AVG}\sum_{{i=1}}^{{b}} {_G}",
-            "dual gradient norms, averaged over the iterations",
-            D0 / (K_ * ETA) + ETA / 2 * self._S,
-            target=EPS,
-        )
-        eta_star = sp.sqrt(2 * D0 / (K_ * self._S))
-        return {
-            "statements": [rate],
-            "step": {"eta": ETA, "radius": ETA / PI},
-            "optimal": {"eta": eta_star},
-            "iterations": 2 * D0 * self._S / EPS**2,
-        }
-
-    def _rules(self, fixed):
-        return {} if "eta" in fixed else {"eta": sp.sqrt(2 * D0 / (K_ * self._S))}
-
-    def assumptions_for(self, **constants):
-        v = self.prepare(**constants)
-        return (LayerwiseSmoothness(tuple(v["L"])), IndependentSampling(tuple(v["pi"])))
-
-
-class L0L1Deterministic(Theorem):
-    r"""T2 — deterministic Drop-Muon with Gluon's adaptive radius under layer-wise (L0,L1)-smoothness.
-
-    **Setting.** A2 with ``L0_i ≥ 0``, ``L1_i > 0``; A4 with ``π_i``; exact gradients; ``β = 1``.
-
-    **Algorithm.** For ``i ∈ S^k``: ``X_i ← X_i + LMO_{t_i}(g_i)`` with
-    ``t_i = ‖g_i‖_*/(L0_i + L1_i ‖g_i‖_*)``.
-
-    **Statement** (upper), with ``A(π) = Σ_i π_i L0_i/(L1_i)²`` and ``Q = 2Δ0/K``::
-
-        weighted:   (1/K) Σ_k E Σ_i π_i ‖g_i^k‖_*²/(L0_i + L1_i‖g_i^k‖_*)  ≤  2Δ0/K
-        rate:       (1/K) Σ_k E Σ_i (π_i/L1_i) ‖g_i^k‖_*  ≤  (Q + sqrt(Q² + 4 Q A(π)))/2
-        unweighted: (1/K) Σ_k E Σ_i (1/L1_i) ‖g_i^k‖_*    ≤  (QW + sqrt(Q²W² + 4 Q A′(π)))/2
-
-    so ``K(ε) = ⌈2Δ0/ε + 2Δ0 A(π)/ε²⌉``. With ``π ≡ 1`` this is exactly Gluon's Theorem 1
-    (:func:`gluon_theorem1_iterations`, after Gluon's renormalisation of the weights). The rate
-    weights layer ``i`` by ``π_i``, so rarely updated layers count less; the ``unweighted``
-    statement, with ``W = max_i 1/π_i`` and ``A′(π) = Σ_i L0_i/(π_i L1_i²)``, needs
-    ``K = ⌈2Δ0 W/ε + 2Δ0 A′(π)/ε²⌉`` and is the one to compare distributions with.
-
-    **Source.** THEORY.md §4 T2 [derived]; proof in ``docs/theory.md`` §T2; the reduction to
-    Gluon (arXiv 2505.13416, Theorem 1) is checked symbolically in the tests.
-
-    **Example.**
-
-    >>> l0l1_deterministic.iterations(0.1, L0=[0, 0], L1=[1, 2], Delta0=10)
-    200
-    """
-
-    name = "l0l1-deterministic"
-    label = "T2"
-    title = "deterministic, layer-wise (L0,L1)-smoothness, Gluon's adaptive radius"
-    algorithm = "X_i <- X_i + LMO_{t_i}(g_i), t_i = ||g_i||_*/(L0_i + L1_i ||g_i||_*), for i in S^k"
-    source = "THEORY.md §4 T2 [derived]; proof in docs/theory.md §T2"
-    step_rule_text = "t_i = ||g_i||_* / (L0_i + L1_i ||g_i||_*) (adaptive; at most 1/L1_i)"
-    defaults = MappingProxyType({"pi": 1.0})
-
-    @property
-    def _A(self):
-        return _sum(PI * L0 / L1**2)
-
-    def _build(self):
-        Q = 2 * D0 / K_
-        weighted = Statement(
-            "weighted",
-            rf"{_AVG}\sum_{{i=1}}^{{b}} \frac{{\pi_i {_G}^2}}{{L^{{0}}_i + L^{{1}}_i {_G}}}",
-            "pi-weighted (L0,L1) decrease measure, averaged over the iterations",
-            2 * D0 / K_,
-        )
-        rate = Statement(
-            "rate",
-            rf"{_AVG}\sum_{{i=1}}^{{b}} \frac{{\pi_i}}{{L^{{1}}_i}} {_G}",
-            "pi/L1-weighted dual gradient norms, averaged over the iterations",
-            (Q + sp.sqrt(Q**2 + 4 * Q * self._A)) / 2,
-            target=EPS,
-        )
-        # pi-free: Cauchy-Schwarz with weights 1/pi_i (docs/theory.md §T2), W = max_i 1/pi_i
-        W = s.layer_max(1 / PI)
-        Ap = _sum(L0 / (PI * L1**2))
-        unweighted = Statement(
-            "unweighted",
-            rf"{_AVG}\sum_{{i=1}}^{{b}} \frac{{1}}{{L^{{1}}_i}} {_G}",
-            "1/L1-weighted dual gradient norms (no pi), averaged over the iterations",
-            (Q * W + sp.sqrt(Q**2 * W**2 + 4 * Q * Ap)) / 2,
-            target=EPS,
-        )
-        return {
-            "statements": [weighted, rate, unweighted],
-            "step": {"radius_max": 1 / L1},
-            "optimal": None,
-            "iterations": {
-                "rate": 2 * D0 / EPS + 2 * D0 * self._A / EPS**2,
-                "unweighted": 2 * D0 * W / EPS + 2 * D0 * Ap / EPS**2,
-            },
-        }
-
-    def assumptions_for(self, **constants):
-        v = self.prepare(**constants)
-        return (
-            LayerwiseL0L1Smoothness(tuple(v["L0"]), tuple(v["L1"])),
-            IndependentSampling(tuple(v["pi"])),
-        )
-
-
-class _MomentumLMO(Theorem):
-    """Shared construction of T3 (exact LMO) and T4 (inexact LMO, ``δ_i``)."""
-
-    inexact = False
-    parameters = ("eta", "beta")
-
-    @functools.lru_cache(maxsize=None)  # noqa: B019 - two module-level instances only
-    def _sums(self):
-        d = DEL if self.inexact else sp.Integer(0)
-        S2 = _sum((1 + d) ** 2 * L / PI) if self.inexact else _sum(L / PI)
-        S1 = _sum((1 + d) * L / PI) if self.inexact else _sum(L / PI)
-        R = _sum(RHO * SIG)
-        Rp = _sum(RHO * SIG / PI)
-        return S2, S1, R, Rp
-
-    def _C(self, beta):
-        S2, S1, _, _ = self._sums()
-        return S2 / 2 + 2 * S1 * (1 - beta) / beta
-
-    def _build(self):
-        S2, S1, R, Rp = self._sums()
-        weighted_rhs = (
-            D0 / (K_ * ETA)
-            + ETA / 2 * S2
-            + 2 * ETA * (1 - BETA) / BETA * S1
-            + 2 * sp.sqrt(BETA) * R
-            + 2 * (1 - BETA) / (K_ * BETA) * Rp
-        )
-        stmts = []
-        if self.inexact:
-            stmts.append(
-                Statement(
-                    "weighted",
-                    rf"{_AVG}\sum_{{i=1}}^{{b}} (1 - \delta_i) {_G}",
-                    "(1-delta)-weighted dual gradient norms, averaged over the iterations",
-                    weighted_rhs,
-                )
-            )
-            rate_rhs = weighted_rhs / (1 - s.layer_max(DEL))
-        else:
-            rate_rhs = weighted_rhs
-        stmts.append(
-            Statement(
-                "rate",
-                rf"{_AVG}\sum_{{i=1}}^{{b}} {_G}",
-                "dual gradient norms, averaged over the iterations",
-                rate_rhs,
-                target=EPS,
-            )
-        )
-        return {
-            "statements": stmts,
-            "step": {"eta": ETA, "beta": BETA, "radius": ETA / PI},
-            "optimal": {"eta": sp.sqrt(D0 / (K_ * self._C(BETA)))},
-            "iterations": None,
-        }
-
-    def _rules(self, fixed):
-        _, S1, R, Rp = self._sums()
-        rules = {}
-        if "eta" in fixed and "beta" not in fixed:
-            # with eta fixed the bound is const + A/beta + 2R sqrt(beta), A = 2 eta S1 + 2R'/K:
-            # one stationary point beta = (A/R)^(2/3), the global minimiser on (0, inf)
-            # (Piecewise rather than Min keeps it defined at R = 0, where beta = 1)
-            A = 2 * ETA * S1 + 2 * Rp / K_
-            rules["beta"] = sp.Piecewise((1, A >= R), ((A / R) ** sp.Rational(2, 3), True))
-        if "eta" not in fixed:
-            # eta*(beta): the exact minimiser over eta for a given beta (the bound is convex in eta)
-            rules["eta"] = sp.sqrt(D0 / (K_ * self._C(BETA)))
-        return rules
-
-    # Bisection steps for the joint (eta, beta) minimiser: each halves a bracket of at most ~700
-    # in log(u) (or of t in (0, -c/2]), so 90 steps reach machine precision with room to spare.
-    BISECTION_STEPS = 90
-
-    def _choose_numeric(self, K, v, params, fixed):
-        """With neither eta nor beta fixed: the exact joint minimiser (docs/theory.md §T3).
-
-        With eta = eta*(beta) and u = 1/beta >= 1 the bound is
-        ``h(u) = 2p sqrt(c + 2 S1 u) + 2R u^(-1/2) + 2R'(u - 1)/K`` (p = sqrt(Delta0/K),
-        c = S2/2 - 2 S1 < 0), and ``h'(u)`` has the sign of
-        ``G(u) = 2p S1 u^(3/2)/sqrt(c + 2 S1 u) + q u^(3/2) - R`` (q = 2R'/K). G decreases then
-        increases (its derivative changes sign once, at t* = c + 2 S1 u*), so h has at most one
-        interior local minimum: the largest root of G. The minimiser is beta = 1 or that root.
-        """
-        if fixed:
-            return params
-        K = np.asarray(K, dtype=float)
-        Kf = K.reshape(-1)
-        S2, S1, R, Rp = (
-            float(self._fn(("sum", j), e)(*self._args(v, 1.0, {})))
-            for j, e in enumerate(self._sums())
-        )
-        c = S2 / 2 - 2 * S1
-        with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
-            p = np.sqrt(v["Delta0"] / Kf)
-            q = 2 * Rp / Kf
-
-            def G(u):
-                u32 = u**1.5
-                return 2 * p * S1 * u32 / np.sqrt(c + 2 * S1 * u) + q * u32 - R
-
-            # t* solves 2p S1 (t + c/2) + 1.5 q t^(3/2) = 0 on (0, -c/2] (increasing in t)
-            lo, hi = np.zeros_like(Kf), np.full_like(Kf, -c / 2)
-            for _ in range(self.BISECTION_STEPS):
-                mid = (lo + hi) / 2
-                neg = 2 * p * S1 * (mid + c / 2) + 1.5 * q * mid**1.5 < 0
-                lo, hi = np.where(neg, mid, lo), np.where(neg, hi, mid)
-            u_star = np.maximum(1.0, (hi - c) / (2 * S1))
-            interior = G(u_star) < 0
-            # largest root of G on [u*, 1e300] (G is increasing there; G(1e300) > 0)
-            llo, lhi = np.log(u_star), np.full_like(Kf, np.log(1e300))
-            for _ in range(self.BISECTION_STEPS):
-                mid = (llo + lhi) / 2
-                neg = G(np.exp(mid)) < 0
-                llo, lhi = np.where(neg, mid, llo), np.where(neg, lhi, mid)
-            b_root = np.where(interior, np.exp(-lhi), 1.0)
-        st = self.statement()
-        rhs = self._fn(("rhs", st.name), st.rhs)
-
-        def bound_at(beta):
-            pr = self._apply_rules(Kf, v, {"beta": beta}, frozenset({"beta"}))
-            return np.asarray(rhs(*self._args(v, Kf, pr)), dtype=float)
-
-        ones = np.ones_like(Kf)
-        beta = np.where(bound_at(b_root) < bound_at(ones), b_root, ones)
-        params = dict(params)
-        params["beta"] = beta.reshape(K.shape) if K.ndim else float(beta[0])
-        return params
-
-    def _closed_form(self, fixed, values, statement):
-        if fixed or np.any(values["sigma"] > 0) or statement != self.rate:
-            return None
-        # no noise: the rule takes beta = 1 and the bound is sqrt(2 Delta0 S2/K)/(1 - max delta)
-        S2, _, _, _ = self._sums()
-        denom = (1 - s.layer_max(DEL)) ** 2 if self.inexact else 1
-        return 2 * D0 * S2 / (EPS**2 * denom)
-
-    def assumptions_for(self, **constants):
-        v = self.prepare(**constants)
-        return (
-            LayerwiseSmoothness(tuple(v["L"]), form="lipschitz"),
-            StochasticGradients(tuple(v["sigma"]), tuple(v["rho"])),
-            IndependentSampling(tuple(v["pi"])),
-        )
-
-
-class SmoothStochastic(_MomentumLMO):
-    r"""T3 — stochastic Drop-Muon with momentum and constant radii under layer-wise smoothness.
-
-    **Setting.** A1 (Lipschitz form, so ``f`` is separable across layers) with ``L_i``; A3 with
-    ``σ_i, ρ_i``; A4 with i.i.d. sampling and ``π_i``; momentum warm-started at a stochastic
-    gradient (``M_i^{-1} = G_i(X^0)``).
-
-    **Algorithm.** For ``i ∈ S^k``: ``M_i ← (1−β)M_i + β G_i(X^k)``,
-    ``X_i ← X_i + LMO_{η/π_i}(M_i)``; other layers keep weights and momentum.
-
-    **Statement** (upper), with ``S = Σ_i L_i/π_i``, ``R = Σ_i ρ_iσ_i``, ``R′ = Σ_i ρ_iσ_i/π_i``::
-
-        (1/K) Σ_k E Σ_i ‖∇_i f(X^k)‖_*  ≤  Δ0/(Kη) + (η/2) S + 2η(1−β)/β · S
-                                            + 2 sqrt(β) R + 2(1−β)/(Kβ) · R′
-
-    The step rule takes the exact minimiser ``η*(β) = sqrt(Δ0/(K (S/2 + 2S(1−β)/β)))`` and the
-    ``β`` minimising the resulting bound (numerically; the balance ``β = sqrt(2Δ0 S/K)/R`` shows
-    the rate is ``O(K^{-1/4})``). With ``σ = 0`` the minimiser is ``β = 1`` and the bound is T1′.
-    ``K(ε)`` is found by bisection (the tuned bound is non-increasing in ``K``).
-
-    **Source.** THEORY.md §4 T3 [derived]; constants and proof in ``docs/theory.md`` §T3.
-
-    **Example.**
-
-    >>> smooth_stochastic.iterations(0.5, L=[1, 2], sigma=[0.1, 0.1], Delta0=1)
-    595
-    """
-
-    name = "smooth-stochastic"
-    label = "T3"
-    title = "stochastic, layer-wise smoothness, momentum, constant radii eta/pi_i"
-    algorithm = "M_i <- (1-beta) M_i + beta G_i; X_i <- X_i + LMO_{eta/pi_i}(M_i) for i in S^k"
-    source = "THEORY.md §4 T3 [derived]; proof in docs/theory.md §T3"
-    step_rule_text = (
-        "t_i = eta/pi_i; eta = sqrt(Delta0/(K C(beta))) with C = S/2 + 2 S (1-beta)/beta; "
-        "beta minimises the bound (1 without noise); either may be given"
-    )
-    defaults = MappingProxyType({"pi": 1.0, "sigma": 0.0, "rho": 1.0})
-
-
-class InexactConstantRadius(_MomentumLMO):
-    r"""T4 — Drop-Muon with an inexact LMO (``‖D̃ − LMO_t(M)‖ ≤ δ_i t``), constant radii ``η/π_i``.
-
-    **Setting.** As T1′ (A1 descent form, A4, exact gradients, ``β = 1``) by default; with
-    ``beta < 1`` or ``sigma > 0`` as T3 (A1 Lipschitz form, A3). Each layer's computed direction
-    satisfies ``‖D̃_i − LMO_{t_i}(M_i)‖_(i) ≤ δ_i t_i`` with ``0 ≤ δ_i < 1`` (the model of
-    arXiv 2510.19933).
-
-    **Algorithm.** As T3 with ``D̃_i`` in place of ``LMO_{t_i}(M_i)``.
-
-    **Statement** (upper), with ``S₂ = Σ(1+δ_i)²L_i/π_i``, ``S₁ = Σ(1+δ_i)L_i/π_i``::
-
-        weighted: (1/K) Σ_k E Σ_i (1−δ_i)‖∇_i f(X^k)‖_*  ≤  B
-        rate:     (1/K) Σ_k E Σ_i ‖∇_i f(X^k)‖_*          ≤  B / (1 − max_i δ_i)
-        B = Δ0/(Kη) + (η/2) S₂ + 2η(1−β)/β · S₁ + 2 sqrt(β) R + 2(1−β)/(Kβ) · R′
-
-    With ``β = 1, σ = 0``: ``η*(δ) = sqrt(2Δ0/(K S₂))``, i.e. ``η*(0)/(1+δ)`` for a common ``δ``
-    — lower precision needs a smaller step; ``δ = 0`` gives T1′ (and T3 in general).
-
-    **Source.** THEORY.md §4 T4 [derived]; proof in ``docs/theory.md`` §T4.
-
-    **Example.**
-
-    >>> inexact_constant_radius.iterations(0.1, L=[1, 4, 2], pi=[0.5, 1, 1], delta=[0.3] * 3, Delta0=10)
-    55184
-    """
-
-    name = "inexact-constant-radius"
-    label = "T4"
-    title = "inexact LMO (delta_i), constant radii eta/pi_i"
-    algorithm = "as T3 (or T1' when beta = 1, sigma = 0) with an inexact LMO direction"
-    source = "THEORY.md §4 T4 [derived; model of arXiv 2510.19933]; proof in docs/theory.md §T4"
-    step_rule_text = (
-        "t_i = eta/pi_i; eta = sqrt(Delta0/(K C(beta))) with C = S2/2 + 2 S1 (1-beta)/beta; "
-        "beta minimises the bound (1 without noise); either may be given"
-    )
-    defaults = MappingProxyType({"pi": 1.0, "sigma": 0.0, "rho": 1.0, "delta": 0.0})
-    inexact = True
-
-    def assumptions_for(self, **constants):
-        v = self.prepare(**constants)
-        deterministic = not np.any(v["sigma"] > 0) and v.get("beta", 1.0) == 1.0
-        if deterministic:
-            return (LayerwiseSmoothness(tuple(v["L"])), IndependentSampling(tuple(v["pi"])))
-        return super().assumptions_for(**constants)
-
-
-def gluon_theorem1_iterations() -> sp.Expr:
-    r"""Gluon's Theorem 1 iteration count **[Gluon, arXiv 2505.13416]**, the check for T2.
-
-    With ``m = (1/b) Σ_j 1/L1_j``, Gluon guarantees
-    ``min_k Σ_i ((1/L1_i)/m) ‖∇_i f(X^k)‖_* ≤ ε`` once
-    ``K ≥ 2Δ0 Σ_i (L0_i/(L1_i)²)/(ε² m²) + 2Δ0/(ε m)`` (every layer updated every step).
-
-    For one layer it is the classical (L0,L1) count ``2Δ0 L1/ε + 2Δ0 L0/ε²``:
-
-    >>> print(gluon_theorem1_iterations().subs(s.b, 1).doit())
-    2*Delta_0*L1[1]/epsilon + 2*Delta_0*L0[1]/epsilon**2
-    """
-    m = _sum(1 / L1) / s.b
-    return 2 * D0 * _sum(L0 / L1**2) / (EPS**2 * m**2) + 2 * D0 / (EPS * m)
-
-
-smooth_deterministic = SmoothDeterministic()
-smooth_constant_radius = SmoothConstantRadius()
-l0l1_deterministic = L0L1Deterministic()
-smooth_stochastic = SmoothStochastic()
-inexact_constant_radius = InexactConstantRadius()

@@ -1,4 +1,4 @@
-"""The per-iteration cost model of THEORY.md §5 and total cost ``TC(D) = K(π) · E_D cost(S)``.
+"""The per-iteration cost model (docs/sampling.md) and total cost ``TC(D) = K(π) · E_D cost(S)``.
 
 For a set ``S`` with lowest layer ``s = min S``::
 

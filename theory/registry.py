@@ -5,14 +5,8 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
 
-from .bounds import (
-    Theorem,
-    inexact_constant_radius,
-    l0l1_deterministic,
-    smooth_constant_radius,
-    smooth_deterministic,
-    smooth_stochastic,
-)
+from .bounds import Theorem
+from .builtin_theorems import BUILTIN
 
 __all__ = ["TheoremRegistry", "theorems", "get_theorem", "register_theorem"]
 
@@ -56,19 +50,21 @@ class TheoremRegistry(Mapping):
         self._items[theorem.name] = theorem
         return theorem
 
+    def unregister(self, name: str) -> Theorem:
+        """Remove a theorem a user registered (the built-in ones stay); returns it."""
+        from .builtin_theorems import BUILTIN
+
+        t = self[name]
+        if any(t is b for b in BUILTIN):
+            raise ValueError(f"the built-in theorem {name!r} cannot be unregistered")
+        del self._items[name]
+        return t
+
     def get(self, name, default=None):
         return self._items.get(name, default)
 
 
-theorems = TheoremRegistry(
-    [
-        smooth_deterministic,
-        smooth_constant_radius,
-        l0l1_deterministic,
-        smooth_stochastic,
-        inexact_constant_radius,
-    ]
-)
+theorems = TheoremRegistry(BUILTIN)
 
 
 def get_theorem(name: str) -> Theorem:

@@ -1,4 +1,4 @@
-"""Layer-sampling distributions of THEORY.md §2: RPT (a start index ``s``, then the suffix
+"""Layer-sampling distributions (docs/theory.md): RPT (a start index ``s``, then the suffix
 ``{s, …, b}``), independent Bernoulli inclusion, and any explicit distribution over subsets.
 
 Each distribution gives its inclusion probabilities ``π_i = P(i ∈ S)``, enumerates its outcomes
@@ -236,7 +236,7 @@ class SubsetDistribution:
 @dataclass(frozen=True, eq=False)
 class CompactSubsets:
     """Draw the lowest layer ``s`` with probability ``lowest_probs[s]``, then add each layer
-    ``j > s`` independently with probability ``include_probs[j]`` (THEORY.md §5).
+    ``j > s`` independently with probability ``include_probs[j]`` (docs/sampling.md).
 
     Every optimum of the max-form over *all* subset distributions has this form; RPT is the case
     ``include_probs ≡ 1``. ``include_probs[0]`` (layer 1 is never above the lowest) is ignored.

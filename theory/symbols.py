@@ -30,6 +30,7 @@ __all__ = [
     "sigma",
     "rho",
     "delta",
+    "g",
     "PER_LAYER",
     "SCALARS",
     "LayerMax",
@@ -38,6 +39,7 @@ __all__ = [
     "latex",
     "concrete",
     "numeric",
+    "numeric_term",
     "set_all",
 ]
 
@@ -60,6 +62,10 @@ pi = sp.IndexedBase("pi", positive=True)
 sigma = sp.IndexedBase("sigma", nonnegative=True)
 rho = sp.IndexedBase("rho", positive=True)
 delta = sp.IndexedBase("delta", nonnegative=True)
+
+#: the dual norm of a layer's gradient, ``g_i = ‖∇_i f(X^k)‖_(i)*``: the variable of the numeric
+#: left-hand sides (:attr:`dropmuon.theory.bounds.Statement.term`), not a constant
+g = sp.IndexedBase("g", nonnegative=True)
 
 PER_LAYER: dict[str, sp.IndexedBase] = {
     "L": L,
@@ -210,22 +216,22 @@ def _strip_index(body: sp.Expr) -> sp.Expr:
     return body.xreplace(reps)
 
 
+def _rewrite_reductions(e: sp.Expr) -> sp.Expr:
+    if isinstance(e, sp.Sum):
+        ((v, lo, hi),) = e.limits
+        if v != i or lo != 1 or hi != b:
+            raise ValueError(f"cannot vectorise {e}: sums must run over i = 1..b")
+        return _sum_fn(_strip_index(e.function))
+    if isinstance(e, LayerMax):
+        return _max_fn(_strip_index(e.function))
+    if e.args:
+        return e.func(*[_rewrite_reductions(a) for a in e.args])
+    return e
+
+
 def _to_array_form(expr: sp.Expr) -> sp.Expr:
     """Replace ``Σ_i f(L_i, …)`` by ``layer_sum_(f(L__arr, …))`` and likewise for ``max``."""
-
-    def rewrite(e):
-        if isinstance(e, sp.Sum):
-            ((v, lo, hi),) = e.limits
-            if v != i or lo != 1 or hi != b:
-                raise ValueError(f"cannot vectorise {e}: sums must run over i = 1..b")
-            return _sum_fn(_strip_index(e.function))
-        if isinstance(e, LayerMax):
-            return _max_fn(_strip_index(e.function))
-        if e.args:
-            return e.func(*[rewrite(a) for a in e.args])
-        return e
-
-    out = rewrite(expr)
+    out = _rewrite_reductions(expr)
     if out.atoms(sp.Indexed):
         raise ValueError(f"per-layer constants outside a layer sum or maximum in {expr}")
     return out
@@ -237,6 +243,28 @@ def _layer_sum_np(x):
 
 def _layer_max_np(x):
     return np.max(x, axis=-1)
+
+
+def numeric_term(expr: sp.Expr, per_layer: Sequence[str], scalars: Sequence[str]):
+    """A per-layer term as a numpy function: ``f(g, *per_layer, *scalars)`` evaluates ``expr``
+    elementwise, with ``g`` (any shape ending in ``b``) and the per-layer constants (shape ``b``)
+    broadcast along the last axis; sums and maxima over the layers inside ``expr`` are reductions
+    of the constants.
+
+    >>> f = numeric_term(pi[i] * g[i] ** 2 / L[i], ["L", "pi"], [])
+    >>> f(np.array([[1.0, 2.0]]), np.array([1.0, 4.0]), np.array([0.5, 1.0])).tolist()
+    [[0.5, 1.0]]
+    """
+    body = _strip_index(_rewrite_reductions(expr))
+    args = [_array_symbol("g")] + [_array_symbol(n) for n in per_layer] + [SCALARS[n] for n in scalars]
+    fn = sp.lambdify(args, body, modules=[{"layer_sum_": _layer_sum_np, "layer_max_": _layer_max_np}, "numpy"])
+
+    def wrapped(g_values, *values):
+        with np.errstate(divide="ignore", invalid="ignore"):
+            return fn(g_values, *values)
+
+    wrapped.__doc__ = f"numpy function generated from the per-layer term {expr}"
+    return wrapped
 
 
 def numeric(expr: sp.Expr, per_layer: Sequence[str], scalars: Sequence[str]):

@@ -1,26 +1,27 @@
 """Bound checks: run Drop-Muon on a problem with certified constants and compare a theorem's
-left-hand side with its right-hand side (STYLE.md §4, §8).
+left-hand side with its right-hand side (``docs/verification.md``).
 
-Expectations over the sampling are exact when the paths can be enumerated, otherwise Monte Carlo
-with a one-sided normal confidence interval from the sample size; a check holds when the bound is
-not exceeded at that confidence. Every check returns a :class:`CheckResult`.
+Expectations over the sampling are exact where possible — per layer for separable problems
+(``K + 1`` states per layer), over the joint sampling tree otherwise — and Monte Carlo only for
+noise or random directions, with normal confidence limits from the sample size. Every check
+returns a :class:`CheckResult` whose ``status`` is ``holds``, ``violated`` or ``inconclusive``.
 """
 
 from __future__ import annotations
 
 import math
 from dataclasses import asdict, dataclass
-from statistics import NormalDist
 
 import numpy as np
 
-from dropmuon.theory import get_theorem
+from dropmuon.theory import STEP_KINDS, get_theorem
 from dropmuon.theory._validation import check_scalar
 
 from .dropmuon import (
     EXACT_LMO,
     LMO,
     MAX_EXACT_PATHS,
+    count_paths,
     AdaptiveRadius,
     ConstantRadius,
     SharpStep,
@@ -31,8 +32,13 @@ from .problems import Problem
 
 __all__ = [
     "CheckResult",
+    "NotApplicable",
+    "applicability",
     "check_theorem",
+    "check_tight_instance",
+    "tight_problem",
     "observed_lhs",
+    "MC_RESOLUTION",
     "BOUND_RTOL",
     "TIGHT_MIN",
     "CONFIDENCE",
@@ -44,8 +50,12 @@ __all__ = [
 BOUND_RTOL = 1e-9
 # The issue's bar for a tight instance: observed/bound at least 0.99.
 TIGHT_MIN = 0.99
-# Monte Carlo checks pass when the bound is not exceeded at this one-sided confidence.
+# Monte Carlo checks are decided at this confidence (each confidence limit one-sided).
 CONFIDENCE = 0.999
+# A Monte Carlo check holds only when its upper confidence limit is within this fraction above the
+# bound (or below it); an interval straddling the bound by more is "inconclusive", so a violation
+# larger than 2% of the bound cannot pass.
+MC_RESOLUTION = 0.02
 
 
 class NotApplicable(ValueError):
@@ -60,7 +70,10 @@ class CheckResult:
     Carlo) against ``bound``; ``ratio = observed/bound`` is the tightness. ``kind``: ``bound``
     (upper bound must hold), ``tight`` (must hold with ``ratio ≥ 0.99``), ``prediction`` (a
     solver's predicted ordering), ``coupling`` (T4's predicted direction). ``method``: ``exact``
-    (enumerated), ``mc`` (Monte Carlo; ``ci_low, ci_high`` at ``confidence``) or ``closed-form``."""
+    (the joint sampling tree enumerated), ``separable`` (exact per layer), ``mc`` (Monte Carlo;
+    ``ci_low, ci_high`` at ``confidence``) or ``closed-form``. ``status``: ``holds``,
+    ``violated`` or ``inconclusive`` (a Monte Carlo interval too wide to decide); ``holds`` is
+    ``status == "holds"``."""
 
     name: str
     theorem: str
@@ -79,6 +92,11 @@ class CheckResult:
     distribution: str = ""
     K: int | None = None
     note: str = ""
+    status: str = ""
+
+    def __post_init__(self):
+        if not self.status:  # records written before the status field: derive it
+            object.__setattr__(self, "status", "holds" if self.holds else "violated")
 
     @classmethod
     def from_dict(cls, d: dict) -> "CheckResult":
@@ -110,36 +128,20 @@ class CheckResult:
         return d
 
 
-def _lhs_functions():
-    """(theorem, statement) -> per-path left-hand side from gnorms[n, k, i] and the constants."""
-
-    def mean_k(a):
-        return a.sum(axis=2).mean(axis=1)
-
-    return {
-        ("smooth-deterministic", "weighted"): lambda g, c: mean_k(c["pi"] / c["L"] * g**2),
-        ("smooth-deterministic", "rate"): lambda g, c: mean_k(g**2),
-        ("smooth-constant-radius", "rate"): lambda g, c: mean_k(g),
-        ("l0l1-deterministic", "weighted"): lambda g, c: mean_k(c["pi"] * g**2 / (c["L0"] + c["L1"] * g)),
-        ("l0l1-deterministic", "rate"): lambda g, c: mean_k(c["pi"] / c["L1"] * g),
-        ("l0l1-deterministic", "unweighted"): lambda g, c: mean_k(g / c["L1"]),
-        ("smooth-stochastic", "rate"): lambda g, c: mean_k(g),
-        ("inexact-constant-radius", "weighted"): lambda g, c: mean_k((1 - c["delta"]) * g),
-        ("inexact-constant-radius", "rate"): lambda g, c: mean_k(g),
-    }
-
-
-_LHS = _lhs_functions()
-
-
-def observed_lhs(theorem: str, statement: str, gnorms: np.ndarray, constants: dict) -> np.ndarray:
-    """A statement's left-hand side on each path, from ``gnorms[n, k, i] = ‖∇_i f(X^k)‖_*``."""
-    try:
-        f = _LHS[(theorem, statement)]
-    except KeyError:
-        raise ValueError(f"no observed left-hand side is implemented for {theorem} / {statement}") from None
+def observed_lhs(theorem, statement: str, gnorms: np.ndarray, constants: dict) -> np.ndarray:
+    """A statement's left-hand side on each path, ``(1/K) Σ_k Σ_i term_i``, from
+    ``gnorms[n, k, i] = ‖∇_i f(X^k)‖_*`` and the theorem's numeric term
+    (:meth:`dropmuon.theory.Theorem.lhs_terms`); meaningful for joint paths (``exact``, ``mc``)."""
+    thm = get_theorem(theorem) if isinstance(theorem, str) else theorem
+    h = thm.lhs_terms(statement, gnorms, **_theorem_constants(thm, constants))
     with np.errstate(invalid="ignore", over="ignore"):
-        return f(np.asarray(gnorms, dtype=float), constants)
+        return h.sum(axis=2).mean(axis=1)
+
+
+def _theorem_constants(thm, consts: dict) -> dict:
+    """The entries of ``consts`` the theorem takes (its per-layer constants, Δ0, step parameters)."""
+    keep = set(thm.per_layer) | {"Delta0"} | set(thm.parameters)
+    return {k: v for k, v in consts.items() if k in keep}
 
 
 def _describe_distribution(sampler) -> str:
@@ -152,10 +154,77 @@ def _describe_distribution(sampler) -> str:
 
 def _needs(problem: Problem, theorem: str, what: str):
     c = problem.constants
-    v = getattr(c, what)
+    v = getattr(c, what, None)
     if v is None:
         raise NotApplicable(f"theorem {theorem} needs constants {what} but problem {problem.name!r} certifies none")
     return np.asarray(v, dtype=float)
+
+
+def _rule(thm, consts: dict, params: dict, pi: np.ndarray):
+    """The step rule of the theorem's step kind (:data:`dropmuon.theory.STEP_KINDS`)."""
+    kind = thm.step_kind
+    if kind == "sharp":
+        return SharpStep(consts["L"])
+    if kind == "constant-radius":
+        return ConstantRadius(params["eta"], pi)
+    if kind == "adaptive-radius":
+        return AdaptiveRadius(consts["L0"], consts["L1"])
+    raise ValueError(f"theorem {thm.name} has step kind {kind!r}; a check can run: {', '.join(STEP_KINDS)}")
+
+
+def applicability(theorem, problem: Problem, *, lmo: LMO = EXACT_LMO, beta=None, pi=None, l1=None) -> str | None:
+    """Why the theorem does not apply to this problem and setting (``None`` when it does), read
+    from the theorem object: its constants, exact gradients / exact LMO, the form of A1 it needs
+    with noise or momentum, and full updates only."""
+    thm = get_theorem(theorem) if isinstance(theorem, str) else theorem
+    c = problem.constants
+    stochastic = c.sigma is not None and bool(np.any(c.sigma > 0))
+    momentum = beta is not None and beta < 1
+    for n in thm.per_layer:
+        if n in ("pi", "delta") or n in thm.defaults or (n == "L1" and l1 is not None):
+            continue
+        if getattr(c, n, None) is None:
+            return f"theorem {thm.name} needs constants {n} but problem {problem.name!r} certifies none"
+    if thm.exact_lmo and lmo.kind != "exact":
+        return f"{thm.name} assumes the exact LMO; a theorem with an inexact LMO is needed for lmo={lmo.kind!r}"
+    if thm.exact_gradients and stochastic:
+        return f"{thm.name} assumes exact gradients; problem {problem.name!r} is stochastic"
+    if momentum and "beta" not in thm.parameters:
+        return f"{thm.name} has no momentum parameter; got beta = {beta}"
+    if thm.needs_lipschitz(stochastic=stochastic, momentum=momentum) and not c.lipschitz:
+        return (f"{thm.name} with noise or momentum needs A1 in Lipschitz (separable) form; "
+                f"problem {problem.name!r} certifies only the descent form")
+    if thm.full_sampling_only and pi is not None and np.any(np.asarray(pi) < 1):
+        return f"{thm.name} covers full updates only (pi = 1); got pi = {np.round(np.asarray(pi), 3).tolist()}"
+    return None
+
+
+def _quantile(confidence: float, n: int) -> float:
+    """The one-sided Student-t quantile for a mean of ``n`` draws (the normal one undercovers at
+    small ``n``: at ``n = 5`` the 99.9% normal limit covers only ~99.5%)."""
+    if n < 2:
+        return math.inf
+    from scipy.stats import t
+
+    return float(t.ppf(confidence, n - 1))
+
+
+def _decide(method: str, observed: float, bound: float, lo, hi) -> str:
+    """``holds``, ``violated`` or ``inconclusive``. Exact: holds iff ``observed ≤ bound`` (up to
+    :data:`BOUND_RTOL`). Monte Carlo: violated iff the lower confidence limit exceeds the bound;
+    holds iff the upper limit is at most ``bound·(1 + MC_RESOLUTION)``, i.e. the mean is shown at
+    the check's confidence to be within 2% of the bound or below it — so a violation of more than
+    2% cannot pass; otherwise the interval is too wide to decide: inconclusive."""
+    if not math.isfinite(observed) or not math.isfinite(bound):
+        return "violated" if not math.isfinite(observed) else "holds"
+    tol = bound * (1 + BOUND_RTOL)
+    if method in ("exact", "separable"):
+        return "holds" if observed <= tol else "violated"
+    if lo > tol:
+        return "violated"
+    if hi <= bound * (1 + MC_RESOLUTION) + bound * BOUND_RTOL:
+        return "holds"
+    return "inconclusive"
 
 
 def check_theorem(theorem, problem: Problem, distribution, K: int, *, statements=None, eta=None,
@@ -164,22 +233,34 @@ def check_theorem(theorem, problem: Problem, distribution, K: int, *, statements
                   kind: str = "bound", name: str | None = None, delta_prior=None) -> list[CheckResult]:
     """Run the theorem's algorithm on ``problem`` for ``K`` steps and check its statements.
 
-    ``theorem``: a name or object (T1–T4). The step rule is the theorem's own (T1 ``1/L_i``; T1′,
-    T3, T4 radii ``η/π_i`` with ``η, β`` from the theorem's rule unless given; T2 Gluon's radius);
-    ``π`` is the sampler's inclusion. T3/T4 with noise or ``β < 1`` need A1 in Lipschitz form.
-    For T4 ``lmo`` is the inexact direction: ``perturbed`` uses its ``δ``, ``newton-schulz`` the
-    largest δ met along the runs (the tightest valid value; the step is tuned with ``delta_prior``,
-    default 0, and the bound is then evaluated at the step actually used).
+    ``theorem``: a name or a :class:`~dropmuon.theory.Theorem` (registered or not). Everything the
+    check needs is read from the object: the step kind (``sharp``: ``γ_i = 1/L_i``;
+    ``constant-radius``: radii ``η/π_i`` with ``η, β`` from the theorem's rule unless given;
+    ``adaptive-radius``: Gluon's radius), the constants it takes (from the problem; ``π`` is the
+    sampler's inclusion, ``δ`` the LMO's), whether it allows noise or an inexact LMO, the form of
+    A1 it needs (:func:`applicability`), and each statement's numeric left-hand side
+    ``(1/K) Σ_k E Σ_i term_i``. For an inexact theorem ``lmo`` is the direction: ``perturbed``
+    uses its ``δ``, ``newton-schulz`` the largest δ met along the runs (the tightest valid value;
+    the step is tuned with ``delta_prior``, default 0, and the bound is then evaluated at the step
+    actually used).
+
+    Expectations are exact where possible: per layer (``separable``: ``K + 1`` states per layer,
+    binomially weighted) for separable problems with deterministic gradients and directions,
+    otherwise over the joint sampling tree when it has at most ``max_exact`` paths; Monte Carlo
+    only for noise or random directions (or a joint tree too large to enumerate). A Monte Carlo
+    check whose interval cannot decide is ``inconclusive`` (:func:`_decide`).
 
     >>> from dropmuon.verification.problems import SeparableQuadratic
     >>> from dropmuon.theory import RPT
     >>> p = SeparableQuadratic([1.0, 3.0], shapes=[(2, 2), (2, 2)], seed=0)
     >>> r = check_theorem("smooth-deterministic", p, RPT.full(2), 1, statements=["weighted"])[0]
-    >>> round(r.ratio, 12), r.holds, r.method
-    (1.0, True, 'exact')
+    >>> round(r.ratio, 12), r.status, r.method
+    (1.0, 'holds', 'separable')
     """
     thm = get_theorem(theorem) if isinstance(theorem, str) else theorem
     tname = thm.name
+    if thm.step_kind not in STEP_KINDS:
+        raise ValueError(f"theorem {tname} has step kind {thm.step_kind!r}; a check can run: {', '.join(STEP_KINDS)}")
     sampler = as_sampler(distribution)
     if sampler.nlayers != problem.nlayers:
         raise ValueError(
@@ -194,87 +275,120 @@ def check_theorem(theorem, problem: Problem, distribution, K: int, *, statements
     if np.any(pi <= 0):
         j = int(np.argmin(pi)) + 1
         raise ValueError(f"A4 needs every inclusion probability positive; pi_{j} = {float(pi[j - 1])!r}")
+    why = applicability(thm, problem, lmo=lmo, beta=beta, pi=pi, l1=l1)
+    if why is not None:
+        raise NotApplicable(why)
     c = problem.constants
     stochastic = c.sigma is not None and bool(np.any(c.sigma > 0))
-    consts: dict = {"Delta0": problem.delta0, "pi": pi}
-    if tname == "smooth-deterministic":
-        consts["L"] = _needs(problem, tname, "L")
-        rule = SharpStep(consts["L"])
-    elif tname == "smooth-constant-radius":
-        consts["L"] = _needs(problem, tname, "L")
-    elif tname == "l0l1-deterministic":
-        consts["L0"] = _needs(problem, tname, "L0")
-        consts["L1"] = np.asarray(l1, dtype=float) if l1 is not None else _needs(problem, tname, "L1")
-        rule = AdaptiveRadius(consts["L0"], consts["L1"])
-    elif tname in ("smooth-stochastic", "inexact-constant-radius"):
-        consts["L"] = _needs(problem, tname, "L")
-        consts["sigma"] = np.zeros(problem.nlayers) if c.sigma is None else np.asarray(c.sigma)
-        consts["rho"] = np.ones(problem.nlayers) if c.rho is None else np.asarray(c.rho)
-        momentum = beta is not None and beta < 1
-        if (stochastic or momentum or tname == "smooth-stochastic") and not c.lipschitz:
-            raise NotApplicable(
-                f"{tname} with noise or momentum needs A1 in Lipschitz (separable) form; "
-                f"problem {problem.name!r} certifies only the descent form"
-            )
-        if tname == "inexact-constant-radius":
+    consts: dict = {"Delta0": problem.delta0}
+    for n in thm.per_layer:
+        if n == "pi":
+            consts["pi"] = pi
+        elif n == "delta":
             if lmo.kind == "perturbed":
                 consts["delta"] = np.full(problem.nlayers, lmo.delta)
             else:
                 consts["delta"] = np.full(problem.nlayers, 0.0 if delta_prior is None else float(delta_prior))
-    else:
-        raise ValueError(f"no check is implemented for theorem {tname!r}")
-    if tname != "inexact-constant-radius" and lmo.kind != "exact":
-        raise NotApplicable(f"{tname} assumes the exact LMO; use inexact-constant-radius for lmo={lmo.kind!r}")
-    if stochastic and tname not in ("smooth-stochastic", "inexact-constant-radius"):
-        raise NotApplicable(f"{tname} assumes exact gradients; problem {problem.name!r} is stochastic")
+        elif n == "L1" and l1 is not None:
+            consts["L1"] = np.asarray(l1, dtype=float)
+        elif getattr(c, n, None) is not None:
+            consts[n] = np.asarray(getattr(c, n), dtype=float)
+        elif n in thm.defaults:
+            consts[n] = np.full(problem.nlayers, float(thm.defaults[n]))
+        else:
+            consts[n] = _needs(problem, tname, n)
 
     fixed = {k: v for k, v in (("eta", eta), ("beta", beta)) if v is not None and k in thm.parameters}
     tuned = thm.evaluate(K, **consts, **fixed).parameters
     params = {k: float(tuned[k]) for k in thm.parameters}
-    if tname in ("smooth-constant-radius", "smooth-stochastic", "inexact-constant-radius"):
-        rule = ConstantRadius(params["eta"], pi)
+    rule = _rule(thm, consts, params, pi)
+    deterministic = not stochastic and not (lmo.kind == "perturbed" and lmo.mode == "random")
+    if method == "auto" and deterministic and not getattr(problem, "separable", False):
+        n_paths = count_paths(sampler, K)
+        if n_paths > max_exact:
+            raise ValueError(
+                f"a deterministic instance is checked exactly, never by Monte Carlo: problem {problem.name!r} is "
+                f"not separable and its sampling tree has {n_paths:.3g} paths > max_exact = {max_exact} at K = {K}; "
+                "lower K, raise max_exact, or ask for method='mc' explicitly")
     P = paths(problem, rule, sampler, K, beta=params.get("beta", 1.0), lmo=lmo, stochastic=stochastic,
               seed=seed, method=method, mc_paths=mc_paths, max_exact=max_exact,
               momentum_init="gradient")
-    if tname == "inexact-constant-radius" and lmo.kind == "newton-schulz":
+    inexact = "delta" in consts
+    if inexact and lmo.kind == "newton-schulz":
         consts["delta"] = P.delta_max.copy()
     notes = []
     if P.diverged.any():
         notes.append(f"diverged on {int(P.diverged.sum())} of {P.n} paths")
     if P.left_region.any():
         notes.append(f"left the certified region ({c.region}) on {int(P.left_region.sum())} of {P.n} paths")
-    if tname == "inexact-constant-radius" and np.any(consts["delta"] >= 1):
+    ok_consts = not (inexact and np.any(consts["delta"] >= 1))
+    if not ok_consts:
         notes.append(f"the measured LMO inexactness reached delta = {consts['delta'].max():.3g} >= 1")
-    z = NormalDist().inv_cdf(confidence)
     out = []
     names = list(thm.statements) if statements is None else list(statements)
     for st in names:
         thm.statement(st)  # clear error for an unknown statement
-        per = observed_lhs(tname, st, P.gnorms, consts)
-        ok_consts = not (tname == "inexact-constant-radius" and np.any(consts["delta"] >= 1))
+        h = thm.lhs_terms(st, P.gnorms, **consts, **params)
         bound = thm.evaluate(K, statement=st, **consts, **params).value if ok_consts else math.inf
-        observed = P.expectation(per) if np.all(np.isfinite(per)) else math.inf
-        if P.method == "exact":
-            lo = hi = None
-            test_value = observed
-        else:
-            sd = float(np.std(per, ddof=1)) if P.n > 1 and math.isfinite(observed) else math.inf
-            half = z * sd / math.sqrt(P.n)
+        lo = hi = None
+        if P.diverged.any() or not np.all(np.isfinite(h)):
+            observed = math.inf
+        elif P.method == "mc":
+            with np.errstate(invalid="ignore", over="ignore"):
+                per = h.sum(axis=2).mean(axis=1)
+            observed = P.expectation(per)
+            sd = float(np.std(per, ddof=1)) if P.n > 1 else math.inf
+            half = _quantile(confidence, P.n) * sd / math.sqrt(P.n)
             lo, hi = observed - half, observed + half
-            test_value = lo
+        else:
+            observed = float(P.layer_step_expectation(h).sum(axis=1).mean())
         ratio = observed / bound if bound > 0 and math.isfinite(bound) else math.nan
-        holds = bool(math.isfinite(observed) and test_value <= bound * (1 + BOUND_RTOL))
-        holds = holds and not P.diverged.any() and not P.left_region.any() and ok_consts
+        status = _decide(P.method, observed, bound, lo, hi)
+        if P.diverged.any() or P.left_region.any() or not ok_consts:
+            status = "violated" if status == "holds" else status
         note = list(notes)
+        if status == "inconclusive":
+            note.append(f"Monte Carlo interval [{lo:.4g}, {hi:.4g}] too wide to decide against the bound "
+                        f"{bound:.4g} at ±{MC_RESOLUTION:.0%}: use more paths")
         if kind == "tight" and not ratio >= TIGHT_MIN:
-            holds = False
+            status = "violated" if status == "holds" else status
             note.append(f"tight instance below {TIGHT_MIN}")
         label = name or f"{thm.label} {problem.name} {_describe_distribution(sampler)} K={K}"
         out.append(CheckResult(
             name=f"{label} [{st}]", theorem=tname, statement=st, problem=problem.name,
-            observed=float(observed), bound=float(bound), ratio=float(ratio), holds=holds,
+            observed=float(observed), bound=float(bound), ratio=float(ratio), holds=status == "holds",
             method=P.method, ci_low=lo, ci_high=hi, n=P.n, kind=kind,
-            confidence=None if P.method == "exact" else confidence,
-            distribution=_describe_distribution(sampler), K=int(K), note="; ".join(note),
+            confidence=None if P.method != "mc" else confidence,
+            distribution=_describe_distribution(sampler), K=int(K), note="; ".join(note), status=status,
         ))
     return out
+
+
+def tight_problem(spec) -> Problem:
+    """The problem of a :class:`~dropmuon.theory.TightInstance` (its ``problem`` data)."""
+    spec = dict(spec)
+    kind = spec.pop("kind", None)
+    if kind != "separable-quadratic":
+        raise ValueError(f"tight instances can build problems of kind 'separable-quadratic'; got {kind!r}")
+    from .problems import SeparableQuadratic
+
+    x0 = spec.pop("x0", None)
+    shapes = [tuple(sh) for sh in spec.pop("shapes")]
+    if x0 is not None:
+        x0 = [np.asarray(x, dtype=float).reshape(sh) for x, sh in zip(x0, shapes)]
+        spec["x0"] = x0
+    return SeparableQuadratic(spec.pop("curvature"), shapes, spec.pop("norms", "frobenius"), **spec)
+
+
+def check_tight_instance(theorem, instance, *, seed: int = 0) -> list[CheckResult]:
+    """Run a theorem's :class:`~dropmuon.theory.TightInstance`: full sampling, ``kind="tight"``
+    (the check must hold with ``observed/bound ≥ 0.99``)."""
+    from dropmuon.theory import RPT
+
+    thm = get_theorem(theorem) if isinstance(theorem, str) else theorem
+    problem = tight_problem(instance.problem)
+    opts = dict(instance.options)
+    if "lmo" in opts:
+        opts["lmo"] = LMO(**opts["lmo"])
+    return check_theorem(thm, problem, RPT.full(problem.nlayers), instance.K, statements=[instance.statement],
+                         kind="tight", seed=seed, name=f"tight {thm.label}: {instance.description}", **opts)

@@ -17,7 +17,7 @@ SAMPLINGS = ("full", "uniform", "optimal-max", "optimal-sum", "epoch-shift", "cu
 
 
 def epoch_shift_schedule(nlayers: int, epoch_length: int) -> EpochShift:
-    """Our epoch-shift schedule (the paper's appendix describes one only in words, THEORY.md §6):
+    """Our epoch-shift schedule (the paper's appendix describes one only in words; docs/torch.md):
     a cycle of ``b`` epochs; in epoch ``e`` the start index is drawn from
     ``p = ½ · uniform + ½ · δ_{c}``, ``c = 1 + (e mod b)``. The emphasis sweeps from the shallow
     end (``c = 1``: full updates half the time) to the deep end (``c = b``: the head alone half the

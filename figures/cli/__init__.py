@@ -12,7 +12,15 @@ from __future__ import annotations
 import sys
 
 from . import bound, estimate, experiment, report, sample, sweep, train, verify
-from ._common import EXIT_BAD_INPUT, EXIT_INTERNAL, CLIError, EnvironmentFailure, Parser, join_negative_values
+from ._common import (
+    EXIT_BAD_INPUT,
+    EXIT_INTERNAL,
+    CLIError,
+    EnvironmentFailure,
+    Parser,
+    join_negative_values,
+    load_plugins,
+)
 
 __all__ = ["main", "build_parser"]
 
@@ -28,9 +36,13 @@ def build_parser() -> Parser:
             "layer sampling, verification, measurements and figures."
         ),
         epilog=("Exit status: 0 success, 1 a check failed (a theorem violated), 2 bad input or a bad file, "
-                "3 an internal or environment error. --debug (anywhere) prints the traceback of an error."),
+                "3 an internal or environment error. --debug (anywhere) prints the traceback of an error. "
+                "--import MODULE_OR_FILE.py (anywhere, repeatable) imports a module first, e.g. one "
+                "that registers theorems of your own."),
     )
     p.add_argument("--debug", action="store_true", help="print the traceback of an error")
+    p.add_argument("--import", dest="plugins", metavar="MODULE", action="append",
+                   help="import a module (a name or a .py file) first, e.g. one registering theorems")
     sub = p.add_subparsers(dest="command", metavar="COMMAND", parser_class=Parser)
     sub.required = True
     for mod in SUBCOMMANDS:
@@ -64,6 +76,11 @@ def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     debug = "--debug" in argv
     argv = [a for a in argv if a != "--debug"]
+    try:
+        argv = load_plugins(argv)
+    except CLIError as e:
+        print(f"dropmuon: error: {e}", file=sys.stderr)
+        return EXIT_BAD_INPUT
     list_opts = set()
     for mod in SUBCOMMANDS:
         list_opts |= set(getattr(mod, "LIST_OPTIONS", ()))

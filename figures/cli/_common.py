@@ -190,3 +190,44 @@ def parse_execution(args) -> dict:
     if jobs == 0 or jobs < -1:
         raise CLIError(f"--jobs must be a positive integer or -1 (one per core); got {args.jobs}")
     return {"jobs": jobs, "scheduler": scheduler_address(args.scheduler), "resume": not args.no_resume}
+
+
+def load_plugins(argv: list[str]) -> list[str]:
+    """Import every ``--import MODULE`` of ``argv`` (anywhere, repeatable; a module name on the
+    path or a ``.py`` file) and return ``argv`` without them: a module that registers theorems
+    (``dropmuon.theory.register_theorem``) makes them known to every subcommand. ``CLIError`` when
+    one cannot be imported."""
+    import importlib
+    import importlib.util
+    import os
+
+    out, plugins = [], []
+    it = iter(range(len(argv)))
+    for j in it:
+        a = argv[j]
+        if a == "--import":
+            if j + 1 >= len(argv):
+                raise CLIError("--import needs a module name or a .py file")
+            plugins.append(argv[j + 1])
+            next(it, None)
+        elif a.startswith("--import="):
+            plugins.append(a.split("=", 1)[1])
+        else:
+            out.append(a)
+    for name in plugins:
+        try:
+            if name.endswith(".py"):
+                if not os.path.isfile(name):
+                    raise CLIError(f"--import {name!r}: no such file")
+                mod_name = "dropmuon_plugin_" + os.path.splitext(os.path.basename(name))[0]
+                spec = importlib.util.spec_from_file_location(mod_name, name)
+                module = importlib.util.module_from_spec(spec)
+                sys.modules[mod_name] = module
+                spec.loader.exec_module(module)
+            else:
+                importlib.import_module(name)
+        except CLIError:
+            raise
+        except Exception as e:  # noqa: BLE001 - any failure of the user's module is bad input
+            raise CLIError(f"--import {name!r} failed: {type(e).__name__}: {' '.join(str(e).split())}") from None
+    return out

@@ -26,13 +26,15 @@ def add_parser(sub):
         "bound",
         help=HELP,
         description=(
-            "Evaluate a theorem of THEORY.md §4 (derived in docs/theory.md) for given constants: "
+            "Evaluate a theorem (derived in docs/theory.md, or one of your own registered with "
+            "--import) for given constants: "
             "the iterations K needed for accuracy eps, the bound at that K, the step rule's "
             "values and the statement in LaTeX. Per-layer constants are comma-separated, layer 1 "
             "(input) first."
         ),
     )
-    p.add_argument("--list", action="store_true", help="list the registered theorems and exit")
+    p.add_argument("--list", action="store_true",
+                   help="list the registered theorems with each one's proof, check and figure, and exit")
     p.add_argument("--theorem", help="theorem name (see --list)")
     for opt, text in [
         ("--L", "layer-wise smoothness constants L_i"),
@@ -102,11 +104,22 @@ def run(args) -> int:
     from dropmuon.theory import get_theorem, theorems
 
     if args.list:
+        entries = [t.catalogue() for t in theorems.values()]
         if args.json:
-            emit_json(list(theorems))
+            emit_json(entries)
         else:
-            for name, t in theorems.items():
-                print(f"{name:26s} {t.label:3s} {t.title}")
+            for e in entries:
+                print(f"{e['label']} {e['name']}: {e['title']}")
+                print(f"    statements: {', '.join(e['statements'])} (rate: {e['rate']}); constants: "
+                      f"{', '.join(e['constants']) or '-'}; step parameters: {', '.join(e['parameters']) or '-'}")
+                print(f"    proof:  {e['proof'] or 'MISSING'}")
+                print(f"    check:  {e['check']}")
+                tight = "; ".join(e["tight_instances"]) or f"none ({e['tight_note'] or 'MISSING'})"
+                print(f"    tight:  {tight}")
+                print(f"    solver: {e['solver']}")
+                print(f"    figure: {e['figure']}")
+                if e["missing"]:
+                    print(f"    MISSING: {'; '.join(e['missing'])}")
         return 0
     if not args.theorem:
         raise CLIError("--theorem is required (or --list); known theorems: " + ", ".join(theorems))

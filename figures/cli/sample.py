@@ -21,8 +21,9 @@ def add_parser(sub):
         help=HELP,
         description=(
             "Which layers should Drop-Muon update, how often, and how much does it save? Minimises "
-            "total cost = iterations(pi) x expected cost per iteration (THEORY.md §5). Per-layer "
-            "values are comma-separated, layer 1 (input) first."
+            "total cost = iterations(pi) x expected cost per iteration (docs/sampling.md). Per-layer "
+            "values are comma-separated, layer 1 (input) first. --theorem optimises any registered "
+            "theorem's own K(pi) numerically instead of a built-in objective."
         ),
     )
     p.add_argument("--L", metavar="L1,L2,...", help="layer-wise smoothness constants (max, sum)")
@@ -35,6 +36,10 @@ def add_parser(sub):
     p.add_argument("--objective", default="max", help="max (T1) | sum (T1') | l0l1 (T2) (default max)")
     p.add_argument("--method", default="auto",
                    help="auto | closed-form | lp | enumerate | cvxpy | scipy | grid (default auto)")
+    p.add_argument("--theorem", help="optimise this registered theorem's own K(pi) (numeric; needs --delta0, --eps)")
+    p.add_argument("--statement", help="with --theorem: the statement defining K (default its rate statement)")
+    p.add_argument("--constant", action="append", metavar="NAME=X1,X2,...",
+                   help="with --theorem: another per-layer constant, e.g. sigma=0.5,0.1 (repeatable)")
     p.add_argument("--L0", metavar="X1,...", help="(L0,L1) constants L0_i (objective l0l1)")
     p.add_argument("--L1", metavar="X1,...", help="(L0,L1) constants L1_i (objective l0l1)")
     p.add_argument("--delta0", help="initial gap Delta0 (with --eps: K in iterations)")
@@ -105,9 +110,20 @@ def run(args) -> int:
     for opt, val in (("--start-probs", args.start_probs), ("--inclusion", args.inclusion), ("--sets", args.sets)):
         if val is not None and args.family != "fixed":
             raise CLIError(f"{opt} is only used with --family fixed")
+    extra = {}
+    if args.theorem is None and (args.statement is not None or args.constant):
+        raise CLIError("--statement and --constant go with --theorem")
+    for item in args.constant or []:
+        name, sep, values = item.partition("=")
+        if not sep or not name.strip():
+            raise CLIError(f"--constant is {item!r}; give NAME=X1,X2,...")
+        extra[name.strip()] = parse_floats(f"--constant {name.strip()}", values)
+    more = {} if args.theorem is None else {"theorem": args.theorem, "statement": args.statement,
+                                             "constants": extra or None}
     r = optimal_sampling(
         L,
         costs,
+        **more,
         family=args.family,
         objective=args.objective,
         method=args.method,

@@ -28,6 +28,9 @@ def add_parser(sub):
     )
     p.add_argument("--suite", default="quick", help="quick (<= 60 s) | standard (minutes) (default quick)")
     p.add_argument("--seed", default="0", help="seed of the problems and the sampling (default 0)")
+    p.add_argument("--theorem", action="append", metavar="NAME",
+                   help="check only this registered theorem: its tight instances and the fixed problem set "
+                        "(repeatable; with --import for theorems of your own)")
     p.add_argument("--json", action="store_true", help="print a JSON list of check records")
     p.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")
     add_execution_options(p, out_help="keep one result file per task in this folder, so a re-run resumes")
@@ -51,15 +54,21 @@ def run(args) -> int:
     seed = parse_number("--seed", args.seed, int, minimum=0)
     if args.out is not None:
         check_out_folder("--out", args.out)
+    selected = None
+    if args.theorem:
+        from dropmuon.theory import get_theorem
+
+        selected = [get_theorem(t).name for t in args.theorem]
     results = run_suite(args.suite, seed=seed, progress=None if not args.no_progress else False,
-                        results=args.out, **parse_execution(args))
-    failed = [r for r in results if not r.holds]
+                        results=args.out, theorems=selected, **parse_execution(args))
+    failed = [r for r in results if r.status == "violated"]
+    unsure = [r for r in results if r.status == "inconclusive"]
     if args.json:
         emit_json([r.as_dict() for r in results])
     else:
         head = ("ok", "theorem", "kind", "method", "observed", "bound", "ratio", "name")
         rows = [
-            ("yes" if r.holds else "NO", r.theorem, r.kind, r.method, _fmt(r.observed), _fmt(r.bound),
+            ({"holds": "yes", "violated": "NO", "inconclusive": "?"}.get(r.status, r.status), r.theorem, r.kind, r.method, _fmt(r.observed), _fmt(r.bound),
              _fmt(r.ratio), r.name + (f"  ({r.note})" if r.note else ""))
             for r in results
         ]
@@ -69,10 +78,14 @@ def run(args) -> int:
             print("  ".join(c.ljust(w) for c, w in zip(row, widths)) + "  " + row[-1])
         s = summarise(results)["all"]
         print(
-            f"\n{s['checks']} checks, {s['violations']} failed; tightness observed/bound "
+            f"\n{s['checks']} checks ({s['exact']} exact, {s['mc']} Monte Carlo), {s['violations']} failed, "
+            f"{s['inconclusive']} inconclusive; tightness observed/bound "
             f"min {_fmt(s['ratio_min'])}, median {_fmt(s['ratio_median'])}, max {_fmt(s['ratio_max'])} "
             f"(exact checks: max {_fmt(s['ratio_max_exact'])}; Monte Carlo ratios are sample means)"
         )
+    if unsure:
+        print(f"dropmuon verify: {len(unsure)} Monte Carlo check(s) inconclusive (interval too wide to decide): "
+              + "; ".join(r.name for r in unsure[:5]), file=sys.stderr)
     if failed:
         print(f"dropmuon verify: {len(failed)} check(s) failed: " + "; ".join(r.name for r in failed[:5]),
               file=sys.stderr)

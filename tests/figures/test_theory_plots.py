@@ -164,7 +164,7 @@ def test_distribution_bars_equal_the_solver(labelled_ok, saved_ok, tmp_path):
         # grouped: series k sits (k − 1) bar widths (0.8/3) right of the layer number
         np.testing.assert_allclose([b.get_x() + b.get_width() / 2 for b in ax_p.containers[k]],
                                    np.arange(1, 5) + (k - 1) * 0.8 / 3, rtol=FORMULA_RTOL)
-    # THEORY.md §5: p* = (L_1/L_max, (M_2 − M_1)/L_max, 0, 0) = (0.2, 0.8, 0, 0); speed-up over
+    # docs/sampling.md: p* = (L_1/L_max, (M_2 − M_1)/L_max, 0, 0) = (0.2, 0.8, 0, 0); speed-up over
     # full (F + Σc)/(F + Σ c_j M_j/L_max) = 6/5.2
     np.testing.assert_allclose(r.start_probs, [0.2, 0.8, 0, 0], atol=EXACT_RTOL)
     np.testing.assert_allclose(data["speedup_vs_full"], 6 / 5.2, rtol=EXACT_RTOL)
@@ -222,7 +222,7 @@ def test_landscape_optimum_is_the_minimum(landscape, labelled_ok, saved_ok, tmp_
     assert _json_ok(data)
     tc = np.asarray(data["total_cost"])
     opt = data["optimum"]["total_cost"]
-    # closed form (THEORY.md §5, linear costs, F = 0): TC* = Σ_j M_j = 1 + 4 + 4
+    # closed form (docs/sampling.md, linear costs, F = 0): TC* = Σ_j M_j = 1 + 4 + 4
     np.testing.assert_allclose(opt, 9.0, rtol=EXACT_RTOL)
     assert opt == optimal_sampling(L3, C3).total_cost
     assert np.all(opt <= tc * (1 + EXACT_RTOL))
@@ -283,7 +283,7 @@ def test_max_form_region_is_the_square():
     data = full_optimal_region(C3, ratios=MAX_RATIOS, objectives=("max",))
     r = np.asarray(MAX_RATIOS)
     R2, R3 = np.meshgrid(r, r)  # [j][i]: r3 = ratios[j], r2 = ratios[i]
-    # THEORY.md §5: full is optimal iff L_1 = max_j L_j. Just above 1 the optimum saves
+    # docs/sampling.md: full is optimal iff L_1 = max_j L_j. Just above 1 the optimum saves
     # (r − 1)/(1 + 2r) of the cost, below FULL_OPTIMAL_RTOL for r <= 1 + 1e-9: a tie
     expected = np.maximum(R2, R3) <= 1.0 + FULL_OPTIMAL_RTOL
     np.testing.assert_array_equal(data["panels"][0]["full_optimal"], expected)

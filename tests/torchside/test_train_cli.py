@@ -62,7 +62,7 @@ def test_train_optimal_with_constants_file(capsys, tmp_path):
     f.write_text(json.dumps(recs))
     r = _json(capsys, ["train", *TINY, "--sampling", "optimal-max", "--constants", str(f), "--max-steps", "4",
                        "--json"])
-    # the max-form RPT optimum: π_i = max_{j≤i} L_j / max_j L_j (THEORY.md §5)
+    # the max-form RPT optimum: π_i = max_{j≤i} L_j / max_j L_j (docs/sampling.md)
     L = np.array([rec["L"] for rec in recs])
     pi = np.cumsum(r["start_probs"])
     assert np.allclose(pi, np.maximum.accumulate(L) / L.max(), atol=1e-12)

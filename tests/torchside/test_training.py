@@ -92,7 +92,7 @@ def test_schedules():
         make_schedule("best", 4)
     with pytest.raises(ValueError, match="needs smoothness constants"):
         make_schedule("optimal-max", 4)
-    # the max-form optimum of THEORY.md §5: π_i = max_{j≤i} L_j / L_max, whatever the costs
+    # the max-form optimum of docs/sampling.md: π_i = max_{j≤i} L_j / L_max, whatever the costs
     s, info = make_schedule("optimal-max", 4, L=[1, 5, 3, 2], costs=[1, 1, 1, 1])
     assert np.allclose(info["start_probs"], [0.2, 0.8, 0, 0], atol=1e-12)
     assert info["predicted_speedup_vs_full"] == pytest.approx(1.25, rel=1e-12)
