@@ -114,12 +114,14 @@ class Instance:
         ``sigma, rho``; for T4 with a perturbed LMO, ``delta``) — as ``check_theorem`` sets them."""
         c = self.problem.constants
         b = self.problem.nlayers
+        takes = get_theorem(self.theorem).per_layer  # read from the theorem object
         out = {"Delta0": self.problem.delta0, "pi": np.asarray(self.distribution.inclusion, dtype=float),
                "L": np.asarray(c.L, dtype=float)}
-        if self.theorem in ("smooth-stochastic", "inexact-constant-radius"):
+        if "sigma" in takes:
             out["sigma"] = np.zeros(b) if c.sigma is None else np.asarray(c.sigma, dtype=float)
+        if "rho" in takes:
             out["rho"] = np.ones(b) if c.rho is None else np.asarray(c.rho, dtype=float)
-        if self.theorem == "inexact-constant-radius":
+        if "delta" in takes:
             out["delta"] = np.full(b, self.lmo.delta if self.lmo.kind == "perturbed" else 0.0)
         return out
 
@@ -138,9 +140,9 @@ class Instance:
         (``2η(1−β)S₁/β``), ``noise = B(σ, β) − B(0, β)`` (``2√β R + 2(1−β)R′/(Kβ)``), ``total``
         and ``share = (momentum + noise)/total``.
         """
-        if self.theorem not in ("smooth-stochastic", "inexact-constant-radius"):
-            raise ValueError(f"bound_terms splits the momentum bounds of T3/T4; got {self.theorem!r}")
         thm = get_theorem(self.theorem)
+        if not {"sigma", "beta"} <= set(thm.per_layer) | set(thm.parameters):
+            raise ValueError(f"bound_terms splits bounds with noise and momentum terms (like T3/T4); got {self.theorem!r}")
         c = self.constants()
         p = self.parameters()
         quiet = dict(c, sigma=np.zeros_like(c["sigma"]))
