@@ -313,6 +313,9 @@ def check_theorem(theorem, problem: Problem, distribution, K: int, *, statements
     P = paths(problem, rule, sampler, K, beta=params.get("beta", 1.0), lmo=lmo, stochastic=stochastic,
               seed=seed, method=method, mc_paths=mc_paths, max_exact=max_exact,
               momentum_init="gradient")
+    if method == "auto" and deterministic and P.method == "mc":  # e.g. a per-layer run beyond its size cap
+        raise ValueError(f"a deterministic instance is checked exactly, never by Monte Carlo: problem {problem.name!r} "
+                         f"at K = {K} is too large for the exact methods; lower K or ask for method='mc' explicitly")
     inexact = "delta" in consts
     if inexact and lmo.kind == "newton-schulz":
         consts["delta"] = P.delta_max.copy()

@@ -125,3 +125,18 @@ def test_cli_verify_quick_json_matches_run_suite(capsys):
     kinds = {r["kind"] for r in recs}
     assert {"bound", "tight", "prediction", "coupling"} <= kinds
     assert {r["theorem"] for r in recs} >= set(THEOREMS)
+
+
+def test_a_deterministic_instance_is_never_checked_by_monte_carlo():
+    """A coupled (non-separable) deterministic problem whose sampling tree is too large to
+    enumerate is refused, not silently estimated; asked for explicitly, Monte Carlo runs."""
+    from dropmuon.verification.problems import CoupledQuadratic
+
+    p = CoupledQuadratic([(2, 2), (2, 2), (2, 2)], "frobenius", coupling=0.5, seed=0)
+    with pytest.raises(ValueError, match="never by Monte Carlo"):
+        check_theorem("smooth-deterministic", p, Independent([0.5, 0.5, 0.5]), 6, max_exact=1000)
+    r = check_theorem("smooth-deterministic", p, Independent([0.5, 0.5, 0.5]), 6, method="mc", mc_paths=50)[0]
+    assert r.method == "mc"
+    # the same sampling on a separable problem is exact per layer at any K
+    q = SeparableQuadratic([1.0, 2.0, 3.0], [(2, 2)] * 3, seed=0)
+    assert check_theorem("smooth-deterministic", q, Independent([0.5, 0.5, 0.5]), 40)[0].method == "separable"
