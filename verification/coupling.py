@@ -5,7 +5,7 @@ in the theorem's tuned parameters and empirically on synthetic problems.
 **What the theory says** (``docs/theory.md`` §T4). With ``β = 1, σ = 0`` the
 bound ``Δ0/(Kη(1−δ)) + η(1+δ)² Σ_i L_i/π_i / (2(1−δ))`` is minimised by ``η*(δ) = η*(0)/(1+δ)``
 (common ``δ``). With noise the rule picks ``(η, β)`` jointly; at a fixed step the T3 rule
-``β*(η) = min(1, (A/R)^{2/3})`` grows with ``η``, so the anticipated chain "smaller step ⇒ more
+``β*(η) = min(1, 2/(1 + (2R/A)^{2/3}))`` grows with ``η``, so the anticipated chain "smaller step ⇒ more
 momentum" holds at a *fixed pairing* of constants, while the jointly optimal ``β`` of our bound
 grows slightly with ``δ`` (less momentum): :func:`theory_coupling` reports both.
 

@@ -26,7 +26,7 @@ statements and the kind of check — and runs it with :meth:`Instance.check`. Tw
   has length ``(1−δ)t``; its share ``(1+δ)²/(K(1−δ)² + (1+δ)²)`` of ``B`` vanishes as ``K → ∞``.
 
 * :func:`t3_noise_dominated_instances` — checks of T3 (``smooth-stochastic``) where the noise
-  terms ``2√β R + 2(1−β)R′/(Kβ)`` and the momentum term ``2η(1−β)S/β`` make up most of the bound:
+  terms ``2√(β/(2−β)) R + 2(1−β)R′/(Kβ)`` and the momentum term ``2η(1−β)S/β`` make up most of the bound:
   heavy Gaussian noise, partial sampling (``π < 1``), a small fixed ``β``, and two non-Gaussian
   martingale-difference noises defined here (:class:`GradientAlignedNoise`,
   :class:`SparseSpikeNoise`) with the same certified ``σ_i``. :meth:`Instance.bound_terms` splits
@@ -137,7 +137,7 @@ class Instance:
 
         With ``B(σ, β)`` the bound at the step ``η`` actually used: ``deterministic = B(0, 1)``
         (``Δ0/(Kη) + ηS₂/2``, over ``1 − max δ`` for T4's ``rate``), ``momentum = B(0, β) − B(0, 1)``
-        (``2η(1−β)S₁/β``), ``noise = B(σ, β) − B(0, β)`` (``2√β R + 2(1−β)R′/(Kβ)``), ``total``
+        (``2η(1−β)S₁/β``), ``noise = B(σ, β) − B(0, β)`` (``2√(β/(2−β)) R + 2(1−β)R′/(Kβ)``), ``total``
         and ``share = (momentum + noise)/total``.
         """
         thm = get_theorem(self.theorem)
@@ -274,7 +274,7 @@ def t3_noise_dominated_instances(mc_paths: int = 400, seed: int = 0) -> list[Ins
     r"""Monte Carlo checks of T3 where noise and momentum make up most of the bound.
 
     The bound at the step used is
-    ``Δ0/(Kη) + ηS/2 + 2η(1−β)S/β + 2√β R + 2(1−β)R′/(Kβ)``; in each instance the last three
+    ``Δ0/(Kη) + ηS/2 + 2η(1−β)S/β + 2√(β/(2−β)) R + 2(1−β)R′/(Kβ)``; in each instance the last three
     terms (momentum and noise, :meth:`Instance.bound_terms`) are well over half of it. All use
     Frobenius or spectral separable quadratics (A1 in Lipschitz form), ``b = 2``, ``K ≤ 50`` and
     ``mc_paths`` runs (2–4 s each with 400 on one AMD EPYC core):

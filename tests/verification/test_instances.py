@@ -108,10 +108,10 @@ def t3_results():
 
 
 def _bound(K, eta, beta, L, pi, sigma, rho, Delta0):
-    """T3's right-hand side, written out: Δ0/(Kη) + ηS/2 + 2η(1−β)S/β + 2√β R + 2(1−β)R′/(Kβ)."""
+    """T3's right-hand side, written out: Δ0/(Kη) + ηS/2 + 2η(1−β)S/β + 2√(β/(2−β)) R + 2(1−β)R′/(Kβ)."""
     S, R, Rp = np.sum(L / pi), np.sum(rho * sigma), np.sum(rho * sigma / pi)
     return (Delta0 / (K * eta) + eta * S / 2 + 2 * eta * (1 - beta) * S / beta
-            + 2 * math.sqrt(beta) * R + 2 * (1 - beta) * Rp / (K * beta))
+            + 2 * math.sqrt(beta / (2 - beta)) * R + 2 * (1 - beta) * Rp / (K * beta))
 
 
 @pytest.mark.parametrize("inst", INSTANCES, ids=[i.name for i in INSTANCES])

@@ -44,7 +44,7 @@ class _MomentumLMO(Theorem):
             D0 / (K_ * ETA)
             + ETA / 2 * S2
             + 2 * ETA * (1 - BETA) / BETA * S1
-            + 2 * sp.sqrt(BETA) * R
+            + 2 * sp.sqrt(BETA / (2 - BETA)) * R
             + 2 * (1 - BETA) / (K_ * BETA) * Rp
         )
         stmts = []
@@ -82,29 +82,38 @@ class _MomentumLMO(Theorem):
         _, S1, R, Rp = self._sums()
         rules = {}
         if "eta" in fixed and "beta" not in fixed:
-            # with eta fixed the bound is const + A/beta + 2R sqrt(beta), A = 2 eta S1 + 2R'/K:
-            # one stationary point beta = (A/R)^(2/3), the global minimiser on (0, inf)
-            # (Piecewise rather than Min keeps it defined at R = 0, where beta = 1)
+            # With eta fixed and w = 2/beta - 1 >= 1 the bound is const + A(w - 1)/2 + 2R w^(-1/2),
+            # A = 2 eta S1 + 2R'/K (A(1/beta - 1) = A(w - 1)/2): convex in w, with derivative
+            # A/2 - R w^(-3/2), so its minimiser over [1, inf) is w = max(1, (2R/A)^(2/3)), i.e.
+            # beta = min(1, 2/(1 + (2R/A)^(2/3))). (Piecewise rather than Min keeps it defined at
+            # R = 0, where beta = 1.)
             A = 2 * ETA * S1 + 2 * Rp / K_
-            rules["beta"] = sp.Piecewise((1, A >= R), ((A / R) ** sp.Rational(2, 3), True))
+            rules["beta"] = sp.Piecewise(
+                (1, A >= 2 * R), (2 / (1 + (2 * R / A) ** sp.Rational(2, 3)), True)
+            )
         if "eta" not in fixed:
             # eta*(beta): the exact minimiser over eta for a given beta (the bound is convex in eta)
             rules["eta"] = sp.sqrt(D0 / (K_ * self._C(BETA)))
         return rules
 
     # Bisection steps for the joint (eta, beta) minimiser: each halves a bracket of at most ~700
-    # in log(u) (or of t in (0, -c/2]), so 90 steps reach machine precision with room to spare.
+    # in log(w) (or of t in (0, -d/2]), so 90 steps reach machine precision with room to spare.
     BISECTION_STEPS = 90
 
     def _choose_numeric(self, K, v, params, fixed):
         """With neither eta nor beta fixed: the exact joint minimiser (docs/theory.md §T3).
 
-        With eta = eta*(beta) and u = 1/beta >= 1 the bound is
-        ``h(u) = 2p sqrt(c + 2 S1 u) + 2R u^(-1/2) + 2R'(u - 1)/K`` (p = sqrt(Delta0/K),
-        c = S2/2 - 2 S1 < 0), and ``h'(u)`` has the sign of
-        ``G(u) = 2p S1 u^(3/2)/sqrt(c + 2 S1 u) + q u^(3/2) - R`` (q = 2R'/K). G decreases then
-        increases (its derivative changes sign once, at t* = c + 2 S1 u*), so h has at most one
-        interior local minimum: the largest root of G. The minimiser is beta = 1 or that root.
+        With eta = eta*(beta) and w = 2/beta - 1 >= 1 (so 1/beta = (w + 1)/2 and
+        beta/(2 - beta) = 1/w) the bound is
+        ``h(w) = 2p sqrt(d + S1 w) + 2R w^(-1/2) + q(w - 1)/2`` (p = sqrt(Delta0/K),
+        q = 2R'/K, d = S2/2 - S1 < 0 because delta_i < 1, and d + S1 w >= S2/2 > 0), and
+        ``h'(w)`` has the sign of ``G(w) = w^(3/2) (a/sqrt(d + S1 w) + q/2) - R`` (a = p S1).
+        G' has the sign of ``psi(t) = a(t + d/2) + (3/4) q t^(3/2)`` (t = d + S1 w), which
+        increases from ``a d/2 < 0`` at t = 0 to ``>= 0`` at t = -d/2: G decreases up to
+        ``w* = max(1, (t* - d)/S1)`` (psi(t*) = 0) and increases after, to infinity. So h has at
+        most one interior local minimum, the largest root of G (present iff G(w*) < 0), and the
+        minimiser over beta in (0, 1] is beta = 1 or beta = 2/(root + 1), whichever bound is
+        smaller. t* and the root are found by bisection to machine precision, for every K at once.
         """
         if fixed:
             return params
@@ -114,30 +123,29 @@ class _MomentumLMO(Theorem):
             float(self._fn(("sum", j), e)(*self._args(v, 1.0, {})))
             for j, e in enumerate(self._sums())
         )
-        c = S2 / 2 - 2 * S1
+        d = S2 / 2 - S1
         with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
-            p = np.sqrt(v["Delta0"] / Kf)
+            a = np.sqrt(v["Delta0"] / Kf) * S1
             q = 2 * Rp / Kf
 
-            def G(u):
-                u32 = u**1.5
-                return 2 * p * S1 * u32 / np.sqrt(c + 2 * S1 * u) + q * u32 - R
+            def G(w):
+                return w**1.5 * (a / np.sqrt(d + S1 * w) + q / 2) - R
 
-            # t* solves 2p S1 (t + c/2) + 1.5 q t^(3/2) = 0 on (0, -c/2] (increasing in t)
-            lo, hi = np.zeros_like(Kf), np.full_like(Kf, -c / 2)
+            # t* solves a(t + d/2) + 0.75 q t^(3/2) = 0 on (0, -d/2] (increasing in t)
+            lo, hi = np.zeros_like(Kf), np.full_like(Kf, -d / 2)
             for _ in range(self.BISECTION_STEPS):
                 mid = (lo + hi) / 2
-                neg = 2 * p * S1 * (mid + c / 2) + 1.5 * q * mid**1.5 < 0
+                neg = a * (mid + d / 2) + 0.75 * q * mid**1.5 < 0
                 lo, hi = np.where(neg, mid, lo), np.where(neg, hi, mid)
-            u_star = np.maximum(1.0, (hi - c) / (2 * S1))
-            interior = G(u_star) < 0
-            # largest root of G on [u*, 1e300] (G is increasing there; G(1e300) > 0)
-            llo, lhi = np.log(u_star), np.full_like(Kf, np.log(1e300))
+            w_star = np.maximum(1.0, (hi - d) / S1)
+            interior = G(w_star) < 0
+            # largest root of G on [w*, 1e300] (G is increasing there; G(1e300) > 0)
+            llo, lhi = np.log(w_star), np.full_like(Kf, np.log(1e300))
             for _ in range(self.BISECTION_STEPS):
                 mid = (llo + lhi) / 2
                 neg = G(np.exp(mid)) < 0
                 llo, lhi = np.where(neg, mid, llo), np.where(neg, lhi, mid)
-            b_root = np.where(interior, np.exp(-lhi), 1.0)
+            b_root = np.where(interior, 2 / (np.exp(lhi) + 1), 1.0)
         st = self.statement()
         rhs = self._fn(("rhs", st.name), st.rhs)
 

@@ -28,7 +28,7 @@ class InexactConstantRadius(_MomentumLMO):
 
         weighted: (1/K) Σ_k E Σ_i (1−δ_i)‖∇_i f(X^k)‖_*  ≤  B
         rate:     (1/K) Σ_k E Σ_i ‖∇_i f(X^k)‖_*          ≤  B / (1 − max_i δ_i)
-        B = Δ0/(Kη) + (η/2) S₂ + 2η(1−β)/β · S₁ + 2 sqrt(β) R + 2(1−β)/(Kβ) · R′
+        B = Δ0/(Kη) + (η/2) S₂ + 2η(1−β)/β · S₁ + 2 sqrt(β/(2−β)) R + 2(1−β)/(Kβ) · R′
 
     With ``β = 1, σ = 0``: ``η*(δ) = sqrt(2Δ0/(K S₂))``, i.e. ``η*(0)/(1+δ)`` for a common ``δ``
     — lower precision needs a smaller step; ``δ = 0`` gives T1′ (and T3 in general).

@@ -21,19 +21,21 @@ class SmoothStochastic(_MomentumLMO):
     **Statement** (upper), with ``S = Σ_i L_i/π_i``, ``R = Σ_i ρ_iσ_i``, ``R′ = Σ_i ρ_iσ_i/π_i``::
 
         (1/K) Σ_k E Σ_i ‖∇_i f(X^k)‖_*  ≤  Δ0/(Kη) + (η/2) S + 2η(1−β)/β · S
-                                            + 2 sqrt(β) R + 2(1−β)/(Kβ) · R′
+                                            + 2 sqrt(β/(2−β)) R + 2(1−β)/(Kβ) · R′
 
     The step rule takes the exact minimiser ``η*(β) = sqrt(Δ0/(K (S/2 + 2S(1−β)/β)))`` and the
-    ``β`` minimising the resulting bound (numerically; the balance ``β = sqrt(2Δ0 S/K)/R`` shows
-    the rate is ``O(K^{-1/4})``). With ``σ = 0`` the minimiser is ``β = 1`` and the bound is T1′.
-    ``K(ε)`` is found by bisection (the tuned bound is non-increasing in ``K``).
+    ``β`` minimising the resulting bound (exactly, by bisection on the sign of its derivative; the
+    balance ``β = sqrt(2Δ0 S/K)/R`` shows the rate is ``O(K^{-1/4})``). With ``η`` given,
+    ``β = min(1, 2/(1 + (2R/A)^{2/3}))``, ``A = 2ηS + 2R′/K``, the exact minimiser at that ``η``.
+    With ``σ = 0`` the minimiser is ``β = 1`` and the bound is T1′. ``K(ε)`` is found by bisection
+    (the tuned bound is non-increasing in ``K``).
 
     **Source.** Derived in this project; constants and proof in ``docs/theory.md``, section T3.
 
     **Example.**
 
     >>> smooth_stochastic.iterations(0.5, L=[1, 2], sigma=[0.1, 0.1], Delta0=1)
-    595
+    384
     """
 
     name = "smooth-stochastic"
