@@ -7,7 +7,10 @@ paths), :mod:`~dropmuon.verification.newton_schulz` (presets and their inexactne
 :mod:`~dropmuon.verification.problems` (certified test problems), :mod:`~dropmuon.verification.checks` (one check →
 one :class:`CheckResult`), :mod:`~dropmuon.verification.predictions` (do the solver's optima win?),
 :mod:`~dropmuon.verification.coupling` (T4's step/momentum coupling), :mod:`~dropmuon.verification.suites` and
-:mod:`~dropmuon.verification.schedules` (named sampling schedules for training runs). The torch side,
+:mod:`~dropmuon.verification.schedules` (named sampling schedules for training runs),
+:mod:`~dropmuon.verification.instances` (designed instances: T4's tight one, T3's noise-dominated ones),
+:mod:`~dropmuon.verification.batched` (the batched engine of the coupling experiments) and
+:mod:`~dropmuon.verification.certify` (exact worst cases by performance estimation). The torch side,
 :mod:`~dropmuon.verification.torchside`, holds the optimizer, the CNN, cost and constant measurements,
 training and the closed loop (:mod:`~dropmuon.verification.torchside.experiment`).
 
@@ -17,10 +20,11 @@ does not import sympy).
 
 import importlib
 
-_LAZY = {"checks": ["CheckResult", "check_theorem"], "suites": ["SUITES", "run_suite", "summarise"]}
+_LAZY = {"checks": ["CheckResult", "check_theorem"], "suites": ["SUITES", "run_suite", "summarise"],
+         "certify": ["certify"]}
 _WHERE = {name: mod for mod, names in _LAZY.items() for name in names}
 
-__all__ = ["CheckResult", "check_theorem", "run_suite", "summarise", "SUITES"]
+__all__ = ["CheckResult", "check_theorem", "run_suite", "summarise", "SUITES", "certify"]
 
 
 def __getattr__(name):

@@ -40,7 +40,7 @@ def test_every_section_and_figure(report):
     pngs = re.findall(r"!\[[^\]]*\]\(([^)]+\.png)\)", md)
     pdfs = re.findall(r"\[PDF\]\(([^)]+\.pdf)\)", md)
     names = {"optimal_distribution", "cost_landscape", "full_optimal_region", "bound_vs_iterations", "bound_vs_cost",
-             "verification", "inexact_lmo", "measured_constants", "accuracy_vs_time"}  # torch ones included
+             "verification", "inexact_lmo", "certify", "measured_constants", "accuracy_vs_time"}  # torch ones included
     assert sorted(pngs) == sorted(f"figures/{n}.png" for n in names)
     assert sorted(pdfs) == sorted(f"figures/{n}.pdf" for n in names)
     captions = re.findall(r"^\*Figure (\d+)\. ", md, flags=re.M)
@@ -65,7 +65,10 @@ def test_numbers_come_from_the_run_and_the_named_file(report, torch_results):
 
     a = summarise(run_suite("quick", seed=0, progress=False))["all"]
     assert data["verification"]["summary"]["all"] == a
-    assert f"{a['checks']} checks, {a['violations']} failed" in md
+    assert (f"{a['checks']} checks ({a['exact']} exact, {a['mc']} Monte Carlo), {a['violations']} failed, "
+            f"{a['inconclusive']} inconclusive") in md
+    # the exact-worst-case section quotes the savings computed in this run
+    assert data["certify"]["savings"] and all(r["saving"] >= -1e-9 for r in data["certify"]["savings"])
     # the optimal distribution of the first built-in profile is the solver's
     from dropmuon.solvers import optimal_sampling
     from dropmuon.verification.predictions import builtin_profiles
