@@ -9,7 +9,7 @@ optimal), :mod:`~dropmuon.figures.verification_plots` (observed vs bound, inexac
 :mod:`~dropmuon.figures.torch_plots` (measured constants, accuracy vs time) and :mod:`~dropmuon.figures.report`.
 """
 
-import importlib
+from dropmuon.theory._lazy import lazy_exports
 
 _LAZY = {
     "style": ["PALETTE", "paper_style", "styled", "new_figure", "save_figure", "color"],
@@ -19,18 +19,7 @@ _LAZY = {
     "torch_plots": ["constants_series", "plot_measured_constants", "accuracy_bands", "plot_accuracy_vs_time"],
     "report": ["build_report", "Report"],
 }
-_WHERE = {name: mod for mod, names in _LAZY.items() for name in names}
 
 __all__ = [name for names in _LAZY.values() for name in names]
 
-
-def __getattr__(name):
-    if name in _WHERE:
-        value = getattr(importlib.import_module(f"{__name__}.{_WHERE[name]}"), name)
-        globals()[name] = value
-        return value
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-
-
-def __dir__():
-    return sorted(set(globals()) | set(__all__))
+__getattr__, __dir__ = lazy_exports(__name__, _LAZY, globals(), __all__)

@@ -11,7 +11,7 @@ theorem is.
 8000
 """
 
-import importlib
+from ._lazy import lazy_exports
 
 _LAZY = {
     "assumptions": [
@@ -47,7 +47,6 @@ _LAZY = {
         "start_from_inclusion",
     ],
 }
-_WHERE = {name: mod for mod, names in _LAZY.items() for name in names}
 
 __all__ = [
     "ASSUMPTIONS",
@@ -89,14 +88,4 @@ __all__ = [
     "start_from_inclusion",
 ]
 
-
-def __getattr__(name):
-    if name in _WHERE:
-        value = getattr(importlib.import_module(f"{__name__}.{_WHERE[name]}"), name)
-        globals()[name] = value
-        return value
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-
-
-def __dir__():
-    return sorted(set(globals()) | set(__all__))
+__getattr__, __dir__ = lazy_exports(__name__, _LAZY, globals(), __all__)

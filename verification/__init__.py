@@ -18,22 +18,11 @@ Importing this package is cheap: the names below are loaded on first use (so ``d
 does not import sympy).
 """
 
-import importlib
+from dropmuon.theory._lazy import lazy_exports
 
 _LAZY = {"checks": ["CheckResult", "check_theorem"], "suites": ["SUITES", "run_suite", "summarise"],
          "certify": ["certify"]}
-_WHERE = {name: mod for mod, names in _LAZY.items() for name in names}
 
 __all__ = ["CheckResult", "check_theorem", "run_suite", "summarise", "SUITES", "certify"]
 
-
-def __getattr__(name):
-    if name in _WHERE:
-        value = getattr(importlib.import_module(f"{__name__}.{_WHERE[name]}"), name)
-        globals()[name] = value
-        return value
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-
-
-def __dir__():
-    return sorted(set(globals()) | set(__all__))
+__getattr__, __dir__ = lazy_exports(__name__, _LAZY, globals(), __all__)

@@ -413,6 +413,20 @@ class Paths:
             return np.where(self.weights[:, None] > 0, self.weights[:, None] * self.fvals, 0.0).sum(axis=0)
 
 
+def _track_delta(state: State, S, g, beta: float, lmo: LMO, dmax: np.ndarray) -> None:
+    """For a Newton–Schulz LMO, raise ``dmax[i]`` to the inexactness ``δ`` of the direction each
+    sampled layer is about to take (its new momentum ``(1−β)M_i + βg_i``); nothing otherwise."""
+    if lmo.kind != "newton-schulz":
+        return
+    from .newton_schulz import delta
+
+    for j in S:
+        i = j - 1
+        m_new = (1.0 - beta) * state.M[i] + beta * g[i]
+        if np.any(m_new):
+            dmax[i] = max(dmax[i], delta(as_matrix(m_new), lmo.preset, lmo.steps))
+
+
 def count_paths(sampler, K: int) -> int:
     """The number of sampling paths of ``K`` steps (capped just above ``10**12``); ``sampler``
     may also be a distribution of :mod:`dropmuon.theory.sampling`."""
@@ -513,14 +527,7 @@ def _separable_run(problem, rule, sampler, K, *, beta, lmo, seed, momentum_init)
         # a layer that is never sampled (π_i = 0) stays in its state 0: its "states" m ≥ 1 are
         # state 0 again, so nothing unreachable can diverge or leave the region
         S = tuple(i + 1 for i in range(b) if bad_at[i] > m and pi[i] > 0)
-        if lmo.kind == "newton-schulz":
-            from .newton_schulz import delta
-
-            for j in S:
-                i = j - 1
-                m_new = (1.0 - beta) * state.M[i] + beta * g[i]
-                if np.any(m_new):
-                    dmax[i] = max(dmax[i], delta(as_matrix(m_new), lmo.preset, lmo.steps))
+        _track_delta(state, S, g, beta, lmo, dmax)
         with np.errstate(all="ignore"):
             state, _ = dropmuon_step(State(tuple(X), state.M, m), S, g, rule=rule, norms=norms, beta=beta,
                                      lmo=lmo, rng=rng)
@@ -636,14 +643,7 @@ def paths(problem, rule, sampler, K: int, *, beta: float = 1.0, lmo: LMO = EXACT
 
     def one_step(state, S, g_true, rng, dmax):
         g = problem.stochastic_grad(state.X, rng, layers=S) if stochastic else g_true
-        if lmo.kind == "newton-schulz":
-            from .newton_schulz import delta
-
-            for j in S:
-                i = j - 1
-                m_new = (1.0 - beta) * state.M[i] + beta * g[i]
-                if np.any(m_new):
-                    dmax[i] = max(dmax[i], delta(as_matrix(m_new), lmo.preset, lmo.steps))
+        _track_delta(state, S, g, beta, lmo, dmax)
         with np.errstate(all="ignore"):
             new, _ = dropmuon_step(state, S, g, rule=rule, norms=norms, beta=beta, lmo=lmo, rng=rng)
         return new
