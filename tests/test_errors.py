@@ -249,3 +249,17 @@ if __name__ == "__main__":  # regenerate the table of docs/errors.md
     text = DOC.read_text()
     new = text[:text.index(BEGIN) + len(BEGIN)] + "\n" + render(rows) + text[text.index(END):]
     DOC.write_text(re.sub(r"\n{3,}", "\n\n", new))
+
+
+def test_a_closed_pipe_is_not_an_error(tmp_path):
+    """``dropmuon bound --list | head -1``: the reader closing the pipe ends the command quietly
+    with status 0, not with an internal-error message."""
+    import subprocess
+
+    exe = Path(sys.executable).parent / "dropmuon"
+    r = subprocess.run(f"'{exe}' bound --list | head -1", shell=True, capture_output=True, text=True,
+                       executable="/bin/bash")
+    assert r.stdout.startswith("T1 smooth-deterministic") and "BrokenPipeError" not in r.stderr
+    r = subprocess.run(f"'{exe}' bound --list | head -1; exit ${{PIPESTATUS[0]}}", shell=True,
+                       capture_output=True, text=True, executable="/bin/bash")
+    assert r.returncode == 0, r.stderr
