@@ -94,8 +94,8 @@ def test_a_failure_part_way_then_a_rerun_loses_and_duplicates_nothing(where, clu
     assert not list(tmp_path.rglob("*.tmp"))
 
 
-def test_the_suite_runs_the_same_everywhere(cluster, tmp_path):
-    local = [r.as_dict() for r in run_suite("quick", progress=False)]
+def test_the_suite_runs_the_same_everywhere(cluster, tmp_path, quick_suite_records):
+    local = quick_suite_records  # the local run, once per session
     remote = run_suite("quick", progress=False, scheduler=cluster, results=tmp_path)
     again = run_suite("quick", progress=False, results=tmp_path)  # read back from the task files
 

@@ -106,7 +106,7 @@ def test_cli_verify_bad_suite(capsys):
     assert main(["verify", "--seed", "x"]) == 2
 
 
-def test_cli_verify_quick_json_matches_run_suite(capsys):
+def test_cli_verify_quick_json_matches_run_suite(capsys, quick_suite_records):
     """The acceptance interface: a JSON list of records with the named fields, exit status 0,
     and the same records as ``run_suite("quick", seed=0)``."""
     code = main(["verify", "--suite", "quick", "--json", "--no-progress"])
@@ -119,7 +119,7 @@ def test_cli_verify_quick_json_matches_run_suite(capsys):
             assert k in r
         assert r["holds"] is True and r["status"] == "holds"
         assert r["method"] in ("exact", "separable", "mc", "closed-form")
-    py = [r.as_dict() for r in run_suite("quick", seed=0, progress=False)]
+    py = quick_suite_records  # run_suite("quick", seed=0), once per session
     assert [r["name"] for r in recs] == [r["name"] for r in py]
     assert [r["observed"] for r in recs] == pytest.approx([r["observed"] for r in py], rel=1e-12)
     kinds = {r["kind"] for r in recs}
