@@ -134,8 +134,8 @@ def plot_verification(records, columns: int = 1) -> Figure:
     ax.set_yscale("log")
     handles = []
     # a theorem keeps its colour and marker whichever others are present: indexed by registry order
-    order = {th: j for j, th in enumerate(list(theorem_labels()) + [t for t in d["theorems"]
-                                                                     if t not in theorem_labels()])}
+    registered = list(theorem_labels())
+    order = {th: j for j, th in enumerate(registered + [t for t in d["theorems"] if t not in registered])}
     style = {th: (color(_THEOREM_COLOURS[order[th] % len(_THEOREM_COLOURS)]),
                   _THEOREM_MARKERS[order[th] % len(_THEOREM_MARKERS)]) for th in d["theorems"]}
     for th in d["theorems"]:
