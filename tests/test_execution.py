@@ -115,7 +115,7 @@ def _square(x):
     return x * x
 
 
-def test_run_tasks_contract_and_bad_input(tmp_path):
+def test_run_tasks_contract_and_bad_input(tmp_path, monkeypatch):
     tasks = [Task(f"t{i}", _square, (i,)) for i in range(5)]
     assert run_tasks(tasks, progress=False) == [0, 1, 4, 9, 16]
     assert run_tasks(tasks, jobs=2, progress=False, results=tmp_path, manifest="m") == [0, 1, 4, 9, 16]
@@ -128,8 +128,16 @@ def test_run_tasks_contract_and_bad_input(tmp_path):
         Task("a/b", _square)
     with pytest.raises(ValueError, match="tcp://HOST:PORT"):
         scheduler_address("localhost 8786")
-    with pytest.raises(ValueError, match="cannot reach the Dask scheduler"):
-        run_tasks(tasks, scheduler="tcp://127.0.0.1:9", progress=False, connect_timeout=1.0)
+    # an address nobody answers at is an environment error (exit 3), found at once by a plain
+    # socket rather than after Dask's ~30 s of retries
+    from dropmuon.verification.execution import SchedulerUnreachable
+
+    def no_client(*a, **k):
+        raise AssertionError("Dask's client was started (it retries until its timeout)")
+
+    monkeypatch.setattr(distributed, "Client", no_client)
+    with pytest.raises(SchedulerUnreachable, match="cannot reach the Dask scheduler at 'tcp://127.0.0.1:9'"):
+        run_tasks(tasks, scheduler="tcp://127.0.0.1:9", progress=False, connect_timeout=20.0)
 
 
 def test_sweep_configuration_errors(tmp_path):
@@ -164,3 +172,27 @@ def test_cli_sweep_and_execution_options(tmp_path, capsys):
     assert "tcp://HOST:PORT" in capsys.readouterr().err
     assert main(["sweep", str(tmp_path / "missing.toml")]) == 2
     assert "cannot read the sweep configuration" in capsys.readouterr().err
+
+
+def test_a_sweep_counts_each_verdict_apart(tmp_path, monkeypatch):
+    """The sweep's summary and table keep within-tolerance and inconclusive checks apart from
+    violations and from real passes; any check not shown to hold is 'failed' (exit 1)."""
+    import dropmuon.verification.checks as checks
+    from dropmuon.verification.checks import CheckResult
+
+    verdicts = iter(["holds", "within-tolerance", "inconclusive", "violated"] * 10)
+
+    def fake(theorem, *a, **k):
+        v = next(verdicts)
+        return [CheckResult("c", theorem, "rate", "p", 1.0, 1.0, 1.0, v == "holds", "mc", 0.9, 1.1, 10, status=v)]
+
+    monkeypatch.setattr(checks, "check_theorem", fake)
+    cfg = dict(SWEEP, theorems=["smooth-deterministic"], problems=SWEEP["problems"][:1], seeds=[0, 1])
+    res = run_sweep(cfg, tmp_path, progress=False)
+    s = res["summary"]
+    assert (s["checks"], s["holds"], s["within_tolerance"], s["inconclusive"], s["violated"], s["failed"]) == (
+        4, 1, 1, 1, 1, 3)
+    table = json.loads(res["table_json"].read_text())
+    assert sorted(r["verdict"] for r in table["rows"]) == sorted(["holds", "within-tolerance", "inconclusive",
+                                                                  "violated"])
+    assert "verdict" in res["table_csv"].read_text().splitlines()[0].split(",")

@@ -221,6 +221,38 @@ class Theorem:
     #: where the theorem is drawn: the verification scatter (every checked theorem, one marker each)
     figure: str = "verification scatter: observed left-hand side against the bound (plot_verification)"
 
+    #: the claims a theorem makes about itself, as opposed to what it states: where its proof is,
+    #: its source, and which instances attain it (see :meth:`__init_subclass__`)
+    CLAIMS = ("source", "proof", "tight_instances", "tight_note")
+    #: what defines the statements and the setting a claim is about: a subclass that redefines any
+    #: of these has changed the theorem, so its parent's claims do not carry over
+    STATEMENT_DEFINITIONS = ("_build", "_rules", "_closed_form", "step_kind", "exact_gradients", "exact_lmo",
+                             "full_sampling_only", "defaults", "parameters")
+    #: claim → name of the class it is inherited from, for the claims a subclass takes unchanged
+    #: from a parent whose statements it keeps (``dropmuon bound --list`` and ``verify`` mark them)
+    inherited_claims: Mapping[str, str] = MappingProxyType({})
+
+    def __init_subclass__(cls, **kwargs):
+        """A subclass keeps its parent's claims (proof, source, tight instances) only if it keeps
+        the parent's statements: one that redefines :data:`STATEMENT_DEFINITIONS` and does not
+        set a claim itself gets the claim's empty default, so :meth:`missing` asks for it instead
+        of the subclass claiming a proof or a tight instance of a different statement. A claim
+        kept unchanged is recorded in :attr:`inherited_claims`."""
+        super().__init_subclass__(**kwargs)
+        changed = any(n in cls.__dict__ for n in Theorem.STATEMENT_DEFINITIONS)
+        inherited = {}
+        for claim in Theorem.CLAIMS:
+            if claim in cls.__dict__:
+                continue
+            owner = next(k for k in cls.__mro__ if claim in k.__dict__)
+            if owner is Theorem or not getattr(owner, claim):
+                continue
+            if changed:
+                setattr(cls, claim, Theorem.__dict__[claim])
+            else:
+                inherited[claim] = owner.__name__
+        cls.inherited_claims = MappingProxyType(inherited)
+
     def __init__(self):
         self._fns: dict = {}
 
@@ -321,13 +353,32 @@ class Theorem:
         for st in self.statements.values():
             if st.term is None:
                 out.append(f"the numeric left-hand side (Statement.term) of statement {st.name!r}")
+        redefined = self._redefined_from()
+        why = f"; a subclass of {redefined} that changes its statements does not inherit it" if redefined else ""
         if not self.proof:
-            out.append("proof (where the proof is)")
+            out.append(f"proof (where the proof is{why})")
         if not self.tight_instances and not self.tight_note:
-            out.append("tight_instances, or tight_note saying why there are none")
+            out.append(f"tight_instances, or tight_note saying why there are none{why}")
         if self.step_kind == "constant-radius" and "eta" not in self.parameters:
             out.append("parameter 'eta' (a constant-radius step needs it)")
         return out
+
+    def _redefined_from(self) -> str | None:
+        """The nearest parent theorem class whose claims this class's redefined statements void
+        (``None`` when it redefines nothing or has no such parent)."""
+        cls = type(self)
+        if not any(n in cls.__dict__ for n in Theorem.STATEMENT_DEFINITIONS):
+            return None
+        for k in cls.__mro__[1:]:
+            if k is not Theorem and issubclass(k, Theorem) and any(k.__dict__.get(c) for c in Theorem.CLAIMS):
+                return k.__name__
+        return None
+
+    def claim_note(self, claim: str) -> str:
+        """``" (inherited from Parent)"`` for a claim taken unchanged from a parent class, else
+        ``""``."""
+        owner = self.inherited_claims.get(claim)
+        return f" (inherited from {owner})" if owner else ""
 
     def catalogue(self) -> dict:
         """The catalogue entry: what ``dropmuon bound --list`` prints (JSON-ready)."""
@@ -350,6 +401,7 @@ class Theorem:
             "solver": (f"objective {self.solver_objective[0]!r} (closed form)" if self.solver_objective
                        else "optimal_sampling(..., theorem=...) (numeric)"),
             "figure": self.figure,
+            "inherited": dict(self.inherited_claims),
             "missing": self.missing(),
         }
 
@@ -552,7 +604,12 @@ class Theorem:
             if st.target is None:
                 raise ValueError(f"statement {st.name!r} of {self.name} has no accuracy target")
             eps = check_scalar("epsilon", epsilon)
-            target = self._value(("target", st.name), st.target, v, K, params, eps)
+            try:
+                target = self._value(("target", st.name), st.target, v, K, params, eps)
+            except OverflowError:  # a Python float power (ε²) beyond the largest double
+                target = math.inf
+            if not math.isfinite(target):
+                raise ValueError(self._target_range_message(eps, target))
         return Bound(
             theorem=self.name,
             statement=st.name,
@@ -612,9 +669,12 @@ class Theorem:
                 K += 1
             return K
         if not target_ok:
-            raise ValueError(f"{self.name}: the accuracy target at epsilon = {eps:g} is {target:g}, "
-                             "outside the range of a double; choose epsilon in [1e-150, 1e150]")
+            raise ValueError(self._target_range_message(eps, target))
         return self._search(v, target, fixed, st.name)
+
+    def _target_range_message(self, eps: float, target: float) -> str:
+        return (f"{self.name}: the accuracy target at epsilon = {eps:g} is {target:g}, "
+                "outside the range of a double; choose epsilon in [1e-150, 1e150]")
 
     def iterations_real(self, epsilon, statement: str | None = None, **constants) -> float:
         """The closed-form ``K(ε)`` as a real number, before rounding up (what cost comparisons

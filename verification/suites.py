@@ -348,7 +348,8 @@ def run_suite(name: str = "quick", seed: int = 0, *, progress: bool | None = Non
 
 
 def summarise(results: list[CheckResult]) -> dict:
-    """Counts, failures and min/median/max tightness (bound and tight checks with a finite ratio;
+    """Counts per status (``holds``: real passes; ``violations``; ``within_tolerance`` and
+    ``inconclusive``: Monte Carlo checks not shown to hold, counted apart), and min/median/max tightness (bound and tight checks with a finite ratio;
     Monte Carlo ratios are sample means and may exceed 1 within their interval, so the largest
     exact ratio is reported too), overall and per theorem."""
 
@@ -358,7 +359,9 @@ def summarise(results: list[CheckResult]) -> dict:
                           and np.isfinite(r.ratio)])
         return {
             "checks": len(rs),
+            "holds": sum(r.status == "holds" for r in rs),
             "violations": sum(r.status == "violated" for r in rs),
+            "within_tolerance": sum(r.status == "within-tolerance" for r in rs),
             "inconclusive": sum(r.status == "inconclusive" for r in rs),
             "exact": sum(r.method in ("exact", "separable", "closed-form") for r in rs),
             "mc": sum(r.method == "mc" for r in rs),

@@ -71,8 +71,10 @@ WARN_STEPS = 10**8
 STEP_SECONDS = 3e-4
 
 #: the columns of the sweep's table, in order
+#: (``status``: ``ok`` or ``not applicable``; ``verdict``: the check's status, one of
+#: :data:`dropmuon.verification.checks.STATUSES`; ``holds``: ``verdict == "holds"``)
 TABLE_COLUMNS = ("problem", "theorem", "distribution", "seed", "status", "statement", "observed", "bound",
-                 "ratio", "holds", "method", "n", "kind", "note")
+                 "ratio", "verdict", "holds", "method", "n", "kind", "note")
 
 
 @dataclass(frozen=True)
@@ -143,6 +145,9 @@ def load_sweep(source) -> SweepConfig:
             raise ValueError(f"cannot read the sweep configuration {str(source)!r}: {e.strerror or e}") from None
         except tomllib.TOMLDecodeError as e:
             raise ValueError(f"the sweep configuration {str(source)!r} is not valid TOML: {e}") from None
+        except UnicodeDecodeError as e:  # TOML is UTF-8; the decoder's message names no file
+            raise ValueError(f"the sweep configuration {str(source)!r} is not UTF-8 text (byte "
+                             f"0x{e.object[e.start]:02x} at offset {e.start})") from None
     elif isinstance(source, dict):
         raw = source
     else:
@@ -301,7 +306,7 @@ def _point(problem: dict, theorem: str, distribution: dict, seed: int, K: int, o
     except NotApplicable as e:
         return [dict(base, status="not applicable", note=" ".join(str(e).split()))]
     return [dict(base, status="ok", statement=r.statement, observed=r.observed, bound=r.bound, ratio=r.ratio,
-                 holds=bool(r.holds), method=r.method, n=int(r.n), kind=r.kind, note=r.note) for r in results]
+                 verdict=r.status, holds=bool(r.holds), method=r.method, n=int(r.n), kind=r.kind, note=r.note) for r in results]
 
 
 _ROW_KEYS = {"problem", "theorem", "distribution", "seed", "status"}
@@ -314,6 +319,9 @@ def _decode_point(rows):
             or not all(isinstance(r, dict) and _ROW_KEYS <= set(r) for r in rows)
             or any(r["status"] == "ok" and not {"holds", "ratio", "kind"} <= set(r) for r in rows)):
         raise ValueError("not a list of sweep rows")
+    if any(r["status"] == "ok" and "verdict" not in r for r in rows):
+        raise ValueError("written before checks had a verdict column (holds / within-tolerance / inconclusive / "
+                         "violated)")
     return rows
 
 
@@ -366,7 +374,12 @@ def run_sweep(config, out, *, jobs: int = 1, scheduler: str | None = None, resum
                        and math.isfinite(r["ratio"])])
     summary = {
         "points": len(per_point), "rows": len(rows), "checks": len(checked),
+        # "failed": not shown to hold (exit status 1); the verdicts are counted apart
         "failed": sum(not r["holds"] for r in checked),
+        "holds": sum(r["verdict"] == "holds" for r in checked),
+        "violated": sum(r["verdict"] == "violated" for r in checked),
+        "within_tolerance": sum(r["verdict"] == "within-tolerance" for r in checked),
+        "inconclusive": sum(r["verdict"] == "inconclusive" for r in checked),
         "not_applicable": sum(r["status"] == "not applicable" for r in rows),
         "ratio_max": float(ratios.max()) if ratios.size else None,
         "ratio_median": float(np.median(ratios)) if ratios.size else None,

@@ -104,17 +104,21 @@ def run(args) -> int:
     from dropmuon.theory import get_theorem, theorems
 
     if args.list:
-        entries = [t.catalogue() for t in theorems.values()]
+        # --list --theorem NAME lists that theorem alone (an unknown name is the usual error)
+        chosen = [get_theorem(args.theorem)] if args.theorem else list(theorems.values())
+        entries = [t.catalogue() for t in chosen]
         if args.json:
             emit_json(entries)
         else:
             for e in entries:
+                inh = {k: f" (inherited from {v})" for k, v in e["inherited"].items()}
                 print(f"{e['label']} {e['name']}: {e['title']}")
                 print(f"    statements: {', '.join(e['statements'])} (rate: {e['rate']}); constants: "
                       f"{', '.join(e['constants']) or '-'}; step parameters: {', '.join(e['parameters']) or '-'}")
-                print(f"    proof:  {e['proof'] or 'MISSING'}")
+                print(f"    proof:  {e['proof'] or 'MISSING'}{inh.get('proof', '')}")
                 print(f"    check:  {e['check']}")
-                tight = "; ".join(e["tight_instances"]) or f"none ({e['tight_note'] or 'MISSING'})"
+                tight = ("; ".join(e["tight_instances"]) + inh.get("tight_instances", "")
+                         or f"none ({e['tight_note'] or 'MISSING'}{inh.get('tight_note', '')})")
                 print(f"    tight:  {tight}")
                 print(f"    solver: {e['solver']}")
                 print(f"    figure: {e['figure']}")

@@ -28,14 +28,15 @@ def run(args) -> int:
     from dropmuon.verification.sweep import load_sweep, run_sweep
 
     cfg = load_sweep(args.config)
-    out = args.out if args.out and args.out != "results/sweep-NAME" else f"results/sweep-{cfg.name}"
+    out = args.out if args.out is not None and args.out != "results/sweep-NAME" else f"results/sweep-{cfg.name}"
     check_out_folder("--out", out)
     res = run_sweep(cfg, out, progress=False if args.no_progress else None, **parse_execution(args))
     s = res["summary"]
     if args.json:
         emit_json({"summary": s, "table_csv": str(res["table_csv"]), "table_json": str(res["table_json"])})
     else:
-        print(f"sweep {cfg.name}: {s['points']} grid points, {s['checks']} checks, {s['failed']} failed, "
+        print(f"sweep {cfg.name}: {s['points']} grid points, {s['checks']} checks: {s['holds']} hold, "
+              f"{s['violated']} violated, {s['within_tolerance']} within tolerance, {s['inconclusive']} inconclusive; "
               f"{s['not_applicable']} not applicable; tightness observed/bound median {_g(s['ratio_median'])}, "
               f"max {_g(s['ratio_max'])}")
         print(f"table: {res['table_csv']} and {res['table_json']}")
