@@ -103,12 +103,28 @@ def write_json_atomic(path, obj) -> Path:
     return write_text_atomic(path, text + "\n")
 
 
+class _NonFinite(Exception):
+    pass
+
+
+def _no_constant(token: str):
+    # Python's json reads NaN and Infinity, which strict JSON (and every file written here) has not
+    raise _NonFinite(token)
+
+
 def read_json(path, what: str = "file"):
-    """Load JSON from ``path``; an unreadable or malformed file raises ``ValueError`` naming it."""
+    """Load JSON from ``path``; an unreadable or malformed file (not UTF-8, not JSON, or holding
+    ``NaN``/``Infinity``) raises ``ValueError`` naming it."""
     try:
-        with open(path) as f:
-            return json.load(f)
+        with open(path, encoding="utf-8") as f:
+            return json.load(f, parse_constant=_no_constant)
+    except _NonFinite as e:
+        raise ValueError(f"the {what} {str(path)!r} holds {e}, which is not JSON (a number without a finite "
+                         "value is written null)") from None
     except OSError as e:
         raise ValueError(f"cannot read the {what} {str(path)!r}: {e.strerror or e}") from None
     except json.JSONDecodeError as e:
         raise ValueError(f"the {what} {str(path)!r} is not valid JSON: {e}") from None
+    except UnicodeDecodeError as e:  # the decoder's own message names no file
+        raise ValueError(f"the {what} {str(path)!r} is not UTF-8 text (byte 0x{e.object[e.start]:02x} at "
+                         f"offset {e.start})") from None

@@ -61,6 +61,7 @@ __all__ = [
     "STATUSES",
     "SOLVERS",
     "ATTAIN_RTOL",
+    "MAX_K",
 ]
 
 #: the theorems whose algorithm has linear steps (what the reduction needs)
@@ -78,6 +79,11 @@ ATTAIN_RTOL = 1e-4
 RANK_TOL = 1e-6
 #: exact enumeration of the witness run over sampling paths up to this many paths
 MAX_WITNESS_PATHS = 4096
+#: the largest K a layer PEP is set up for. Its one (K+1)×(K+1) PSD cone costs memory growing like
+#: K⁴ and interior-point time like K⁶: K = 50 takes ~18 s and 0.3 GB on 2 cores, K = 100 several
+#: minutes and ~2 GB, K = 200 runs out of a 6 GB budget. Beyond this a run would not finish here,
+#: so it is refused before any work.
+MAX_K = 100
 
 
 # -- sparse Gram functionals ----------------------------------------------------------------------
@@ -290,6 +296,15 @@ def _interpolation_rows(X, G, fidx, L: float, d: int, ns: int, pairs=None):
     return S, A
 
 
+def _check_K(K) -> int:
+    K = check_positive_int("K", K)
+    if K > MAX_K:
+        raise ValueError(f"K = {K} is beyond what the performance-estimation SDP can solve here: its "
+                         f"(K+1)x(K+1) cone needs memory ~K^4 and time ~K^6 (K = 50: ~18 s); the largest K "
+                         f"accepted is {MAX_K}")
+    return K
+
+
 def layer_worst_case(pi: float, K: int, *, beta: float = 1.0, solver: str = "CLARABEL",
                      witness: bool = True) -> LayerPEP:
     r"""Solve the ``(K+1)``-point PEP of one layer (``L = 1``, ``f(x_0) − f^* ≤ 1``):
@@ -310,7 +325,7 @@ def layer_worst_case(pi: float, K: int, *, beta: float = 1.0, solver: str = "CLA
     (1.5, 'optimal')
     """
     pi = check_scalar("pi", pi, "probability")
-    K = check_positive_int("K", K)
+    K = _check_K(K)
     beta = check_scalar("beta", beta, "probability")
     solver = _check_solver(solver)
     X, G, d = _chain_vectors(K, beta)
@@ -752,7 +767,7 @@ def certify(theorem="smooth-deterministic", *, L, K: int, pi=None, start_probs=N
     """
     name = _check_theorem(theorem)
     L = check_layer_array("L", L, "positive")
-    K = check_positive_int("K", K)
+    K = _check_K(K)
     beta = check_scalar("beta", beta, "probability")
     Delta0 = check_scalar("Delta0", Delta0, "positive")
     if statement not in ("weighted", "rate"):

@@ -24,7 +24,7 @@ from dropmuon.theory._io import read_json, to_jsonable, write_json_atomic
 from ._progress import Progress
 
 __all__ = ["Task", "run_tasks", "scheduler_address", "InjectedFailure", "ManifestMismatch", "SchedulerLost",
-           "DamagedResult", "SCHEDULER_ENV", "MANIFEST"]
+           "SchedulerUnreachable", "DamagedResult", "SCHEDULER_ENV", "MANIFEST"]
 
 #: the environment variable naming a Dask scheduler when ``--scheduler`` is not given
 SCHEDULER_ENV = "DASK_SCHEDULER_ADDRESS"
@@ -52,6 +52,11 @@ class ManifestMismatch(ValueError):
 class SchedulerLost(RuntimeError):
     """The Dask scheduler (or the connection to it) went away during a run (an environment error:
     exit 3). Results that arrived before are saved; a re-run with the same results folder resumes."""
+
+
+class SchedulerUnreachable(RuntimeError):
+    """No Dask scheduler answers at the given address (an environment error: exit 3, like a
+    scheduler lost during a run); nothing was run."""
 
 
 class DamagedResult(UserWarning):
@@ -301,16 +306,33 @@ def _lost(address: str, folder, e: BaseException) -> SchedulerLost:
     return SchedulerLost(f"lost the Dask scheduler at {address} ({type(e).__name__}); {saved}")
 
 
+def _probe(address: str, timeout: float) -> None:
+    """Fail at once when nothing listens at a ``tcp://HOST:PORT`` address: Dask's client retries a
+    refused connection until its timeout (about 30 s), a plain socket is refused immediately."""
+    import socket
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(address)
+    if parts.scheme != "tcp" or parts.port is None:
+        return  # other protocols (tls, inproc, ucx) are left to Dask
+    try:
+        socket.create_connection((parts.hostname, parts.port), timeout=timeout).close()
+    except OSError as e:
+        raise SchedulerUnreachable(f"cannot reach the Dask scheduler at {address!r}: "
+                                   f"{e.strerror or type(e).__name__}") from None
+
+
 def _run_dask(address, tasks, pending, encode, fail_index, store, bar, connect_timeout, folder=None):
     try:
         from distributed import Client, as_completed
     except ImportError:
         raise ValueError("a Dask scheduler was given but dask.distributed is not installed: "
                          "pip install 'dropmuon[dask]'") from None
+    _probe(address, connect_timeout)
     try:
         client = Client(address, timeout=f"{float(connect_timeout)}s", set_as_default=False)
     except OSError as e:
-        raise ValueError(f"cannot reach the Dask scheduler at {address!r}: {e}") from None
+        raise SchedulerUnreachable(f"cannot reach the Dask scheduler at {address!r}: {e}") from None
     try:
         futures = [client.submit(_execute, i, tasks[i], encode, i == fail_index, pure=False,
                                  priority=tasks[i].priority) for i in pending]

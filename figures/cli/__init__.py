@@ -65,6 +65,8 @@ def _environment_hint(e: BaseException) -> str | None:
         return "a module is missing: reinstall the package (make test installs every extra)"
     if isinstance(e, MemoryError):
         return "out of memory: use a smaller problem, batch or width"
+    if type(e).__name__ == "SchedulerUnreachable":
+        return "nothing was run; start the scheduler ('dask scheduler') or check --scheduler"
     if type(e).__name__ in ("SchedulerLost", "FutureCancelledError", "CommClosedError", "TimeoutError"):
         return "the Dask scheduler or its workers went away; results so far are saved and a re-run resumes"
     return None

@@ -92,7 +92,10 @@ def parse_number(option: str, text: str | None, kind=float, positive: bool = Fal
 def check_out_folder(option: str, path) -> Path:
     """Check, before any work, that ``path`` can be (or is) a writable folder: not an existing
     file, not under a file, and writable where it exists or where it would be created. Raises
-    :class:`CLIError` naming the option and the path; creates nothing."""
+    :class:`CLIError` naming the option and the path; creates nothing. An empty path is refused
+    (``Path("")`` is the current folder, which would silently receive the results)."""
+    if not str(path).strip():
+        raise CLIError(f"{option} is empty; name a folder (use {option} . for the current folder)")
     path = Path(path)
     if path.exists() and not path.is_dir():
         raise CLIError(f"{option} {str(path)!r} is a file, not a folder; name a folder")

@@ -160,8 +160,11 @@ def _print_text(r):
     print(f"  iterations K            = {r.iterations:.6g} ({r.iterations_unit})")
     print(f"  expected cost per step  = {r.expected_cost:.6g}")
     print(f"  total cost              = {r.total_cost:.6g}")
-    print(f"  full updates            = {r.full_total_cost:.6g}  (speed-up {r.speedup_vs_full:.4g}x)")
-    print(f"  uniform index sampling  = {r.uniform_total_cost:.6g}  (speed-up {r.speedup_vs_uniform:.4g}x)")
+    # the speed-up is this distribution's over the reference (its total cost ÷ this one's), not the
+    # reference's own: say so on the line
+    print(f"  full updates            = {r.full_total_cost:.6g}  (this distribution is {r.speedup_vs_full:.4g}x faster)")
+    print(f"  uniform index sampling  = {r.uniform_total_cost:.6g}  (this distribution is {r.speedup_vs_uniform:.4g}x "
+          "faster)")
     if r.full_is_optimal is not None:
         print(f"  full updates optimal    : {'yes' if r.full_is_optimal else 'no'}")
     if r.sets is not None and len(r.sets) <= 16:
