@@ -7,7 +7,8 @@ from contextlib import contextmanager
 
 from ._common import CLIError, EnvironmentFailure, parse_number
 
-__all__ = ["add_common", "add_compile", "device", "torch_session", "torch_command", "parse_common", "progress_flag", "load_model"]
+__all__ = ["add_common", "add_compile", "device", "torch_session", "torch_command", "parse_common", "progress_flag", "load_model",
+           "print_layer_table"]
 
 
 def add_common(p):
@@ -113,3 +114,36 @@ def torch_command(fn):
 def progress_flag(args):
     """``None`` (a bar when stderr is a terminal) unless ``--no-progress``."""
     return False if args.no_progress else None
+
+
+def _dims(shape) -> str:
+    return "×".join(str(d) for d in shape) if len(shape) else "scalar"
+
+
+def print_layer_table(model_layers) -> None:
+    """The layer table: per Drop-Muon layer (input first) its module, the parameters Muon takes
+    with the matrix it sees, and those the AdamW companion takes; then, for every parameter of
+    two or more dimensions that goes to AdamW, why (a position embedding, a matrix with a
+    dimension 1, weight norm's magnitude, an embedding table). Nothing without a layer record."""
+    if model_layers is None or not model_layers.algorithms:
+        return
+    from dropmuon.verification.torchside.optimizer import layer_matrix_shape
+
+    print(f"{'layer':>5s}  {'module':<20s} {'Muon (the matrix it sees)':<44s}  AdamW companion")
+    notes = []
+    for j, (label, names, params, algs, whys) in enumerate(zip(model_layers.labels, model_layers.names,
+                                                               model_layers.params, model_layers.algorithms,
+                                                               model_layers.reasons), start=1):
+        muon, adamw = [], []
+        for n, p, a, why in zip(names, params, algs, whys):
+            if a == "muon":
+                m = layer_matrix_shape(p.shape)
+                seen = "" if p.ndim == 2 else f" as {m[0]}×{m[1]}"
+                muon.append(f"{n} {_dims(p.shape)}{seen}")
+            else:
+                adamw.append(n if p.ndim < 2 else f"{n} {_dims(p.shape)}*")
+                if p.ndim >= 2:
+                    notes.append(f"{n}: {why}")
+        print(f"{j:>5d}  {label[-20:]:<20s} {', '.join(muon) or '-':<44s}  {', '.join(adamw) or '-'}")
+    for note in notes:
+        print(f"  * AdamW, not Muon: {note}")

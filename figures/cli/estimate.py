@@ -5,7 +5,7 @@ extra)."""
 from __future__ import annotations
 
 from ._common import emit_json, parse_number
-from ._torch import add_common, load_model, parse_common, progress_flag, torch_command
+from ._torch import add_common, load_model, parse_common, print_layer_table, progress_flag, torch_command
 
 LIST_OPTIONS = ()
 
@@ -55,6 +55,7 @@ def run(args) -> int:
     print(f"{setup.label} on {data.name} ({env['device_name']}, {env['torch_threads']} threads, Newton-Schulz in "
           f"{env['ns_dtype']}), {steps} steps of full Muon (lr {lr:g}), batch {batch}; cost timing "
           f"{o['cost_measurement_s']:.1f} s, constants {o['estimate_s']:.1f} s (training itself {o['train_s']:.1f} s)")
+    print_layer_table(opt.model_layers)
     print(f"{'layer':>5s} {'module':>14s} {'shape':>18s} {'L':>9s} {'probe':>9s} {'L0':>9s} {'L1':>9s} {'fit':>5s} "
           f"{'Hess eig':>9s} {'t(s=layer)':>11s} {'predicted':>10s} {'error':>6s} {'saved MB':>8s}")
     for r in records:

@@ -117,13 +117,24 @@ def _ms(d, scale=1.0, fmt="{:.1f}"):
     return "-" if d["mean"] is None else fmt.format(d["mean"] * scale)
 
 
+def _constants_origin(summary) -> str:
+    """Where the summary's constants came from: the ``--constants`` file and the method recorded
+    in it, or the trajectory estimate measured by the experiment."""
+    from dropmuon.verification.measured import describe_constants_source
+
+    path = summary["config"].get("constants")
+    if path is not None:
+        return describe_constants_source(path, summary.get("L_method"))
+    return "(trajectory estimate, spectral/nuclear)"
+
+
 def print_summary(summary) -> None:
     """The experiment's table: one row per schedule."""
     cfg = summary["config"]
     print(f"closed loop: {cfg['model']} on {summary.get('data')} ({cfg['device']}), {len(cfg['seeds'])} seeds, "
           f"target train {summary.get('metric') or 'accuracy'} {cfg['target_acc']}, "
           f"batch {cfg['batch']}, lr {cfg['lr']}, width {cfg['width']}")
-    print("L (trajectory estimate, spectral/nuclear) = (" + ", ".join(f"{x:.4g}" for x in summary["L"]) + ")")
+    print(f"L {_constants_origin(summary)} = (" + ", ".join(f"{x:.4g}" for x in summary["L"]) + ")")
     print(f"\n{'sampling':<12s} {'start probs p':<26s} {'reached':>7s} {'iters':>6s} {'time s':>7s} "
           f"{'ms/step':>8s} {'pred':>6s} {'speed-up time [95% CI]':>25s} {'iters ratio':>11s} "
           f"{'pred max':>8s} {'pred sum':>8s} {'train':>6s} {'test':>6s}")

@@ -4,7 +4,7 @@ layer-sampling schedule, timed to a target training metric (torch extra)."""
 from __future__ import annotations
 
 from ._common import CLIError, emit_json, parse_floats, parse_number
-from ._torch import add_common, add_compile, load_model, parse_common, progress_flag, torch_command
+from ._torch import add_common, add_compile, load_model, parse_common, print_layer_table, progress_flag, torch_command
 
 LIST_OPTIONS = ("--probs",)
 
@@ -67,6 +67,7 @@ def parse_run_limits(args) -> dict:
 def run(args) -> int:
     import math
 
+    from dropmuon.verification.measured import TRAJECTORY_METHOD, constants_method, describe_constants_source
     from dropmuon.verification.torchside.experiment import load_constants, measure_network
     from dropmuon.verification.torchside.tasks import objective_for
     from dropmuon.verification.torchside.training import make_schedule, train
@@ -87,20 +88,20 @@ def run(args) -> int:
         epoch_length = max(1, math.ceil(len(data.x_train) / batch))
     b = len(opt.layer_groups())
     L = costs = None
-    source = None
+    source = method = None
     if args.sampling.startswith("optimal"):
         if args.constants is not None:
             L, costs = load_constants(args.constants)
-            source = args.constants
+            source, method = args.constants, constants_method(args.constants)
         else:  # measure on a copy initialised like the model, so the run itself starts fresh
             _, probe, probe_opt, _, _ = load_model(args, dev, seed, width)
             cal = measure_network(probe, probe_opt, data, batch=batch, seed=seed, device=dev,
                                   progress=progress_flag(args), loss_fn=loss)
             L, costs = load_constants(cal)
-            source = "measured in this run"
+            source, method = "measured in this run", TRAJECTORY_METHOD
     sampler, info = make_schedule(args.sampling, b, L=L, costs=costs, probs=probs, epoch_length=epoch_length)
     if source is not None:
-        info.update(constants_source=source, L=L)
+        info.update(constants_source=source, constants_method=method, L=L)
     r = train(model, opt, data, sampler, batch=batch, seed=seed, device=dev, loss_fn=loss, metric=metric,
               progress=progress_flag(args), info=info, estimate_every=estimate_every, **limits)
     from dropmuon.verification.torchside.environment import environment, ns_dtype_of
@@ -115,6 +116,11 @@ def run(args) -> int:
     print(f"{setup.label}, {args.sampling} on {data.name} ({env['device_name']}, Newton-Schulz in {env['ns_dtype']}), "
           f"seed {seed}, lr {lr:g}, batch {batch}; start probabilities "
           f"{tuple(round(x, 4) for x in info['start_probs'])}")
+    if source is not None:
+        origin = (describe_constants_source(source, method) if args.constants is not None
+                  else f"{source}: {method}")
+        print("smoothness constants L = (" + ", ".join(f"{x:.4g}" for x in L) + f") {origin}")
+    print_layer_table(opt.model_layers)
     if r.info.get("compile_s") is not None:
         print(f"compiled one graph per start index in {r.info['compile_s']:.1f} s (before timing)")
     if r.target_acc is None:

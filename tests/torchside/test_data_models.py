@@ -159,6 +159,9 @@ def test_dataset_fields_survive_to_and_tasks_are_checked(text):
         Dataset(z, z, z, z, "x", task="language-model")
     with pytest.raises(ValueError, match="num_classes"):
         Dataset(z, z, z, z, "x", task="regression").num_classes
+    # an empty training set is refused where it is made, not where it is first used
+    with pytest.raises(ValueError, match=r"^the data set 'x' is empty: x_train holds 0 examples \(shape \(0, 1\)\)$"):
+        Dataset(z[:0], z[:0], z, z, "x", task="regression")
 
 
 def test_load_data_names_and_bad_name():

@@ -366,3 +366,142 @@ def test_run_experiment_with_a_factory_and_a_regression_data_set(tmp_path):
     assert [rec["label"] for rec in res["calibration"]["layers"]] == ["0", "2"]
     with pytest.raises(ValueError, match=r"the model factory '.*<lambda>' returned a value of type int, not a torch.nn.Module"):
         run_experiment(lambda data: 3, _regression_data(), settings=settings, progress=False)
+
+
+class Functional(nn.Module):
+    """A functional-style model: raw parameters on the top module, used at the input (``w_in``)
+    and at the output (``w_out``, ``b_out``), a module between them."""
+
+    def __init__(self):
+        super().__init__()
+        self.w_in = nn.Parameter(torch.randn(16, 8) / 4)
+        self.mid = nn.Linear(16, 16)
+        self.w_out = nn.Parameter(torch.randn(3, 16) / 4)
+        self.b_out = nn.Parameter(torch.zeros(3))
+
+    def forward(self, x):
+        h = torch.relu(self.mid(torch.relu(nn.functional.linear(x, self.w_in))))
+        return nn.functional.linear(h, self.w_out, self.b_out)
+
+
+def test_raw_parameters_of_the_top_module_are_layers_where_they_are_used():
+    torch.manual_seed(0)
+    m = Functional()
+    x, y = torch.randn(32, 8), torch.randint(0, 3, (32,))
+    opt = DropMuon.from_model(m, x[:4], lr=0.05)
+    ml = opt.model_layers
+    # the first version put w_in, w_out and b_out in one layer 1 ("(model)"): the output matrix was
+    # then updated only by steps starting at layer 1
+    assert ml.labels == ("w_in", "mid", "w_out")
+    assert ml.names == (("w_in",), ("mid.weight", "mid.bias"), ("w_out", "b_out"))
+    # the promise: a step starting at the last layer updates the output side, and nothing below
+    before = {n: p.detach().clone() for n, p in m.named_parameters()}
+    dropmuon_training_step(m, opt, nn.functional.cross_entropy, x, y, 3)
+    moved = {n for n, p in m.named_parameters() if not torch.equal(p, before[n])}
+    assert moved == {"w_out", "b_out"}
+
+
+def test_a_module_whose_parameters_are_used_apart_is_split_and_a_fused_call_is_not():
+    class Body(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.w_in = nn.Parameter(torch.randn(16, 8))
+            self.inner = nn.Linear(16, 16)
+            self.w_out = nn.Parameter(torch.randn(4, 16))
+
+        def forward(self, x):  # w.T is a use of w (the first version's trace missed it: "never used")
+            return self.inner(x @ self.w_in.T) @ self.w_out.T
+
+    class Wrapped(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.body = Body()
+
+        def forward(self, x):
+            return self.body(x)
+
+    ml = model_layers(Wrapped(), torch.zeros(2, 8))
+    # body's own matrices are used before and after body.inner: the one used last is a layer of its own
+    assert ml.labels == ("body", "body.inner", "body.w_out")
+    assert ml.names == (("body.w_in",), ("body.inner.weight", "body.inner.bias"), ("body.w_out",))
+
+    class Recurrent(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.gru = nn.GRU(4, 8, num_layers=2, batch_first=True)
+            self.head = nn.Linear(8, 3)
+
+        def forward(self, x):
+            return self.head(self.gru(x)[0][:, -1])
+
+    r = Recurrent()
+    ml = model_layers(r, torch.zeros(2, 5, 4))
+    # one fused call takes all of the GRU's weights and biases: one layer, then the head
+    assert ml.labels == ("gru", "head")
+    assert sorted(ml.names[0]) == sorted(n for n, _ in r.named_parameters() if n.startswith("gru."))
+
+
+class TinyViT(nn.Module):
+    """Patches by a convolution, a learned position embedding 1 × 16 × 32 added by hand, a
+    weight-normed linear map and a linear head with one output."""
+
+    def __init__(self):
+        super().__init__()
+        from torch.nn.utils.parametrizations import weight_norm
+
+        self.patch = nn.Conv2d(1, 32, 2, stride=2)
+        self.pos = nn.Parameter(torch.randn(1, 16, 32) / 10)
+        self.fc = weight_norm(nn.Linear(32, 32))
+        self.mix = nn.Linear(32, 32)
+        self.head = nn.Linear(32, 1)
+
+    def forward(self, x):
+        h = self.patch(x).flatten(2).transpose(1, 2) + self.pos
+        return self.head(self.mix(torch.relu(self.fc(h))).mean(1)).squeeze(1)
+
+
+def test_parameters_that_are_no_matrices_for_muon_go_to_adamw_and_the_table_says_why(capsys):
+    from dropmuon.figures.cli._torch import print_layer_table
+
+    torch.manual_seed(0)
+    m = TinyViT()
+    opt = DropMuon.from_model(m, torch.zeros(2, 1, 8, 8), lr=0.05)
+    ml = opt.model_layers
+    route = {n: (a, why) for ns, algs, whys in zip(ml.names, ml.algorithms, ml.reasons)
+             for n, a, why in zip(ns, algs, whys)}
+    group_of = {id(p): g["algorithm"] for g in opt.param_groups for p in g["params"]}
+    named = dict(m.named_parameters())
+    assert all(group_of[id(named[n])] == a for n, (a, _) in route.items())  # the param groups follow the table
+    # the first version gave the 1×16×32 position embedding to Muon as a 1×512 matrix: a normalised-gradient step
+    assert route["pos"] == ("adamw",
+                            "a 3-D tensor 1×16×32 that is not a convolution kernel (torch.optim.Muon refuses it)")
+    # a convolution kernel C_out × C_in × k × k is Muon's matrix C_out × (C_in k k)
+    assert route["patch.weight"] == ("muon", "a convolution kernel 32×1×2×2 as the matrix 32×4")
+    # weight norm: the magnitude g (32 × 1) to AdamW, the direction v (the weight's shape) to Muon
+    g, v = "fc.parametrizations.weight.original0", "fc.parametrizations.weight.original1"
+    assert route[g][0] == "adamw" and route[g][1].startswith("weight norm's magnitude g of weight, shape (32, 1)")
+    assert route[v] == ("muon", "a 32×32 matrix")
+    # a matrix with a dimension 1 (the one-output head) to AdamW
+    assert route["head.weight"][0] == "adamw" and "matrix view 1×32 has a dimension 1" in route["head.weight"][1]
+    assert route["mix.weight"][0] == "muon" and route["head.bias"][0] == "adamw"
+    # weight norm's tensors belong to the module that uses them; the position embedding, a raw
+    # parameter of the top module, is a layer of its own where it is used
+    assert ml.labels == ("patch", "pos", "fc", "mix", "head")
+    assert set(ml.names[2]) == {g, v, "fc.bias"}
+    # a step: the position embedding gets AdamW's moments, no Muon momentum
+    dropmuon_training_step(m, opt, lambda out, y: ((out - y) ** 2).mean(), torch.randn(8, 1, 8, 8), torch.randn(8), 1)
+    assert set(opt.state[m.pos]) == {"step", "exp_avg", "exp_avg_sq"}
+    assert set(opt.state[m.mix.weight]) == {"momentum_buffer"}
+    # the table, as data and printed
+    lay = ml.as_dict()["layers"][1]
+    assert lay["parameters"] == ["pos"] and lay["algorithms"] == ["adamw"]
+    assert "not a convolution kernel" in lay["reasons"][0]
+    print_layer_table(ml)
+    out = capsys.readouterr().out
+    assert "patch.weight 32×1×2×2 as 32×4" in out and "pos 1×16×32*" in out
+    assert "  * AdamW, not Muon: pos: a 3-D tensor 1×16×32 that is not a convolution kernel" in out
+    assert "  * AdamW, not Muon: head.weight: its matrix view 1×32 has a dimension 1" in out
+    # without modules (layers=[...]) the shape rule still holds for matrices with a dimension 1
+    bare = DropMuon(layers=[[m.mix.weight, m.head.weight]], lr=0.05)
+    assert [(g["algorithm"], [tuple(p.shape) for p in g["params"]]) for g in bare.param_groups] == [
+        ("muon", [(32, 32)]), ("adamw", [(1, 32)])]

@@ -67,10 +67,43 @@ def test_train_optimal_with_constants_file(capsys, tmp_path):
     pi = np.cumsum(r["start_probs"])
     assert np.allclose(pi, np.maximum.accumulate(L) / L.max(), atol=1e-12)
     assert r["constants_source"] == str(f) and r["steps"] == 4
+    # the report says where the constants came from: the file, and the method recorded in it
+    method = "trajectory estimate (largest along steps of full Muon, spectral/nuclear)"
+    assert r["constants_method"] == method and all(rec["method"] == method for rec in recs)
+    assert main(["train", *TINY, "--sampling", "optimal-max", "--constants", str(f), "--max-steps", "2"]) == 0
+    out = capsys.readouterr().out
+    L = ", ".join(f"{rec['L']:.4g}" for rec in recs)
+    assert f"smoothness constants L = ({L}) read from {str(f)!r} (method recorded there: {method})" in out
+    bare = tmp_path / "bare.json"  # a file that does not say how its L were obtained
+    bare.write_text(json.dumps([{k: v for k, v in rec.items() if k != "method"} for rec in recs]))
+    assert main(["train", *TINY, "--sampling", "optimal-max", "--constants", str(bare), "--max-steps", "2"]) == 0
+    out = capsys.readouterr().out
+    assert f"smoothness constants L = ({L}) read from {str(bare)!r} (no method recorded in it)" in out
+    # the closed loop's table too: the first version printed "L (trajectory estimate, ...)" for a file
+    assert main(["experiment", *TINY, "--constants", str(f), "--seeds", "1", "--samplings", "full,optimal-max",
+                 "--max-steps", "2", "--target-acc", "0.3", "--eval-every", "2", "--out", str(tmp_path / "exp")]) == 0
+    out = capsys.readouterr().out
+    assert f"L read from {str(f)!r} (method recorded there: {method}) = ({L})" in out
+    assert "trajectory estimate," not in out
 
 
 def test_train_bad_input(capsys, tmp_path):
+    bad_record = tmp_path / "bad-record.json"
+    bad_record.write_text('[{"layer": 1, "L": "abc"}]')
+    empty = tmp_path / "empty.npz"
+    np.savez(empty, x_train=np.zeros((0, 1, 28, 28), np.float32), y_train=np.zeros(0, np.int64),
+             x_test=np.zeros((0, 1, 28, 28), np.float32), y_test=np.zeros(0, np.int64))
+    no_test = tmp_path / "no-test.npz"
+    np.savez(no_test, x_train=np.zeros((4, 1, 8, 8), np.float32), y_train=np.zeros(4, np.int64),
+             x_test=np.zeros((0, 1, 8, 8), np.float32), y_test=np.zeros(0, np.int64))
     cases = [
+        # the first versions said "could not convert string to float: 'abc'", and blamed the model factory
+        (["--sampling", "optimal-max", "--constants", str(bad_record)],
+         f"{str(bad_record)!r}: record 1 (layer 1), field 'L' must be a number; got 'abc'"),
+        (["--data", str(empty)],
+         f"the data set is empty: the data file {str(empty)!r} holds 0 training examples "
+         f"(x_train has shape (0, 1, 28, 28))"),
+        (["--data", str(no_test)], f"the test set is empty: the data file {str(no_test)!r} holds 0 test examples"),
         (["--device", "tpu"], "unknown device 'tpu'"),
         (["--sampling", "custom", "--probs", "0.5,0.5"], "2 entries but the network has 4 layers"),
         (["--sampling", "custom"], "needs start probabilities"),
@@ -107,6 +140,7 @@ def test_experiment_json_and_resume(capsys, tmp_path):
     assert main(argv[:-1]) == 0
     out = capsys.readouterr().out
     assert "measured winner" in out and "optimal-max" in out
+    assert "L (trajectory estimate, spectral/nuclear) = (" in out  # measured by the experiment itself
     assert main(["experiment", *TINY, "--samplings", "uniform,optimal-max", "--out", str(tmp_path)]) == 2
     assert "needs the 'full' sampling" in capsys.readouterr().err
 

@@ -207,6 +207,31 @@ def test_load_constants_errors(tmp_path):
         ex.load_constants(f)
     with pytest.raises(ValueError, match="cannot read the constants file"):
         ex.load_constants(tmp_path / "missing.json")
+    # a bad value is named by file, record and field (the first version let float() speak:
+    # "could not convert string to float: 'abc'")
+    costs = {"forward_s": 1e-3, "activation_s": 1e-3, "weight_s": 1e-3, "update_s": 1e-4}
+    cases = [
+        ([{"layer": 1, "L": "abc"}], "record 1 (layer 1), field 'L' must be a number; got 'abc'"),
+        ([{"layer": 1, "L": 1.0, "costs": costs}, {"layer": 2, "L": 1.0, "costs": dict(costs, weight_s="x")}],
+         "record 2 (layer 2), field 'costs.weight_s' must be a number; got 'x'"),
+        ([{"layer": 1, "L": 1.0, "costs": dict(costs, update_s=-1)}],
+         "record 1 (layer 1), field 'costs.update_s': a time must be finite and non-negative; got -1.0"),
+        ([{"layer": 1, "L": 0, "costs": costs}],
+         "record 1 (layer 1), field 'L': smoothness constants must be positive and finite; got L = 0.0"),
+        ([{"layer": "1", "L": 1.0, "costs": costs}], "record 1, field 'layer' must be an integer; got '1'"),
+        ([[1.0]], "record 1 is not a per-layer record"),
+    ]
+    for recs, msg in cases:
+        f.write_text(json.dumps(recs))
+        with pytest.raises(ValueError) as info:
+            ex.load_constants(f)
+        assert str(info.value).startswith(f"{str(f)!r}: {msg}"), info.value
+    # the toolkit writes an infinite L as "inf" (strict JSON): read back, it is refused as infinite
+    f.write_text(json.dumps([{"layer": 1, "L": "inf", "costs": costs}]))
+    with pytest.raises(ValueError, match="field 'L': smoothness constants must be positive and finite; got L = inf"):
+        ex.load_constants(f)
+    f.write_text(json.dumps([{"layer": 1, "L": 2.0, "costs": costs}]))
+    assert ex.load_constants(f)[0] == [2.0]
 
 
 def test_time_to_target_is_interpolated_between_the_bracketing_evaluations(digits):

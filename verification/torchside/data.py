@@ -66,6 +66,9 @@ class Dataset:
             raise ValueError(f"a language-model dataset needs vocab_size; got vocab_size = None for {self.name!r}")
         if self.vocab is not None and len(self.vocab) != self.vocab_size:
             raise ValueError(f"vocab spells {len(self.vocab)} tokens but vocab_size = {self.vocab_size!r}")
+        if len(self.x_train) == 0:  # else the first use (a factory's num_classes, a batch draw) fails obscurely
+            raise ValueError(f"the data set {self.name!r} is empty: x_train holds 0 examples "
+                             f"(shape {tuple(self.x_train.shape)})")
 
     @property
     def num_classes(self) -> int:
@@ -237,7 +240,8 @@ def _images(name: str, a) -> np.ndarray:
 
 def load_npz(path) -> Dataset:
     """A local ``.npz`` with ``x_train, y_train, x_test, y_test`` (images ``N×H×W`` or
-    ``N×C×H×W``, uint8 scaled to [0, 1] or float; labels ``N`` integers ≥ 0); classification."""
+    ``N×C×H×W``, uint8 scaled to [0, 1] or float; labels ``N`` integers ≥ 0; ``N ≥ 1`` in both
+    parts); classification. A bad file raises ``ValueError`` naming it and the array."""
     import zipfile
 
     try:
@@ -256,6 +260,10 @@ def load_npz(path) -> Dataset:
     xs, ys = {}, {}
     for part in ("train", "test"):
         x = _images(f"x_{part}", f[f"x_{part}"])
+        if len(x) == 0:  # checked here, naming the file: downstream the model factory would be blamed
+            what, kind = ("the data set is empty", "training") if part == "train" else ("the test set is empty", "test")
+            raise ValueError(f"{what}: the data file {str(path)!r} holds 0 {kind} examples "
+                             f"(x_{part} has shape {tuple(f[f'x_{part}'].shape)})")
         y = np.asarray(f[f"y_{part}"])
         if y.ndim != 1 or len(y) != len(x):
             raise ValueError(f"y_{part} must be a vector of {len(x)} labels (one per image); got shape {y.shape}")

@@ -23,8 +23,8 @@ from dropmuon.theory import CostModel
 
 from dropmuon.theory._io import read_json, to_jsonable, write_json_atomic
 
+from ..measured import TRAJECTORY_METHOD, constants_method, load_constants
 from ..measured import cost_dict as _cost_dict
-from ..measured import load_constants
 
 __all__ = [
     "ExperimentConfig", "measure_network", "load_constants", "calibrate", "schedules", "predictions", "run_task",
@@ -129,7 +129,9 @@ def measure_network(model, optimizer, data, *, batch: int, steps: int = 20, repe
     training batch size) and then the layer-wise constants along ``steps`` steps of full Muon.
     ``loss_fn`` defaults to the data's task (:func:`~dropmuon.verification.torchside.tasks.objective_for`).
     Returns ``{"layers": [per-layer records], "cost_model": {...}, "per_start": [...],
-    "overhead": {...}}``; the per-layer records are those of ``dropmuon estimate --json``. The
+    "overhead": {...}}``; the per-layer records are those of ``dropmuon estimate --json``, with the
+    ``method`` that gave ``L`` and, for an optimizer from ``DropMuon.from_model``, the layer's
+    ``parameters`` (name, shape, the optimizer that takes it and why). The
     model and optimizer are trained by the constant estimation (use fresh ones for training
     runs). ``timing_model``: the module whose steps are timed for the costs when it is not
     ``model`` itself (a compiled wrapper of it, sharing its parameters: the constants' second
@@ -154,9 +156,13 @@ def measure_network(model, optimizer, data, *, batch: int, steps: int = 20, repe
     layers = []
     for c in consts:
         j = c.layer - 1
-        rec = c.as_dict()
+        rec = dict(c.as_dict(), method=TRAJECTORY_METHOD)
         if labels is not None:
             rec["label"] = labels[j]
+            # which optimizer takes each of the layer's parameters, and why (the layer table)
+            lay = optimizer.model_layers.as_dict()["layers"][j]
+            rec["parameters"] = [{"name": n, "shape": sh, "algorithm": a, "why": w} for n, sh, a, w in
+                                 zip(lay["parameters"], lay["shapes"], lay["algorithms"], lay["reasons"])]
         rec["costs"] = {
             "forward_s": costs.forward, "activation_s": float(costs.activation[j]),
             "weight_s": float(costs.weight[j]), "update_s": float(costs.update[j]),
@@ -497,7 +503,9 @@ def summarize(config: ExperimentConfig, calibration: dict, runs: list[dict], n_t
     final train and
     test accuracy, measured vs predicted seconds per step, and speed-ups over full Muon (time and
     iterations) with confidence intervals; then the measured winner and whether the max-form's or
-    the sum-form's prediction picked it."""
+    the sum-form's prediction picked it. ``L_source`` and ``L_method`` say where the constants came
+    from: ``"measured"`` and the trajectory estimate, or the file of ``config.constants`` and the
+    method recorded in it (``None`` when it records none)."""
     L, cm = load_constants(calibration)
     epoch_length = max(1, math.ceil((n_train if n_train is not None else _n_train(config)) / config.batch))
     scheds = schedules(config.samplings, len(L), L, cm, epoch_length)
@@ -550,7 +558,8 @@ def summarize(config: ExperimentConfig, calibration: dict, runs: list[dict], n_t
 
             verdict[f"rank_correlation_{obj}"] = float(spearmanr([p[s] for s in common],
                                                                  [measured[s] for s in common]).statistic)
-    return {"config": asdict(config), "L": L, "cost_model": calibration["cost_model"], "rows": rows,
+    return {"config": asdict(config), "L": L, "L_source": calibration.get("source"),
+            "L_method": calibration.get("method"), "cost_model": calibration["cost_model"], "rows": rows,
             "verdict": verdict, "confidence": CONFIDENCE, "suspect_runs": suspect_runs(runs),
             "power_analysis": {"effect": RESOLVE_EFFECT, "power": POWER, "confidence": CONFIDENCE}}
 
@@ -577,7 +586,7 @@ def calibrate(config: ExperimentConfig, out: Path | None = None, *, progress=Non
     if config.constants is not None:
         _, cm = load_constants(config.constants)  # validates, naming the file
         cal = {"layers": read_json(config.constants, "constants file"), "source": str(config.constants),
-               "cost_model": _cost_dict(cm)}
+               "method": constants_method(config.constants), "cost_model": _cost_dict(cm)}
     elif path is not None and (saved := _saved_calibration(path)) is not None and saved.get("settings") == settings:
         return saved
     else:
@@ -593,6 +602,7 @@ def calibrate(config: ExperimentConfig, out: Path | None = None, *, progress=Non
                               repeats=config.cost_repeats, seed=config.data_seed, device=config.device,
                               progress=progress, loss_fn=loss, timing_model=timing)
         cal["source"] = "measured"
+        cal["method"] = TRAJECTORY_METHOD
         from .environment import environment, ns_dtype_of
 
         cal["environment"] = environment(config.device, ns_dtype_of(opt))

@@ -22,7 +22,7 @@ from ..newton_schulz import coefficients as ns_coefficients
 from ..newton_schulz import normalisation
 
 __all__ = ["DropMuon", "dropmuon_training_step", "layers_step", "freeze_below", "freeze_except", "layer_matrix_shape",
-           "denormals_flushed", "ADAMW_DEFAULTS"]
+           "route_parameter", "denormals_flushed", "ADAMW_DEFAULTS"]
 
 EPS = 1e-7  # torch.optim.Muon's normaliser guard
 
@@ -46,6 +46,41 @@ def layer_matrix_shape(shape: Sequence[int]) -> tuple[int, int]:
     if len(shape) == 1:
         return shape[0], 1
     return shape[0], math.prod(shape[1:])
+
+
+def route_parameter(shape: Sequence[int], *, kernel: bool = True) -> tuple[str, str]:
+    """``(algorithm, reason)``: whether a parameter of ``shape`` goes to Muon (``"muon"``) or to
+    the AdamW companion (``"adamw"``), and why. ``kernel`` says whether a tensor of three or more
+    dimensions is a convolution kernel (:func:`~dropmuon.verification.torchside.layers.parameter_routes`
+    tells it from the module; without a module it is assumed).
+
+    * fewer than two dimensions (a bias, a norm's scale): AdamW — not a matrix;
+    * a convolution kernel ``C_out × C_in × k × k``: Muon, as the matrix ``C_out × (C_in k k)``;
+    * three or more dimensions and not a kernel (a ViT position embedding ``1 × 16 × 32``):
+      AdamW — flattened to ``1 × 512`` its Muon step would be a normalised-gradient step, and
+      ``torch.optim.Muon`` refuses any parameter that is not 2-D;
+    * a matrix view ``m × n`` (:func:`layer_matrix_shape`) with ``m = 1`` or ``n = 1``: AdamW —
+      a rank-one ``G = ‖G‖_F u vᵀ`` has the polar factor ``G/‖G‖_F``, so Muon's step would be a
+      normalised-gradient step of fixed length, not an orthogonalised one;
+    * any other matrix: Muon.
+
+    >>> route_parameter((1, 16, 32), kernel=False)[0], route_parameter((8, 3, 3, 3))[0]
+    ('adamw', 'muon')
+    >>> route_parameter((1, 32))
+    ('adamw', 'its matrix view 1×32 has a dimension 1: a Muon step would be a normalised-gradient step')
+    """
+    shape = tuple(int(d) for d in shape)
+    if len(shape) < 2:
+        return "adamw", f"a vector of shape {shape}: not a matrix"
+    if len(shape) >= 3 and not kernel:
+        return "adamw", (f"a {len(shape)}-D tensor {'×'.join(map(str, shape))} that is not a convolution kernel "
+                         f"(torch.optim.Muon refuses it)")
+    m, n = layer_matrix_shape(shape)
+    if min(m, n) == 1:
+        return "adamw", f"its matrix view {m}×{n} has a dimension 1: a Muon step would be a normalised-gradient step"
+    if len(shape) >= 3:
+        return "muon", f"a convolution kernel {'×'.join(map(str, shape))} as the matrix {m}×{n}"
+    return "muon", f"a {m}×{n} matrix"
 
 
 def _coefficients(ns, steps: int) -> list[tuple]:
@@ -102,8 +137,10 @@ class DropMuon(torch.optim.Optimizer):
 
     Param groups carry a ``"layer"`` key (1-based, input first) used by
     :func:`dropmuon_training_step`. ``layers=[params_1, params_2, …]`` builds them: in each layer
-    the parameters with two or more dimensions go to Muon and the others (biases, norm scales) to
-    the AdamW companion. For a whole model use :meth:`from_model`, which finds the layers itself.
+    :func:`route_parameter` sends the matrices to Muon and the rest (biases, norm scales, matrices
+    with a dimension 1) to the AdamW companion; with bare parameters a tensor of three or more
+    dimensions is taken for a convolution kernel. For a whole model use :meth:`from_model`, which
+    finds the layers itself and tells kernels from other tensors by their modules.
     """
 
     def __init__(self, params: Iterable | None = None, lr: float = 0.02, weight_decay: float = 0.0,
@@ -121,8 +158,8 @@ class DropMuon(torch.optim.Optimizer):
                 ps = list(ps)
                 if not ps:
                     raise ValueError(f"layer {j} has no parameters")
-                mats = [p for p in ps if p.ndim >= 2]
-                vecs = [p for p in ps if p.ndim < 2]
+                mats = [p for p in ps if route_parameter(p.shape)[0] == "muon"]
+                vecs = [p for p in ps if route_parameter(p.shape)[0] == "adamw"]
                 if mats:
                     params.append({"params": mats, "layer": j, "algorithm": "muon"})
                 if vecs:
@@ -164,10 +201,13 @@ class DropMuon(torch.optim.Optimizer):
         :func:`dropmuon.verification.torchside.layers.model_layers` from one forward pass on
         ``example_inputs`` (a batch the model accepts), or taken from ``groups`` (modules or
         parameter lists, input first; checked against the trace). Each layer's matrices go to
-        Muon and its biases and norm parameters to the AdamW companion, frozen with it;
-        ``nn.Embedding`` tables go to AdamW too unless ``embeddings="muon"`` (Muon is meant for
-        hidden linear maps). Every trainable parameter belongs to exactly one layer, or a
-        ``ValueError`` names the one that does not. ``kwargs`` go to the constructor; the layers
+        Muon and the rest to the AdamW companion, frozen with it, by
+        :func:`~dropmuon.verification.torchside.layers.parameter_routes`: biases, norm
+        parameters, tensors of three or more dimensions that are not convolution kernels, matrices
+        with a dimension 1, weight norm's magnitudes and — unless ``embeddings="muon"`` (Muon is
+        meant for hidden linear maps) — ``nn.Embedding`` tables go to AdamW. Every trainable
+        parameter belongs to exactly one layer, or a ``ValueError`` names the one that does not.
+        ``kwargs`` go to the constructor; the layers, with each parameter's optimizer and why,
         are kept as ``optimizer.model_layers``.
 
         >>> net = torch.nn.Sequential(torch.nn.Linear(4, 8), torch.nn.LayerNorm(8), torch.nn.Linear(8, 2))
@@ -179,15 +219,11 @@ class DropMuon(torch.optim.Optimizer):
         """
         from .layers import model_layers
 
-        if embeddings not in ("adamw", "muon"):
-            raise ValueError(f"embeddings must be 'adamw' or 'muon'; got embeddings = {embeddings!r}")
-        ml = model_layers(model, example_inputs, groups=groups)
-        emb = ({id(m.weight) for m in model.modules() if isinstance(m, torch.nn.Embedding)}
-               if embeddings == "adamw" else set())
+        ml = model_layers(model, example_inputs, groups=groups, embeddings=embeddings)
         params = []
-        for j, ps in enumerate(ml.params, start=1):
-            mats = [p for p in ps if p.ndim >= 2 and id(p) not in emb]
-            rest = [p for p in ps if p.ndim < 2 or id(p) in emb]
+        for j, (ps, algs) in enumerate(zip(ml.params, ml.algorithms), start=1):
+            mats = [p for p, a in zip(ps, algs) if a == "muon"]
+            rest = [p for p, a in zip(ps, algs) if a == "adamw"]
             if mats:
                 params.append({"params": mats, "layer": j, "algorithm": "muon"})
             if rest:
