@@ -23,11 +23,11 @@ COST_FIELDS = ("forward_s", "activation_s", "weight_s", "update_s")
 def _records(source):
     """``(records, name)``: the per-layer records of a file, a calibration dict or a list."""
     recs = read_json(source, "constants file") if isinstance(source, (str, Path)) else source
-    name = str(source) if isinstance(source, (str, Path)) else "the constants"
+    name = f"the constants file {str(source)!r}" if isinstance(source, (str, Path)) else "the constants"
     if isinstance(recs, dict):
         recs = recs.get("layers")
     if not isinstance(recs, list) or not recs:
-        raise ValueError(f"{name!r} must hold a non-empty list of per-layer records (dropmuon estimate --json)")
+        raise ValueError(f"{name} must hold a non-empty list of per-layer records (dropmuon estimate --json)")
     return recs, name
 
 
@@ -64,7 +64,7 @@ def load_constants(source) -> tuple[list[float], CostModel]:
     recs, name = _records(source)
     checked = []  # (layer, L, costs, record number)
     for i, r in enumerate(recs, start=1):
-        at = f"{name!r}: record {i}"
+        at = f"{name}: record {i}"
         if not isinstance(r, dict):
             raise ValueError(f"{at} is not a per-layer record (an object with layer, L and costs from dropmuon "
                              f"estimate --json); got a value of type {type(r).__name__}")
@@ -93,9 +93,9 @@ def load_constants(source) -> tuple[list[float], CostModel]:
         checked.append((layer, L, costs, i))
     checked.sort(key=lambda t: t[0])
     if [t[0] for t in checked] != list(range(1, len(checked) + 1)):
-        raise ValueError(f"{name!r}: layers must be numbered 1..b; got {[r['layer'] for r in recs]}")
+        raise ValueError(f"{name}: layers must be numbered 1..b; got {[r['layer'] for r in recs]}")
     if "forward_s" not in checked[0][2]:
-        raise ValueError(f"{name!r}: record {checked[0][3]} (layer 1) lacks 'costs.forward_s' (the forward pass's "
+        raise ValueError(f"{name}: record {checked[0][3]} (layer 1) lacks 'costs.forward_s' (the forward pass's "
                          f"time, read from layer 1's record)")
     L = [t[1] for t in checked]
     c = [t[2] for t in checked]

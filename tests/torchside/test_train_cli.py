@@ -99,7 +99,7 @@ def test_train_bad_input(capsys, tmp_path):
     cases = [
         # the first versions said "could not convert string to float: 'abc'", and blamed the model factory
         (["--sampling", "optimal-max", "--constants", str(bad_record)],
-         f"{str(bad_record)!r}: record 1 (layer 1), field 'L' must be a number; got 'abc'"),
+         f"the constants file {str(bad_record)!r}: record 1 (layer 1), field 'L' must be a number; got 'abc'"),
         (["--data", str(empty)],
          f"the data set is empty: the data file {str(empty)!r} holds 0 training examples "
          f"(x_train has shape (0, 1, 28, 28))"),

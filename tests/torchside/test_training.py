@@ -225,7 +225,7 @@ def test_load_constants_errors(tmp_path):
         f.write_text(json.dumps(recs))
         with pytest.raises(ValueError) as info:
             ex.load_constants(f)
-        assert str(info.value).startswith(f"{str(f)!r}: {msg}"), info.value
+        assert str(info.value).startswith(f"the constants file {str(f)!r}: {msg}"), info.value
     # the toolkit writes an infinite L as "inf" (strict JSON): read back, it is refused as infinite
     f.write_text(json.dumps([{"layer": 1, "L": "inf", "costs": costs}]))
     with pytest.raises(ValueError, match="field 'L': smoothness constants must be positive and finite; got L = inf"):
