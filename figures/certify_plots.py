@@ -8,6 +8,7 @@ from __future__ import annotations
 import warnings
 
 import numpy as np
+from matplotlib.lines import Line2D
 
 from .style import color, new_figure, styled
 
@@ -76,23 +77,37 @@ def plot_certify(data: dict, columns: int = 2):
     >>> len(fig.axes)
     3
     """
-    fig, axes = new_figure(columns, 0.34 if columns == 2 else 1.0, ncols=3 if columns == 2 else 1,
-                           nrows=1 if columns == 2 else 3)
+    if columns == 2:  # the three panels side by side on the page width
+        fig, axes = new_figure(columns, 0.34, ncols=3)
+    else:  # one column: stacked, (a) taller (its legends need the room), each y label within its panel
+        fig, axes = new_figure(columns, 1.75, nrows=3, gridspec_kw={"height_ratios": [1.35, 1.0, 1.0]})
     ax = axes[0]
     K = np.asarray(data["K"], dtype=float)
+    pis = []
     for k, c in enumerate(data["curves"]):
         col = color(k + 1 if k else 0)
-        ax.loglog(K, c["worst_case"], color=col, label=rf"$\pi = {c['pi']:g}$")
-        ax.loglog(K, c["bound"], color=col, linestyle="--", linewidth=0.9)
+        (ln,) = ax.loglog(K, c["worst_case"], color=col, label=rf"$\pi = {c['pi']:g}$", gid=f"worst:{c['pi']:g}")
+        pis.append(ln)
+        ax.loglog(K, c["bound"], color=col, linestyle="--", linewidth=0.9, gid=f"bound:{c['pi']:g}")
         ax.loglog(c["sdp_K"], c["sdp"], linestyle="none", marker="o", markerfacecolor="white", color=col,
-                  markersize=3.5, markeredgewidth=0.9)
-    ax.plot([], [], color="0.4", label="exact worst case")
-    ax.plot([], [], color="0.4", linestyle="--", label="T1 bound")
-    ax.plot([], [], color="0.4", linestyle="none", marker="o", markerfacecolor="white", label="SDP")
+                  markersize=3.5, markeredgewidth=0.9, gid=f"sdp:{c['pi']:g}")
+    # every curve falls from the upper left to the lower right: the colours (π) go in the empty lower
+    # left, the line styles in the empty upper right, each in one narrow column
+    kinds = [Line2D([], [], color="0.4", label="exact worst case"),
+             Line2D([], [], color="0.4", linestyle="--", label="T1 bound"),
+             Line2D([], [], color="0.4", linestyle="none", marker="o", markerfacecolor="white", label="SDP")]
+    leg = ax.legend(handles=pis, loc="lower left", fontsize=5.5, handlelength=1.5, labelspacing=0.2,
+                    borderaxespad=0.3)
+    ax.add_artist(leg)
+    ax.legend(handles=kinds, loc="upper right", fontsize=5.5, handlelength=1.8, labelspacing=0.2,
+              borderaxespad=0.3)
+    ymin = min(min(min(c["worst_case"]), min(c["bound"])) for c in data["curves"])
+    ymax = max(max(max(c["worst_case"]), max(c["bound"])) for c in data["curves"])
+    ax.set_ylim(ymin / 30, ymax * 30)  # a decade and a half of room below and above for the legends
     ax.set_xlabel(r"iterations $K$")
-    ax.set_ylabel(r"worst case of $\frac{1}{K}\sum_k \mathbb{E}\|\nabla f\|^2$")
+    lhs = r"$\frac{1}{K}\sum_k \mathbb{E}\|\nabla f\|^2$"
+    ax.set_ylabel(f"worst case of{chr(10) if columns == 1 else ' '}{lhs}")
     ax.set_title(r"(a) one layer, $L = \Delta_0 = 1$", fontsize="small")
-    ax.legend(loc="lower left", fontsize=5.5, ncols=2)
     s = data["sampling"]
     ax = axes[1]
     layers = np.arange(1, len(s["L"]) + 1)
@@ -119,6 +134,6 @@ def plot_certify(data: dict, columns: int = 2):
     ax.invert_xaxis()
     ax.set_ylim(min(0.0, min(sav)) - 0.05 * max(sav), 1.2 * max(sav) + 1e-9)
     ax.set_xlabel(r"target $\varepsilon$ (rate statement $\leq \varepsilon^2$)")
-    ax.set_ylabel("total-cost saving of exact optimum (%)")
-    ax.set_title("(c) saving under the exact worst case", fontsize="small")
+    ax.set_ylabel("total-cost saving (%)")
+    ax.set_title("(c) saving of the exact optimum", fontsize="small")
     return fig

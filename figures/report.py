@@ -11,13 +11,14 @@ import datetime
 import html
 import math
 import platform
+import re
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
-__all__ = ["Report", "build_report", "find_torch_results", "SECTIONS", "EXAMPLES"]
+__all__ = ["Report", "build_report", "find_torch_results", "read_torch_results", "SECTIONS", "EXAMPLES"]
 
 #: section titles, in order (the report test checks that each is present)
 SECTIONS = (
@@ -42,8 +43,9 @@ EXAMPLES = {
 
 @dataclass
 class Report:
-    """A document as a list of blocks (headings, paragraphs, tables, figures, preformatted text),
-    rendered to Markdown (:meth:`to_markdown`) and to a standalone HTML page (:meth:`to_html`)."""
+    """A document as a list of blocks (headings, paragraphs, tables, figures, formulas,
+    preformatted text), rendered to Markdown (:meth:`to_markdown`) and to a standalone HTML page
+    (:meth:`to_html`)."""
 
     title: str
     blocks: list = field(default_factory=list)
@@ -68,6 +70,12 @@ class Report:
     def preformatted(self, text: str):
         self.blocks.append(("pre", text))
 
+    def math(self, latex: str):
+        """A displayed formula in LaTeX: a ``math`` block in Markdown; in HTML an SVG drawn by
+        matplotlib's mathtext (no network, no script), or readable plain math where mathtext
+        cannot parse it (:mod:`dropmuon.figures._math`)."""
+        self.blocks.append(("math", latex))
+
     def figures(self) -> list[str]:
         """The stems of every figure the report links."""
         return [b[1] for b in self.blocks if b[0] == "figure"]
@@ -90,6 +98,8 @@ class Report:
                 out += [f"![{b[2]}]({b[1]}.png)", "", f"*{b[2]}* ([PDF]({b[1]}.pdf))", ""]
             elif kind == "pre":
                 out += ["```", b[1].rstrip("\n"), "```", ""]
+            elif kind == "math":
+                out += ["```math", b[1].strip(), "```", ""]
         return "\n".join(out)
 
     def to_html(self) -> str:
@@ -113,11 +123,15 @@ class Report:
                             f'<figcaption>{e(b[2])} (<a href="{e(b[1])}.pdf">PDF</a>)</figcaption></figure>')
             elif kind == "pre":
                 body.append(f"<pre>{e(b[1])}</pre>")
+            elif kind == "math":
+                body.append(_html_math(b[1]))
         style = ("body{font-family:Georgia,serif;max-width:60em;margin:2em auto;padding:0 1em;line-height:1.45}"
                  "table{border-collapse:collapse;margin:1em 0;font-size:90%}"
                  "td,th{border:1px solid #bbb;padding:.25em .5em;text-align:right}"
                  "th{background:#eee}figure{margin:1.5em 0}img{max-width:100%}"
-                 "figcaption{font-style:italic;font-size:90%}pre{background:#f6f6f6;padding:.5em;overflow-x:auto}")
+                 "figcaption{font-style:italic;font-size:90%}pre{background:#f6f6f6;padding:.5em;overflow-x:auto}"
+                 ".math{margin:1em 0;overflow-x:auto}.math img{max-width:none;vertical-align:middle}"
+                 ".math-plain{font-style:italic}")
         return ("<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
                 f"<title>{e(self.title)}</title><style>{style}</style></head><body>\n"
                 + "\n".join(body) + "\n</body></html>\n")
@@ -145,6 +159,22 @@ def _png_width_in(path, dpi: int = 300) -> float | None:
     if len(head) < 24 or head[12:16] != b"IHDR":
         return None
     return int.from_bytes(head[16:20], "big") / dpi
+
+
+def _html_math(latex: str) -> str:
+    """A displayed formula for the HTML page: an ``<img>`` of the SVG that mathtext draws (a data
+    URI: the page stays one file and loads nothing), with the LaTeX as its ``alt`` text; readable
+    plain math where mathtext cannot parse the formula."""
+    import base64
+
+    from dropmuon.figures._math import latex_svg, plain_math
+
+    e = html.escape
+    svg = latex_svg(latex)
+    if svg is None:
+        return f'<div class="math math-plain" title="{e(latex)}">{e(plain_math(latex))}</div>'
+    data = base64.b64encode(svg.encode("utf-8")).decode("ascii")
+    return f'<div class="math"><img src="data:image/svg+xml;base64,{data}" alt="{e(latex)}"></div>'
 
 
 def _inline_code(text: str) -> str:
@@ -175,6 +205,86 @@ def find_torch_results(root=".") -> Path | None:
 
 # -- the report ------------------------------------------------------------------------------------
 
+class _Steps:
+    """The report's progress on stderr: a line when each step starts, naming it
+    (``report: step 3/7 verification suite (quick) ...``), and, when stderr is not a terminal (a
+    log, a pipe, CI), a line every :attr:`LINE_EVERY` seconds while a step runs, so that a long
+    step is never silent. ``enabled=False``: nothing; ``None``: as described; ``True``: the periodic
+    lines on a terminal too."""
+
+    #: seconds between two lines while one step runs (stderr not a terminal)
+    LINE_EVERY = 15.0
+
+    def __init__(self, names: list[str], enabled=None, stream=None, label: str = "report"):
+        import sys
+
+        self.names, self.label = list(names), label
+        self.stream = stream if stream is not None else sys.stderr
+        tty = self.stream.isatty() if hasattr(self.stream, "isatty") else False
+        self.enabled = enabled is not False
+        self.ticking = enabled is True or (enabled is None and not tty)
+        self.start = time.perf_counter()
+        self._k = 0
+        self._stop = None
+        self._thread = None
+        self._lock = None
+
+    def _write(self, line: str):
+        with self._lock:
+            self.stream.write(line + "\n")
+            self.stream.flush()
+
+    def step(self, name: str):
+        """Start the step ``name`` (one of ``names``, in order): its line, and its ticker."""
+        import threading
+
+        if not self.enabled:
+            return
+        self._end_step()
+        if self._lock is None:
+            self._lock = threading.Lock()
+        self._k += 1
+        n, k, began = len(self.names), self._k, time.perf_counter()
+        total = f" ({began - self.start:.0f} s)" if k > 1 else ""
+        self._write(f"{self.label}: step {k}/{n} {name} ...{total}")
+        if not self.ticking:
+            return
+        stop = self._stop = threading.Event()
+
+        def tick():
+            while not stop.wait(self.LINE_EVERY):
+                now = time.perf_counter()
+                self._write(f"{self.label}: step {k}/{n} {name}: running for {now - began:.0f} s "
+                            f"({now - self.start:.0f} s in all)")
+
+        self._thread = threading.Thread(target=tick, name="report-progress", daemon=True)
+        self._thread.start()
+
+    def _end_step(self):
+        if self._stop is not None:
+            self._stop.set()
+            self._thread.join()
+            self._stop = self._thread = None
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, exc_type, *exc) -> None:
+        self._end_step()
+        if self.enabled and exc_type is None:
+            self._write(f"{self.label}: done in {time.perf_counter() - self.start:.0f} s")
+
+
+def _report_steps(suite: str, torch: bool, figures_only: bool) -> list[str]:
+    """The names of the report's steps, in order (the progress lines name them)."""
+    names = ["optimal sampling distributions", "bound curves", f"verification suite ({suite})",
+             f"inexact-LMO coupling ({suite})", "exact worst cases (SDPs)",
+             "torch measurements" if torch else "torch section (no results)"]
+    if not figures_only:
+        names.append("writing report.md, report.html, report.json")
+    return names
+
+
 def build_report(out="out", *, quick: bool = True, torch_results="auto", seed: int = 0, columns: int = 1,
                  progress=None, figures_only: bool = False) -> dict:
     """Compute everything, write the figures (``OUT/figures/*.pdf|png``) and, unless
@@ -182,12 +292,12 @@ def build_report(out="out", *, quick: bool = True, torch_results="auto", seed: i
     behind the tables). ``quick``: the quick verification suite and coupling experiments (≈ 30 s in
     all on 2 cores) instead of the standard ones (≈ 3 min). ``torch_results``: an experiment JSON
     (``dropmuon experiment``), ``"auto"`` (the newest ``results/*/experiment.json``, if any) or
-    ``None``. Returns ``{"report": path or None, "figures": [paths], "data": {...},
-    "seconds": …}``."""
+    ``None``; it is checked before anything is computed (a bad file raises ``ValueError`` naming
+    it and the field). ``progress``: ``False`` for silence, else a line on stderr as each step
+    starts (and every 15 s while it runs when stderr is not a terminal). Returns ``{"report": path
+    or None, "figures": [paths], "data": {...}, "seconds": …}``."""
     from dropmuon.figures.style import save_figure
-    from dropmuon.theory._io import read_json, write_json_atomic, write_text_atomic
-
-    from dropmuon.verification._progress import Progress
+    from dropmuon.theory._io import write_json_atomic, write_text_atomic
 
     t0 = time.perf_counter()
     out = Path(out)
@@ -198,10 +308,7 @@ def build_report(out="out", *, quick: bool = True, torch_results="auto", seed: i
         torch_results = find_torch_results()
     torch_data = None
     if torch_results is not None:
-        torch_data = read_json(torch_results, "torch results file")
-        if not isinstance(torch_data, dict) or "runs" not in torch_data or "calibration" not in torch_data:
-            raise ValueError(f"{str(torch_results)!r} is not an experiment JSON of dropmuon experiment "
-                             f"(it needs 'calibration' and 'runs')")
+        torch_data = read_torch_results(torch_results)
     suite = "quick" if quick else "standard"
     rep = Report("Drop-Muon toolkit report")
     data: dict = {"settings": {"quick": quick, "seed": seed, "torch_results": str(torch_results) if torch_results else None}}
@@ -214,38 +321,97 @@ def build_report(out="out", *, quick: bool = True, torch_results="auto", seed: i
 
     widths: dict = {}
 
-    steps = 7 + (2 if torch_data else 0)
-    with Progress(steps, "report", enabled=progress) as bar:
+    names = _report_steps(suite, torch_data is not None, figures_only)
+    with _Steps(names, enabled=progress) as steps:
         rep.paragraph(
             f"Generated {datetime.datetime.now().isoformat(timespec='seconds')} by `dropmuon report"
             f"{' --quick' if quick else ''}` (seed {seed}) with Python {platform.python_version()}, "
             f"numpy {np.__version__}. Every number below is computed in this run, except the torch "
             f"measurements, which are read from the results file named in their section. The theorems are "
             f"derived in this project (docs/theory.md), not quoted from the paper.")
+        steps.step(names[0])
         _section_distributions(rep, data, save, torch_data, columns)
-        bar.update(3)
+        steps.step(names[1])
         _section_bounds(rep, data, save, columns)
-        bar.update()
+        steps.step(names[2])
         _section_verification(rep, data, save, suite, seed, columns)
-        bar.update()
+        steps.step(names[3])
         _section_coupling(rep, data, save, suite, seed, columns)
-        bar.update()
+        steps.step(names[4])
         _section_certify(rep, data, save, columns)
-        bar.update()
+        steps.step(names[5])
         _section_torch(rep, data, save, torch_data, torch_results, columns)
-        if torch_data:
-            bar.update(2)
-    # every figure at one scale in the HTML: its width as saved (one column or page width)
-    rep.blocks = [(*blk[:3], widths.get(blk[1], blk[3])) if blk[0] == "figure" else blk for blk in rep.blocks]
-    data["seconds"] = time.perf_counter() - t0
-    result = {"report": None, "figures": written, "data": data, "seconds": data["seconds"], "document": rep}
-    if not figures_only:
-        out.mkdir(parents=True, exist_ok=True)
-        write_text_atomic(out / "report.md", rep.to_markdown())
-        write_text_atomic(out / "report.html", rep.to_html())
-        write_json_atomic(out / "report.json", data)
-        result["report"] = out / "report.md"
+        # every figure at one scale in the HTML: its width as saved (one column or page width)
+        rep.blocks = [(*blk[:3], widths.get(blk[1], blk[3])) if blk[0] == "figure" else blk for blk in rep.blocks]
+        result = {"report": None, "figures": written, "data": data, "document": rep}
+        if not figures_only:
+            steps.step(names[6])
+            out.mkdir(parents=True, exist_ok=True)
+            write_text_atomic(out / "report.md", rep.to_markdown())
+            write_text_atomic(out / "report.html", rep.to_html())
+            data["seconds"] = time.perf_counter() - t0
+            write_json_atomic(out / "report.json", data)
+            result["report"] = out / "report.md"
+    data["seconds"] = result["seconds"] = time.perf_counter() - t0
     return result
+
+
+def _torch_field_error(path, field: str, message: str) -> ValueError:
+    return ValueError(f"the torch results file {str(path)!r}, field {field!r}: {message}")
+
+
+def _short(value) -> str:
+    text = repr(value)
+    return text if len(text) <= 40 else text[:37] + "..."
+
+
+def read_torch_results(path) -> dict:
+    """The experiment JSON of ``dropmuon experiment`` at ``path``, checked for everything the
+    report reads from it — before the report computes anything, so that a bad file fails at once.
+    Every problem raises a one-line ``ValueError`` naming the file and, where the JSON is well
+    formed, the field: not JSON, ``NaN``/``Infinity`` in it, no ``calibration`` or ``runs``, a
+    calibration that is not an object of per-layer records or holds a bad record (a missing or
+    non-finite ``L``, a bad cost), runs that cannot be plotted, an incomplete ``summary``."""
+    from dropmuon.figures.torch_plots import accuracy_bands, constants_series
+    from dropmuon.theory._io import read_json
+    from dropmuon.verification.measured import load_constants
+
+    data = read_json(path, "torch results file")  # unreadable, not JSON, NaN/Infinity: the file is named
+    if not isinstance(data, dict) or "runs" not in data or "calibration" not in data:
+        raise ValueError(f"{str(path)!r} is not an experiment JSON of dropmuon experiment "
+                         f"(it needs 'calibration' and 'runs')")
+    cal = data["calibration"]
+    if not isinstance(cal, dict) or not isinstance(cal.get("layers"), list) or not cal["layers"]:
+        raise _torch_field_error(path, "calibration", "must be the calibration object of dropmuon experiment, "
+                                 f"with a non-empty list of per-layer records 'layers'; got {_short(cal)}")
+    try:
+        load_constants(cal)
+    except ValueError as e:  # its message names "the constants" for a dict: name the file and the field
+        msg = re.sub(r"^'?the constants'?:\s*", "", _one_line(e))
+        raise _torch_field_error(path, "calibration", msg) from None
+    runs = data["runs"]
+    if not isinstance(runs, list) or not runs:
+        raise _torch_field_error(path, "runs", f"must be a non-empty list of run records; got {_short(runs)}")
+    for key, check in (("calibration", lambda: constants_series(cal["layers"])),
+                       ("runs", lambda: accuracy_bands(runs))):
+        try:
+            check()
+        except (ValueError, KeyError, TypeError) as e:
+            raise _torch_field_error(path, key, _one_line(e)) from None
+    try:
+        _torch_text(data, path)
+    except KeyError as e:
+        raise ValueError(f"the torch results file {str(path)!r} lacks the field {e.args[0]!r} "
+                         f"(not a complete experiment JSON of dropmuon experiment)") from None
+    except (TypeError, ValueError, AttributeError, IndexError) as e:
+        raise ValueError(f"the torch results file {str(path)!r} is not a complete experiment JSON of "
+                         f"dropmuon experiment: {_one_line(e)}") from None
+    return data
+
+
+def _one_line(e: BaseException) -> str:
+    text = str(e).strip() or type(e).__name__
+    return " ".join(text.split())
 
 
 def _section_distributions(rep, data, save, torch_data, columns):
@@ -330,7 +496,8 @@ def _section_bounds(rep, data, save, columns):
     stem = save(plot_bound_vs_iterations(curves, columns=columns, x="cost"), "bound_vs_cost")
     rep.figure(stem, "The same bounds against total cost (iterations × expected cost per step, unit costs per "
                      "layer): the optimum needs as many iterations as full updates but each is cheaper.")
-    rep.preformatted(th.latex())
+    rep.paragraph(f"{th.label}'s statement (derived in docs/theory.md):")
+    rep.math(th.latex())
     data["bounds"] = curves
 
 
@@ -343,13 +510,16 @@ def _section_verification(rep, data, save, suite, seed, columns):
     rep.heading(SECTIONS[2])
     a = summ["all"]
     rep.paragraph(f"`dropmuon verify --suite {suite} --seed {seed}`: {a['checks']} checks ({a['exact']} exact, "
-                  f"{a['mc']} Monte Carlo), {a['violations']} failed, {a['inconclusive']} inconclusive. Tightness observed/bound over the bound and tight checks: min {_g(a['ratio_min'])}, "
+                  f"{a['mc']} Monte Carlo): {a['holds']} hold, {a['violations']} failed, {a['within_tolerance']} "
+                  f"within tolerance (Monte Carlo upper limit above the bound by at most 2%), {a['inconclusive']} "
+                  f"inconclusive. Tightness observed/bound over the bound and tight checks: min {_g(a['ratio_min'])}, "
                   f"median {_g(a['ratio_median'])}, max {_g(a['ratio_max'])} (exact checks only: max "
                   f"{_g(a['ratio_max_exact'])}; Monte Carlo ratios are sample means and may exceed 1 within "
                   f"their confidence interval).")
-    rows = [[k, v["checks"], v["violations"], _g(v["ratio_min"]), _g(v["ratio_median"]), _g(v["ratio_max"]),
-             _g(v["ratio_max_exact"])] for k, v in summ["by_theorem"].items()]
-    rep.table(["theorem", "checks", "failed", "ratio min", "median", "max", "max (exact)"], rows)
+    rows = [[k, v["checks"], v["holds"], v["violations"], v["within_tolerance"], v["inconclusive"], _g(v["ratio_min"]),
+             _g(v["ratio_median"]), _g(v["ratio_max"]), _g(v["ratio_max_exact"])] for k, v in summ["by_theorem"].items()]
+    rep.table(["theorem", "checks", "hold", "failed", "within tolerance", "inconclusive", "ratio min", "median", "max",
+               "max (exact)"], rows)
     records = [r.as_dict() for r in results]
     stem = save(plot_verification(records, columns=columns), "verification")
     rep.figure(stem, f"Observed left-hand side against the bound for every check of the {suite} suite "
@@ -376,8 +546,8 @@ def _section_coupling(rep, data, save, suite, seed, columns=1):
     rows = [[r["setting"], _g(r["delta"]), _g(r["eta"]), _g(r["eta"] * (1 + r["delta"])), _g(r["beta"])] for r in th]
     rep.table(["setting", "δ", "η*(δ) (bound)", "η*(δ)·(1+δ)", "β*(δ)"], rows)
     stem = save(plot_inexact_lmo(c, columns=columns), "inexact_lmo")
-    rep.figure(stem, "Left: worst-case δ versus Newton–Schulz steps per preset and condition number. "
-                     "Right: best step size versus δ — the bound's η*(δ), and the measured best η for "
+    rep.figure(stem, "(a) Worst-case δ versus Newton–Schulz steps per preset and condition number. "
+                     "(b) Best step size versus δ — the bound's η*(δ), and the measured best η for "
                      "overshooting and shrinking perturbations.")
     data["coupling"] = {"delta_worst": c["delta_worst"], "theory": th, "overshoot": c["overshoot"],
                         "shrink": c["shrink"]}
@@ -400,6 +570,55 @@ def _section_certify(rep, data, save, columns):
     data["certify"] = d
 
 
+def _ms(seconds) -> str:
+    """Seconds as milliseconds for a table ("–" for a missing or non-finite value)."""
+    return _g(seconds * 1e3) if isinstance(seconds, (int, float)) and not isinstance(seconds, bool) else "–"
+
+
+def _torch_text(torch_data, torch_results) -> list:
+    """The torch section's paragraphs and tables (blocks of :class:`Report`) from an experiment
+    JSON; :func:`read_torch_results` runs it first, so that a file missing a field fails at once."""
+    s = torch_data["summary"]
+    cfg = s["config"]
+    cal = torch_data["calibration"]
+    model = cfg.get("model", "cnn")  # results written before models were selectable are the paper's CNN's
+    dataset = s.get("data") or cfg.get("data") or "sklearn-digits"
+    blocks = [("paragraph", (
+               f"Read from `{torch_results}` (written by `dropmuon experiment`): model {model} "
+               f"(width {cfg.get('width', 1.0)}) on {dataset}, {len(cfg['seeds'])} seeds, "
+               f"target training {s.get('metric') or 'accuracy'} {cfg['target_acc']}, batch {cfg['batch']}, "
+               f"lr {cfg['lr']}, device "
+               f"{cfg['device']}. Speed-ups over full Muon are paired by seed: geometric mean with a "
+               f"{round(100 * float(s.get('confidence') or 0.95))}% Student-t interval."))]
+    rows = []
+    for lay in cal["layers"]:
+        c = lay["costs"]
+        rows.append([lay["layer"], "×".join(str(x) for x in lay["shape"]), _g(lay["L"]), _g(lay.get("L0")),
+                     _g(lay.get("L1")), _g(lay.get("hessian_top_eig")),
+                     f"{_ms(c.get('start_measured_s'))} / {_ms(c.get('start_predicted_s'))}"])
+    blocks.append(("table", ["layer", "shape", "L", "L0", "L1", "Hessian top eig",
+                             "ms per step from s = layer: measured / model"], rows))
+    rows = []
+    for name, r in s["rows"].items():
+        sp = r["speedup_time"]
+        ci = "–" if sp.get("low") is None else f"[{_g(sp['low'])}, {_g(sp.get('high'))}]"
+        rows.append([name, _vec(r["start_probs"]), f"{r['reached']}/{r['runs']}",
+                     _g(r["iterations_to_target"]["mean"]), _g(r["time_to_target_s"]["mean"]),
+                     f"{_ms(r['seconds_per_step']['mean'])} / {_ms(r['predicted_seconds_per_step'])}",
+                     f"{_g(sp['mean'])} {ci}", _g(r["predicted_speedup_max"]), _g(r["predicted_speedup_sum"]),
+                     _g(r["test_acc"]["mean"])])
+    blocks.append(("table", ["schedule", "p", "reached", "iterations", "time (s)", "ms/step measured / predicted",
+                             "speed-up [CI]", "predicted (max)", "predicted (sum)", "test acc"], rows))
+    blocks = [(b[0], [str(h) for h in b[1]], [[str(c) for c in r] for r in b[2]]) if b[0] == "table" else b
+              for b in blocks]
+    v = s["verdict"]
+    blocks.append(("paragraph", (
+                   f"Measured winner: {v['measured_winner']}; the max-form predicted {v['predicted_winner_max']} "
+                   f"({'matched' if v['max_form_matched'] else 'did not match'}), the sum-form predicted "
+                   f"{v['predicted_winner_sum']} ({'matched' if v['sum_form_matched'] else 'did not match'}).")))
+    return blocks
+
+
 def _section_torch(rep, data, save, torch_data, torch_results, columns):
     rep.heading(SECTIONS[5])
     if torch_data is None:
@@ -411,39 +630,9 @@ def _section_torch(rep, data, save, torch_data, torch_results, columns):
     from dropmuon.figures.torch_plots import plot_accuracy_vs_time, plot_measured_constants
 
     s = torch_data["summary"]
-    cfg = s["config"]
-    cal = torch_data["calibration"]
-    model = cfg.get("model", "cnn")  # results written before models were selectable are the paper's CNN's
-    dataset = s.get("data") or cfg.get("data") or "sklearn-digits"
-    rep.paragraph(f"Read from `{torch_results}` (written by `dropmuon experiment`): model {model} "
-                  f"(width {cfg.get('width', 1.0)}) on {dataset}, {len(cfg['seeds'])} seeds, "
-                  f"target training {s.get('metric') or 'accuracy'} {cfg['target_acc']}, batch {cfg['batch']}, "
-                  f"lr {cfg['lr']}, device "
-                  f"{cfg['device']}. Speed-ups over full Muon are paired by seed: geometric mean with a "
-                  f"{round(100 * s.get('confidence', 0.95))}% Student-t interval.")
-    rows = []
-    for lay in cal["layers"]:
-        rows.append([lay["layer"], "×".join(str(x) for x in lay["shape"]), _g(lay["L"]), _g(lay["L0"]),
-                     _g(lay["L1"]), _g(lay["hessian_top_eig"]),
-                     f"{_g(lay['costs']['start_measured_s'] * 1e3)} / {_g(lay['costs']['start_predicted_s'] * 1e3)}"])
-    rep.table(["layer", "shape", "L", "L0", "L1", "Hessian top eig", "ms per step from s = layer: measured / model"],
-              rows)
-    rows = []
-    for name, r in s["rows"].items():
-        sp = r["speedup_time"]
-        ci = "–" if sp["low"] is None else f"[{_g(sp['low'])}, {_g(sp['high'])}]"
-        rows.append([name, _vec(r["start_probs"]), f"{r['reached']}/{r['runs']}",
-                     _g(r["iterations_to_target"]["mean"]), _g(r["time_to_target_s"]["mean"]),
-                     f"{_g(r['seconds_per_step']['mean'] * 1e3)} / {_g(r['predicted_seconds_per_step'] * 1e3)}",
-                     f"{_g(sp['mean'])} {ci}", _g(r["predicted_speedup_max"]), _g(r["predicted_speedup_sum"]),
-                     _g(r["test_acc"]["mean"])])
-    rep.table(["schedule", "p", "reached", "iterations", "time (s)", "ms/step measured / predicted",
-               "speed-up [CI]", "predicted (max)", "predicted (sum)", "test acc"], rows)
-    v = s["verdict"]
-    rep.paragraph(f"Measured winner: {v['measured_winner']}; the max-form predicted {v['predicted_winner_max']} "
-                  f"({'matched' if v['max_form_matched'] else 'did not match'}), the sum-form predicted "
-                  f"{v['predicted_winner_sum']} ({'matched' if v['sum_form_matched'] else 'did not match'}).")
-    stem = save(plot_measured_constants(cal["layers"], columns=columns), "measured_constants")
+    model = s["config"].get("model", "cnn")
+    rep.blocks.extend(_torch_text(torch_data, torch_results))
+    stem = save(plot_measured_constants(torch_data["calibration"]["layers"], columns=columns), "measured_constants")
     rep.figure(stem, f"Measured layer-wise smoothness estimates of the model ({model}) along full-Muon training "
                      "(spectral norm, dual nuclear).")
     stem = save(plot_accuracy_vs_time(torch_data["runs"], columns=columns), "accuracy_vs_time")

@@ -97,11 +97,13 @@ def styled(fn):
     return wrapper
 
 
-def new_figure(columns: int = 1, aspect: float = 0.75, *, nrows: int = 1, ncols: int = 1, **subplot_kw):
+def new_figure(columns: int = 1, aspect: float = 0.75, *, nrows: int = 1, ncols: int = 1, gridspec_kw=None,
+               **subplot_kw):
     """``(fig, axes)``: a :class:`~matplotlib.figure.Figure` ``COLUMN_WIDTH_IN[columns]`` wide and
-    ``aspect`` times as high, with an ``nrows × ncols`` grid of axes (an array unless 1 × 1),
-    built in the paper style. Plot functions call it inside :func:`paper_style` (use
-    :func:`styled`), so that what they draw is styled too.
+    ``aspect`` times as high, with an ``nrows × ncols`` grid of axes (an array unless 1 × 1;
+    ``gridspec_kw``, e.g. ``{"height_ratios": [...]}``, shapes the grid), built in the paper
+    style. Plot functions call it inside :func:`paper_style` (use :func:`styled`), so that what
+    they draw is styled too.
 
     >>> fig, ax = new_figure(1)
     >>> [round(float(v), 2) for v in fig.get_size_inches()]
@@ -114,7 +116,7 @@ def new_figure(columns: int = 1, aspect: float = 0.75, *, nrows: int = 1, ncols:
     w = COLUMN_WIDTH_IN[columns]
     with paper_style():
         fig = Figure(figsize=(w, w * aspect), layout="constrained")
-        axes = fig.subplots(nrows, ncols, squeeze=True, subplot_kw=subplot_kw or None)
+        axes = fig.subplots(nrows, ncols, squeeze=True, subplot_kw=subplot_kw or None, gridspec_kw=gridspec_kw)
     return fig, axes
 
 

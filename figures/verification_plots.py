@@ -124,7 +124,9 @@ def plot_verification(records, columns: int = 1) -> Figure:
     drawn on log axes: the annotation reports how many were dropped. Colour and marker shape mark
     the theorem, stars the tight instances (observed/bound ≥ 0.99 by design), red rings checks that
     failed; a Monte Carlo estimate carries its confidence interval as a horizontal bar.
-    The data are :func:`verification_points`.
+    The data are :func:`verification_points`. At one column the legend sits in the triangle under
+    ``y = x`` (only a violation can be there) when it fits, else under the axes (the figure grows
+    by its height); at page width beside the axes.
     """
     d = verification_points(records)
     pts = d["points"]
@@ -164,8 +166,10 @@ def plot_verification(records, columns: int = 1) -> Figure:
         # narrower than the markers, which the legend says rather than leaving them unseen
         width = max(max(p["observed"] - p["interval"][0], p["interval"][1] - p["observed"]) / p["observed"]
                     for p in mc)
+        # (two lines at one column: the legend must fit under the diagonal, see below)
         handles.append(Line2D([], [], color="0.2", lw=0.8, marker="|", ms=3.0, mew=0.8,
-                              label=f"open: Monte Carlo, {level}CI ≤ ±{100 * width:.2g}%"))
+                              label=f"open: Monte Carlo,{chr(10) if columns == 1 else ' '}{level}CI ≤ "
+                                    f"±{100 * width:.2g}%"))
     tight = [p for p in pts if p["kind"] == "tight"]
     if tight:
         colours = [style[p["theorem"]][0] for p in tight]
@@ -179,6 +183,13 @@ def plot_verification(records, columns: int = 1) -> Figure:
                    facecolors="none", edgecolors=_VIOLATION, linewidths=1.2, zorder=5, gid="violated")
         handles.append(Line2D([], [], ls="none", marker="o", ms=7, mfc="none", mec=_VIOLATION, mew=1.2,
                               label=f"violated ({len(failed)})"))
+    near = [p for p in pts if p["status"] == "within-tolerance"]
+    if near:  # not shown to hold, any violation below 2%: a dashed ring in the violation colour
+        ax.scatter([p["observed"] for p in near], [p["bound"] for p in near], s=70, marker="o",
+                   facecolors="none", edgecolors=_VIOLATION, linewidths=1.0, linestyle="--", zorder=5,
+                   gid="within-tolerance")
+        handles.append(Line2D([], [], ls="none", marker="o", ms=7, mfc="none", mec=_VIOLATION, mew=1.0,
+                              label=f"within tolerance ({len(near)})"))
     unsure = [p for p in pts if p["status"] == "inconclusive"]
     if unsure:
         ax.scatter([p["observed"] for p in unsure], [p["bound"] for p in unsure], s=70, marker="o",
@@ -200,7 +211,19 @@ def plot_verification(records, columns: int = 1) -> Figure:
     ax.set_ylabel("bound")
     ax.set_aspect("equal")
     if columns == 1:
-        ax.legend(handles=handles, loc="lower right", handletextpad=0.3, borderaxespad=0.3, labelspacing=0.3)
+        # in the empty triangle under y = x (a point there is a violation), if it fits: the line
+        # must not run through the legend; else (many entries: violations, more theorems) below
+        leg = ax.legend(handles=handles, loc="lower right", handletextpad=0.3, borderaxespad=0.2,
+                        labelspacing=0.2, handlelength=1.3, fontsize=6.5)
+        fig.draw_without_rendering()  # the layout and the legend's size
+        (x0, _), (_, y1) = ax.transAxes.inverted().transform(leg.get_window_extent().get_points())
+        if y1 > x0 - 0.01:  # its upper-left corner is above the diagonal y = x
+            leg.remove()
+            leg = ax.legend(handles=handles, loc="upper center", bbox_to_anchor=(0.5, -0.16), ncols=2,
+                            handletextpad=0.3, borderaxespad=0.0, labelspacing=0.2, columnspacing=1.0,
+                            handlelength=1.3, fontsize=6)
+            # the figure grows by the legend's height, so that the axes keep their size
+            fig.set_figheight(fig.get_figheight() + leg.get_window_extent().height / fig.dpi + 0.2)
     else:
         ax.legend(handles=handles, loc="center left", bbox_to_anchor=(1.02, 0.5), handletextpad=0.3,
                   borderaxespad=0.3, labelspacing=0.3)
@@ -302,11 +325,11 @@ def plot_inexact_lmo(coupling: dict, columns: int = 2) -> Figure:
     """Two panels from a :func:`dropmuon.verification.coupling.coupling_table` dict (data:
     :func:`inexact_lmo_curves`).
 
-    Left: the worst-case ``δ`` of Newton–Schulz versus its number of steps, one colour per preset
+    (a): the worst-case ``δ`` of Newton–Schulz versus its number of steps, one colour per preset
     and one line style per condition number ``κ`` (log y; δ = 0 at rounding level is dropped).
-    Right: the step size versus ``δ``: the bound's tuned ``η*(δ)`` (noiseless) with the prediction
+    (b): the step size versus ``δ``: the bound's tuned ``η*(δ)`` (noiseless) with the prediction
     ``η*(0)/(1+δ)`` (dotted), and the empirically best ``η`` for the overshooting and the shrinking
-    perturbation of the LMO. ``columns=1`` stacks the two panels.
+    perturbation of the LMO. Side by side at ``columns=2``; ``columns=1`` stacks them ((a) on top).
     """
     d = inexact_lmo_curves(coupling)
     # side by side on the page width; stacked at one column, where side by side leaves no room
@@ -337,6 +360,8 @@ def plot_inexact_lmo(coupling: dict, columns: int = 2) -> Figure:
                 ha="right", va="bottom", fontsize=5.5, gid="rounding-note")
     ax.set_xlabel("Newton–Schulz steps")
     ax.set_ylabel(r"worst-case $\delta$")
+    # panel letters, which the report's caption uses (left/right at page width, stacked at one column)
+    ax.set_title(r"(a) worst-case $\delta$ of Newton–Schulz", fontsize="small")
     h1 = [Line2D([], [], color=pcol[p], lw=1.2, label=p) for p in presets]
     h2 = [Line2D([], [], color="black", lw=1.0, ls=_KAPPA_STYLES[j % len(_KAPPA_STYLES)],
                  label=rf"$\kappa = {k:g}$") for j, k in enumerate(kappas)]
@@ -370,6 +395,7 @@ def plot_inexact_lmo(coupling: dict, columns: int = 2) -> Figure:
                 label=r"best $\eta(0)/(1\pm\delta)$", gid="shrink-reference")
     bx.set_xlabel(r"$\delta$")
     bx.set_ylabel(r"step size $\eta$")
+    bx.set_title(r"(b) best step size versus $\delta$", fontsize="small")
     bx.legend(loc="upper left", borderaxespad=0.3, labelspacing=0.25)
     bx.text(0.97, 0.36, "bound: tuned for the worst case\n"
             "overshoot (worst): best $\\eta \\propto 1/(1+\\delta)$,\nas predicted\n"

@@ -89,6 +89,17 @@ def test_plot_verification_scatters_observed_against_bound(records, saved_ok, la
     saved_ok(save_figure(fig, tmp_path / "verification"))
 
 
+def test_within_tolerance_and_inconclusive_checks_get_their_own_rings(records):
+    extra = [dict(records[0], name="near", status="within-tolerance", holds=False, observed=1.01, bound=1.0),
+             dict(records[0], name="unsure", status="inconclusive", holds=False, observed=0.9, bound=1.0)]
+    fig = plot_verification(records + extra)
+    (near,) = _offsets(fig, "within-tolerance")
+    (unsure,) = _offsets(fig, "inconclusive")
+    assert near.tolist() == [[1.01, 1.0]] and unsure.tolist() == [[0.9, 1.0]]
+    legend = [t.get_text() for t in fig.axes[0].get_legend().get_texts()]
+    assert "within tolerance (1)" in legend and "inconclusive (1)" in legend and "violated (1)" in legend
+
+
 def test_plot_verification_without_failures_has_no_violation_marker(records):
     fig = plot_verification([r for r in records if r["holds"]], columns=2)
     assert _offsets(fig, "violated") == []
