@@ -384,3 +384,45 @@ def test_claims_kept_unchanged_are_marked_inherited_in_the_list_and_in_verify(ca
         assert all("tight instance inherited from SmoothDeterministic" in r["note"] for r in tight)
     finally:
         theorems.unregister("t1-renamed")
+
+
+def test_each_theorem_decides_from_its_object_which_runs_it_covers():
+    """The coverage table of the built-in theorems, derived by hand from their settings (docs/theory.md):
+    T1 sharp, T1′ radii η/π_i, T2 Gluon's radius — all deterministic, exact LMO, no momentum; T3
+    adds minibatch noise and momentum; T4 also an inexact (Newton–Schulz) direction."""
+    from dropmuon.theory import RunSettings
+
+    def run(**kw):
+        base = dict(full_batch=True, momentum=1.0, exact_lmo=True, step="constant-radius", full_sampling=False)
+        return RunSettings(**{**base, **kw})
+
+    runs = {
+        "sharp, deterministic": run(step="sharp"),
+        "radius, deterministic": run(),
+        "adaptive, deterministic": run(step="adaptive-radius"),
+        "radius, minibatch + momentum": run(full_batch=False, momentum=0.05),
+        "radius, minibatch + momentum + Newton-Schulz": run(full_batch=False, momentum=0.05, exact_lmo=False),
+        # Muon's common learning rate is the radius rule only when every layer is always updated
+        "Muon (common lr), full sampling": run(full_batch=False, momentum=0.05, exact_lmo=False, step="common-lr",
+                                               full_sampling=True),
+        "Muon (common lr), dropped layers": run(full_batch=False, momentum=0.05, exact_lmo=False, step="common-lr"),
+        "radius, epoch-shift": run(iid=False),
+    }
+    expected = {  # theorem -> the runs it covers
+        "smooth-deterministic": {"sharp, deterministic"},
+        "smooth-constant-radius": {"radius, deterministic"},
+        "l0l1-deterministic": {"adaptive, deterministic"},
+        "smooth-stochastic": {"radius, deterministic", "radius, minibatch + momentum"},
+        "inexact-constant-radius": {"radius, deterministic", "radius, minibatch + momentum",
+                                    "radius, minibatch + momentum + Newton-Schulz", "Muon (common lr), full sampling"},
+    }
+    for name, covered in expected.items():
+        got = {k for k, r in runs.items() if theorems[name].covers(r).applies}
+        assert got == covered, (name, got ^ covered)
+    why = theorems["smooth-stochastic"].covers(runs["Muon (common lr), dropped layers"]).reasons
+    assert why == ("assumes the exact LMO; the run's Newton-Schulz direction is inexact (delta > 0)",
+                   "steps with radii eta/pi_i; the run uses one learning rate for every layer")
+    with pytest.raises(ValueError, match="unknown step 'adam'"):
+        RunSettings(full_batch=True, momentum=1.0, exact_lmo=True, step="adam")
+    with pytest.raises(ValueError, match="momentum"):
+        RunSettings(full_batch=True, momentum=0.0, exact_lmo=True, step="sharp")

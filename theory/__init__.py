@@ -21,7 +21,8 @@ _LAZY = {
         "LayerwiseSmoothness",
         "StochasticGradients",
     ],
-    "bounds": ["Bound", "Statement", "Theorem", "TightInstance", "STEP_KINDS"],
+    "bounds": ["Bound", "Statement", "Theorem", "TightInstance", "RunSettings", "Coverage", "STEP_KINDS",
+               "RUN_STEPS"],
     "builtin_theorems": [
         "InexactConstantRadius",
         "L0L1Deterministic",

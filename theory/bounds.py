@@ -36,7 +36,10 @@ __all__ = [
     "Bound",
     "Theorem",
     "TightInstance",
+    "RunSettings",
+    "Coverage",
     "STEP_KINDS",
+    "RUN_STEPS",
     "ROUNDING_RTOL",
 ]
 
@@ -44,6 +47,63 @@ __all__ = [
 #: i.e. radius ``‖∇_i f‖_*/L_i``), ``constant-radius`` (``t_i = η/π_i``, with momentum ``β`` when
 #: the theorem has that parameter) and ``adaptive-radius`` (Gluon's ``‖g_i‖_*/(L0_i + L1_i‖g_i‖_*)``)
 STEP_KINDS = ("sharp", "constant-radius", "adaptive-radius")
+#: how a run steps: the theorems' step kinds, plus ``common-lr``, Muon's one learning rate for
+#: every sampled layer (radius ``η`` whatever ``π_i``: the constant-radius rule ``η/π_i`` only
+#: when every ``π_i = 1``)
+RUN_STEPS = STEP_KINDS + ("common-lr",)
+_STEP_TEXT = {"sharp": "sharp steps 1/L_i", "constant-radius": "radii eta/pi_i",
+              "adaptive-radius": "Gluon's adaptive radius", "common-lr": "one learning rate for every layer"}
+
+
+@dataclass(frozen=True)
+class RunSettings:
+    """What a run of Drop-Muon does, in the terms the theorems' settings are stated in.
+
+    ``full_batch``: every step uses the exact gradient (``False``: minibatch gradients, A3);
+    ``momentum``: ``β``, the weight on the new gradient (1: none; PyTorch's ``momentum = μ`` is
+    ``β = 1 − μ``); ``exact_lmo``: the direction is the exact polar factor (``False``: Newton–Schulz,
+    inexact with some ``δ > 0``); ``step``: one of :data:`RUN_STEPS`; ``full_sampling``: every
+    layer every step (``π ≡ 1``); ``iid``: the sampled sets are i.i.d. over the steps (A4; an
+    epoch-shift schedule is not).
+
+    >>> muon = RunSettings(full_batch=False, momentum=0.05, exact_lmo=False, step="common-lr")
+    >>> muon.step, muon.full_sampling
+    ('common-lr', True)
+    """
+
+    full_batch: bool
+    momentum: float
+    exact_lmo: bool
+    step: str
+    full_sampling: bool = True
+    iid: bool = True
+
+    def __post_init__(self):
+        for name in ("full_batch", "exact_lmo", "full_sampling", "iid"):
+            if not isinstance(getattr(self, name), (bool, np.bool_)):
+                raise ValueError(f"{name} must be True or False; got {name} = {getattr(self, name)!r}")
+        object.__setattr__(self, "momentum", check_scalar("momentum", self.momentum, "probability"))
+        if self.step not in RUN_STEPS:
+            raise ValueError(f"unknown step {self.step!r}; choose one of: {', '.join(RUN_STEPS)}")
+
+    @property
+    def effective_step(self) -> str:
+        """The step kind the run has: Muon's common rate is the constant-radius rule under full
+        sampling (``η/π_i = η``)."""
+        return "constant-radius" if self.step == "common-lr" and self.full_sampling else self.step
+
+
+@dataclass(frozen=True)
+class Coverage:
+    """Whether a theorem covers a run (``applies``), and every reason it does not (``reasons``,
+    empty when it applies)."""
+
+    theorem: str
+    applies: bool
+    reasons: tuple[str, ...] = ()
+
+    def __str__(self) -> str:
+        return "covers this run" if self.applies else "does not cover this run: " + "; ".join(self.reasons)
 
 # the theorem objects, importable from here for compatibility (module -> names)
 _THEOREM_MODULES = {
@@ -336,6 +396,40 @@ class Theorem:
     def assumptions_for(self, **constants) -> tuple:
         """The assumption objects this theorem needs, built with the given constants."""
         raise NotImplementedError
+
+    def covers(self, run: RunSettings) -> Coverage:
+        """Whether this theorem's setting covers ``run``, read from the object (its exact
+        gradients, exact LMO, momentum parameter, step kind, full updates only; i.i.d. sampling
+        for every theorem here). A theorem that does not cover a run may still be evaluated for
+        it, labelled so.
+
+        >>> from dropmuon.theory import smooth_deterministic as T1, smooth_stochastic as T3
+        >>> muon = RunSettings(full_batch=False, momentum=0.05, exact_lmo=True, step="common-lr")
+        >>> T3.covers(muon).applies
+        True
+        >>> print(T1.covers(muon))
+        does not cover this run: assumes exact (full-batch) gradients; the run uses minibatch gradients; \
+has no momentum; the run uses beta = 0.05 (PyTorch momentum 0.95); steps with sharp steps 1/L_i; the run uses \
+radii eta/pi_i
+        """
+        if not isinstance(run, RunSettings):
+            raise ValueError(f"run must be a RunSettings; got {run!r}")
+        why = []
+        if not run.iid:
+            why.append("assumes i.i.d. layer sampling (A4); the run's schedule changes over time")
+        if self.exact_gradients and not run.full_batch:
+            why.append("assumes exact (full-batch) gradients; the run uses minibatch gradients")
+        if run.momentum < 1 and "beta" not in self.parameters:
+            why.append(f"has no momentum; the run uses beta = {run.momentum:g} (PyTorch momentum "
+                       f"{1 - run.momentum:g})")
+        if self.exact_lmo and not run.exact_lmo:
+            why.append("assumes the exact LMO; the run's Newton-Schulz direction is inexact (delta > 0)")
+        if run.effective_step != self.step_kind:
+            why.append(f"steps with {_STEP_TEXT.get(self.step_kind, self.step_kind)}; the run uses "
+                       f"{_STEP_TEXT[run.effective_step]}")
+        if self.full_sampling_only and not run.full_sampling:
+            why.append("covers full updates only (pi = 1)")
+        return Coverage(self.name, not why, tuple(why))
 
     def needs_lipschitz(self, *, stochastic: bool, momentum: bool) -> bool:
         """Whether the proof needs A1 in Lipschitz (separable) form rather than the descent form,

@@ -15,7 +15,7 @@ from dataclasses import asdict, dataclass, replace
 
 import numpy as np
 
-from dropmuon.theory import STEP_KINDS, get_theorem
+from dropmuon.theory import STEP_KINDS, RunSettings, get_theorem
 from dropmuon.theory._validation import check_scalar
 
 from .dropmuon import (
@@ -194,17 +194,18 @@ def applicability(theorem, problem: Problem, *, lmo: LMO = EXACT_LMO, beta=None,
             continue
         if getattr(c, n, None) is None:
             return f"theorem {thm.name} needs constants {n} but problem {problem.name!r} certifies none"
-    if thm.exact_lmo and lmo.kind != "exact":
-        return f"{thm.name} assumes the exact LMO; a theorem with an inexact LMO is needed for lmo={lmo.kind!r}"
-    if thm.exact_gradients and stochastic:
-        return f"{thm.name} assumes exact gradients; problem {problem.name!r} is stochastic"
-    if momentum and "beta" not in thm.parameters:
-        return f"{thm.name} has no momentum parameter; got beta = {beta}"
+    full = pi is None or bool(np.all(np.asarray(pi) >= 1))
+    # the check runs the theorem's own step rule; the rest of the setting is the problem's and the options'
+    run = RunSettings(full_batch=not stochastic, momentum=1.0 if beta is None else beta, exact_lmo=lmo.kind == "exact",
+                      step=thm.step_kind if thm.step_kind in STEP_KINDS else "sharp", full_sampling=full)
+    cov = thm.covers(run)
+    if not cov.applies:
+        where = f" (problem {problem.name!r}, lmo={lmo.kind!r}" + ("" if full else
+                                                                   f", pi = {np.round(np.asarray(pi), 3).tolist()}")
+        return f"{thm.name} {cov.reasons[0]}{where})"
     if thm.needs_lipschitz(stochastic=stochastic, momentum=momentum) and not c.lipschitz:
         return (f"{thm.name} with noise or momentum needs A1 in Lipschitz (separable) form; "
                 f"problem {problem.name!r} certifies only the descent form")
-    if thm.full_sampling_only and pi is not None and np.any(np.asarray(pi) < 1):
-        return f"{thm.name} covers full updates only (pi = 1); got pi = {np.round(np.asarray(pi), 3).tolist()}"
     return None
 
 
