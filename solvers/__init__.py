@@ -11,7 +11,7 @@ methods that are cross-checked in the tests: closed forms, an exact LP (HiGHS), 
 [0.2, 0.8, 0.0, 0.0]
 """
 
-from ._problem import FAMILIES, METHODS, OBJECTIVES
+from ._problem import FAMILIES, MAX_STARTS, METHODS, OBJECTIVES
 from .optimal import (
     FULL_OPTIMAL_RTOL,
     STATUSES,
@@ -31,4 +31,5 @@ __all__ = [
     "OBJECTIVES",
     "METHODS",
     "FULL_OPTIMAL_RTOL",
+    "MAX_STARTS",
 ]

@@ -20,7 +20,7 @@ import numpy as np
 
 from dropmuon.theory import RPT, CompactSubsets, Independent
 
-from ._problem import Problem, linear_independent_costs
+from ._problem import Problem, cost_unit, linear_independent_costs, unit_lowest_costs, unit_per_layer, unit_rpt_costs
 
 __all__ = ["max_rpt", "max_independent", "max_subsets", "sum_independent_linear", "PI_TINY"]
 
@@ -30,6 +30,16 @@ PI_TINY = float(np.finfo(float).tiny)
 
 _NO_CERTIFICATE = {k: None for k in ("primal_infeasibility", "dual_infeasibility", "stationarity",
                                       "complementarity", "duality_gap")}
+
+
+def _rpt(p: np.ndarray, pi: np.ndarray) -> RPT:
+    """An :class:`RPT` from start probabilities and inclusion probabilities both already known
+    (``π_i = Σ_{s≤i} p_s``): no second running sum at b = 10^6."""
+    return RPT._trusted(p, inclusion=pi)
+
+
+def _absmax(x: np.ndarray) -> float:
+    return max(float(x.max(initial=0.0)), -float(x.min(initial=0.0)))
 
 
 def _rel(x: float, scale: float) -> float:
@@ -47,41 +57,101 @@ def max_rpt(problem: Problem, certify: bool = True):
     """``π_i = M_i/L_max``, ``p_1 = L_1/L_max``, ``p_i = (M_i − M_{i−1})/L_max``.
 
     Certificate: the LP ``min Σ_i d_i y_i`` s.t. ``y_i ≥ L_i``, ``y_i ≥ y_{i−1}`` (``y_0 = 0``),
-    ``d_i = C_i − C_{i+1} ≥ 0`` (``C_s`` = cost of starting at ``s``), has the primal solution
-    ``y = M`` and the dual ``α_i`` (for ``y_i ≥ L_i``), ``β_i`` (for ``y_i ≥ y_{i−1}``) built
-    backwards from ``β_{b+1} = 0``: at records (``L_i > M_{i−1}``, or ties ``L_i = M_i``)
-    ``β_i = 0, α_i = d_i + β_{i+1}``; elsewhere ``α_i = 0, β_i = d_i + β_{i+1}``.
+    ``d_i = C_i − C_{i+1} ≥ 0`` (``C_s`` = cost of starting at ``s``, ``C_{b+1} = 0``), has the
+    primal solution ``y = M`` and the dual ``α_i`` (for ``y_i ≥ L_i``), ``β_i`` (for
+    ``y_i ≥ y_{i−1}``) built backwards from ``β_{b+1} = 0``: at tight rows (``L_i = M_i``: records
+    and ties) ``β_i = 0, α_i = d_i + β_{i+1}``; elsewhere ``α_i = 0, β_i = d_i + β_{i+1}``. Since
+    ``Σ_{j≥i} d_j = C_i``, that is ``β_i = C_i − C_{n(i)}`` and ``α_i = C_i − C_{n(i+1)}`` with
+    ``n(i)`` the first tight row ``≥ i`` (``C_{n(i)} = 0`` if none); ``C`` is non-increasing, so
+    ``C_{n(i)}`` is the running maximum, from the right, of ``C`` on the tight rows (0 elsewhere).
+    The residuals are then computed from these ``α, β`` as in any LP.
     """
-    L = problem.L / float(np.max(problem.L))
-    M = np.maximum.accumulate(L)
-    Lmax = 1.0
-    p = np.diff(np.maximum(M, PI_TINY), prepend=0.0)
+    M = np.maximum.accumulate(problem.L)
+    Lmax = float(M[-1])
+    # π_i = M_i/L_max, in place; division by L_max > 0 is monotone and correctly rounded, so this
+    # is the running maximum of L/L_max bit for bit
+    np.divide(M, Lmax, out=M)
+    head = 0
+    if M[0] < PI_TINY:  # π is non-decreasing: only a head of it can underflow
+        head = int(np.searchsorted(M, PI_TINY))
+        y_head = M[:head].copy()
+        M[:head] = PI_TINY
+    p = np.empty_like(M)
+    p[0] = M[0]
+    np.subtract(M[1:], M[:-1], out=p[1:])
     msg = "closed form: p_i = (M_i - M_{i-1})/L_max with M_i = max_{j<=i} L_j"
+    dist = _rpt(p, M)
     if not certify:
-        return RPT._trusted(p), dict(_NO_CERTIFICATE), msg
-    C = problem.model.rpt_costs()
-    C = C / C[0]  # C_1: a full step's cost
-    d = C - np.concatenate([C[1:], [0.0]])
-    tight = L >= M  # y_i = L_i is tight (records and ties)
-    # D_i = Σ_{j≥i} d_j; β_i = D_i − D_{next tight ≥ i}, α at tight i = D_i − D_{next tight > i}
-    D = np.concatenate([np.cumsum(d[::-1])[::-1], [0.0]])
-    nxt = _next_record(tight)  # first tight index ≥ i
-    b = L.size
-    beta = np.where(tight, 0.0, D[:b] - D[nxt])
-    nxt_after = np.concatenate([nxt[1:], [b]])
-    alpha = np.where(tight, D[:b] - D[nxt_after], 0.0)
+        return dist, dict(_NO_CERTIFICATE), msg
     y = M
-    obj = float(d @ y)
-    prev = np.concatenate([[0.0], y[:-1]])
-    beta_next = np.concatenate([beta[1:], [0.0]])
-    residuals = {
-        "primal_infeasibility": _rel(max(np.max(L - y), np.max(prev - y), 0.0), Lmax),
-        "dual_infeasibility": _rel(max(-alpha.min(), -beta.min(), 0.0), np.max(np.abs(d))),
-        "stationarity": _rel(np.max(np.abs(d - alpha - beta + beta_next)), np.max(np.abs(d))),
-        "complementarity": _rel(max(np.max(np.abs(alpha * (y - L))), np.max(np.abs(beta * (y - prev)))), obj),
-        "duality_gap": _rel(abs(obj - float(alpha @ L)), obj),
+    if head:  # the certificate is for y = M itself, unclamped
+        y = M.copy()
+        y[:head] = y_head
+    return dist, _rpt_certificate(problem, y, Lmax), msg
+
+
+# layers per chunk of the max-form RPT certificate: 2^17 doubles (1 MiB) per temporary keep its
+# dozen temporaries in cache, where b-long ones cost more in allocation and page faults than in
+# arithmetic (at b = 10^6 each about a fifth of the running maximum; measured: chunks of 2^14,
+# 2^16, 2^17, 2^18 → 2.8, 2.2, 1.95, 5.3 running-maximum passes for the whole certificate)
+CERT_CHUNK = 1 << 17
+
+
+def _rpt_certificate(problem: Problem, y: np.ndarray, Lmax: float) -> dict:
+    """The residuals of :func:`max_rpt`'s certificate at ``y = M/L_max``, in units ``L_max = 1``
+    and ``C_1 = 1``, in one sweep over chunks of layers from the last to the first: going
+    backwards, ``C_{n(i)}`` (C at the first tight row ≥ i) is the carry from the chunks already
+    seen, so every quantity is computed once, elementwise in ``i`` and ``i ± 1``, and the chunks'
+    maxima, minima and sums combine to those of whole arrays."""
+    b = y.size
+    with np.errstate(over="ignore"):  # a full step beyond 1.8e308: then C in cost_unit
+        finite = math.isfinite(float(problem.model.full_cost))
+    C0 = problem.rpt_costs() if finite else unit_rpt_costs(problem.model, cost_unit(problem.model))
+    c1 = float(C0[0])
+    L = problem.L
+    carry = 0.0  # C_{n(hi)}: C at the first tight row ≥ hi (0 past the last layer)
+    beta_hi = 0.0  # β_hi (β_b = 0)
+    primal = dmax = rmax = cmax = obj = gap_terms = comp_T = 0.0
+    alpha_min = beta_min = dy_min = np.inf
+    hi = b
+    while hi > 0:
+        lo = max(0, hi - CERT_CHUNK)
+        yc = y[lo:hi]
+        Ln = L[lo:hi] / Lmax
+        t = np.flatnonzero(Ln >= yc)  # tight rows y_i = L_i (records and ties, in these units)
+        Cc = C0[lo:hi] / c1
+        vals = np.append(Cc[t], carry)  # C_{n(i)} on each segment between tight rows
+        alpha = vals[:-1] - vals[1:]  # α_t = C_t − C_{n(t+1)}
+        beta = Cc - np.repeat(vals, np.diff(np.concatenate([[-1], t, [hi - lo - 1]])))  # 0 on tight rows
+        d = np.empty(hi - lo)  # d_i = C_i − C_{i+1}
+        np.subtract(Cc[:-1], Cc[1:], out=d[:-1])
+        d[-1] = Cc[-1] - (C0[hi] / c1 if hi < b else 0.0)
+        r = d - beta  # stationarity d_i − α_i − β_i + β_{i+1}
+        r[:-1] += beta[1:]
+        r[-1] += beta_hi
+        r[t] -= alpha
+        dy = np.empty(hi - lo)  # y_i − y_{i−1}
+        dy[0] = yc[0] - (y[lo - 1] if lo else 0.0)
+        np.subtract(yc[1:], yc[:-1], out=dy[1:])
+        LT = Ln[t]
+        primal = max(primal, float(np.max(np.subtract(Ln, yc, out=Ln))))
+        obj += float(d @ yc)
+        gap_terms += float(alpha @ LT)
+        dmax = max(dmax, _absmax(d))
+        rmax = max(rmax, _absmax(r))
+        alpha_min = min(alpha_min, float(alpha.min(initial=np.inf)))
+        beta_min = min(beta_min, float(beta.min()))
+        dy_min = min(dy_min, float(dy.min()))
+        cmax = max(cmax, _absmax(np.multiply(beta, dy, out=dy)))
+        comp_T = max(comp_T, _absmax(alpha * (yc[t] - LT)))
+        carry, beta_hi, hi = vals[0], float(beta[0]), lo
+    return {
+        "primal_infeasibility": _rel(max(primal, -dy_min, 0.0), 1.0),
+        "dual_infeasibility": _rel(max(-min(alpha_min, 0.0), -beta_min, 0.0), dmax),
+        "stationarity": _rel(rmax, dmax),
+        "complementarity": _rel(max(comp_T, cmax), obj),
+        "duality_gap": _rel(abs(obj - gap_terms), obj),
     }
-    return RPT._trusted(p), residuals, msg
 
 
 def max_independent(problem: Problem, certify: bool = True):
@@ -96,7 +166,7 @@ def max_independent(problem: Problem, certify: bool = True):
     if not certify:
         return Independent(pi), dict(_NO_CERTIFICATE), "closed form: pi_i = L_i / L_max"
     m = problem.model
-    cs = m.full_cost
+    cs = cost_unit(m)
     # P0, P1: probabilities that no / exactly one layer below j is sampled (running recursion)
     p0, p1, deriv = 1.0, 0.0, m.forward / cs
     for a_j, y in zip((m.activation / cs).tolist(), pi.tolist()):
@@ -135,7 +205,8 @@ def max_subsets(problem: Problem, certify: bool = True):
     # θ_j = L_j/M_{j−1}, from the unnormalised constants (M_{j−1} ≥ L_1 > 0 for j ≥ 2, and the
     # ratio is representable even where L/L_max underflows)
     Mraw = np.maximum.accumulate(problem.L)
-    np.divide(problem.L[1:], Mraw[:-1], out=theta[1:])
+    with np.errstate(over="ignore"):  # L_j/M_{j−1} beyond 1.8e308 is inf, clipped to 1 below
+        np.divide(problem.L[1:], Mraw[:-1], out=theta[1:])
     # π_j = θ_j P_j ≥ PI_TINY where L_j/L_max underflows (P_j = Σ_{s<j} ρ_s ≥ ρ_1 ≥ PI_TINY)
     Pj = np.cumsum(rho)[:-1]
     np.maximum(theta[1:], PI_TINY / Pj, out=theta[1:])
@@ -147,9 +218,9 @@ def max_subsets(problem: Problem, certify: bool = True):
     # dual certificate (rho, theta are now read-only inside dist), in units of a full step's cost
     rho = M - Mprev
     x = np.minimum(L, Mprev)
-    cs = m.full_cost
-    v = m.per_layer / cs
-    c = m.lowest_costs() / cs
+    cs = cost_unit(m)
+    v = unit_per_layer(m, cs)
+    c = unit_lowest_costs(m, cs)
     F = m.forward / cs
     A = c - F - v  # A_s = Σ_{j>s} a_j
     records = L > Mprev

@@ -72,7 +72,7 @@ def solve_max_lp(problem: Problem, form: Formulation):
             f"method 'lp' needs L_i/L_max >= {_MIN_RATIO:g}; L_{i + 1}/L_max = {_ratio_text(problem.L, i)} "
             "(use the closed form, method 'auto')"
         )
-    cost = form.cost / problem.model.full_cost
+    cost = form.cost  # in units of form.unit (a full step's cost where that is finite)
     blocks = [-sps.diags(1.0 / Lh) @ form.Y]
     rhs = [-np.ones(Lh.size)]
     if form.G is not None:
@@ -91,4 +91,4 @@ def solve_max_lp(problem: Problem, form: Formulation):
     dist = form.decode(res.x)
     n_nz = A_ub.nnz + (A_eq.nnz if A_eq is not None else 0)
     msg = f"HiGHS LP: {form.nvar} variables, {A_ub.shape[0] + (0 if A_eq is None else A_eq.shape[0])} rows, {n_nz} non-zeros; {res.message}"
-    return dist, resid, msg, float(res.fun) * float(np.max(problem.L)) * problem.model.full_cost
+    return dist, resid, msg, float(res.fun) * float(np.max(problem.L)) * form.unit

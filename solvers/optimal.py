@@ -18,10 +18,12 @@ from dropmuon.theory import RPT, CompactSubsets, Independent, SubsetDistribution
 from . import closed_form, convex, lp, numeric
 from ._problem import (
     FAMILIES,
+    MAX_STARTS,
     METHODS,
     Problem,
     _check_choice,
     check_minimiser_exists,
+    check_starts,
     formulation,
     linear_independent_costs,
     make_problem,
@@ -36,6 +38,7 @@ __all__ = [
     "STATUSES",
     "FULL_OPTIMAL_RTOL",
     "MAX_SETS_LISTED",
+    "MAX_STARTS",
 ]
 
 #: the fixed set of statuses a result can have. ``optimal``: a verified optimum — a closed form
@@ -281,25 +284,39 @@ def _canonical_independent(problem: Problem, dist: Independent) -> Independent:
     return dist
 
 
-def _reference_costs(problem: Problem) -> tuple[float, float]:
-    """Total costs of full updates (``π = 1``) and uniform index sampling (RPT with
-    ``p_s = 1/b``: ``π_i = i/b``, ``E cost = mean_s C_s``), vectorised: one evaluation of the
-    generated ``K`` for both rows instead of two distribution objects and two theorem calls."""
+def _uniform_chunk(lo: int, hi: int, b: int) -> np.ndarray:
+    """``π_i = i/b`` for the layers ``lo+1..hi`` (one array, divided in place)."""
+    u = np.arange(lo + 1.0, hi + 1.0)
+    u /= b
+    return u
+
+
+def _evaluate_with_references(problem: Problem, dist):
+    """``(K, E cost, TC)`` of ``dist`` and the total costs of full updates (``π = 1``) and of
+    uniform index sampling (RPT with ``p_s = 1/b``: ``π_i = i/b``, ``E cost = mean_s C_s``): the
+    three ``K`` from one sweep of the generated function over the layers (π = 1 as one broadcast
+    entry; π_i = i/b generated chunk by chunk, bit for bit the entries of ``arange(1, b+1)/b``),
+    instead of two distribution objects and two theorem calls."""
     b = problem.nlayers
-    pis = np.ones((2, b))
-    pis[1] = np.arange(1, b + 1) / b
-    K = problem.iterations_many(pis)
+    K, K_full, K_unif = problem.iterations(dist.inclusion, lambda lo, hi: _ONE,
+                                           lambda lo, hi: _uniform_chunk(lo, hi, b),
+                                           nondecreasing=isinstance(dist, RPT))
+    _, ec, tc = problem.evaluate(dist, K=K)
     m = problem.model
-    C = m.rpt_costs()
     with np.errstate(over="ignore"):  # a reference beyond 1.8e308 is inf (speed-up inf), not an error
-        return float(K[0] * m.full_cost), float(K[1] * C.mean())
+        return K, ec, tc, K_full * float(m.full_cost), K_unif * problem.mean_rpt_cost()
+
+
+_ONE = np.ones(1)
+_ONE.flags.writeable = False
 
 
 def _check_finite(problem: Problem, family: str, used: str, dist, K: float, ec: float, tc: float) -> None:
     """``ValueError`` for a result no status can describe: a probability that must be positive
     is 0, or ``K``, the expected cost or the total cost is not a finite number."""
     pi = np.asarray(dist.inclusion, dtype=float)
-    if not np.all(pi > 0):
+    # a finite K implies π > 0 (Problem.iterations returns inf otherwise): scan π only if not
+    if not math.isfinite(K) and not float(pi.min()) > 0:
         i = int(np.argmin(pi))
         ratio = ""
         if problem.L is not None:
@@ -364,6 +381,8 @@ def optimal_sampling(
         the sum- and l0l1-form a log-probability method with exact gradients — the default where
         activation costs ``a_j > 0``, ``j ≥ 2``, make the expected cost non-linear) or
         ``"grid"`` (brute force, ``b ≤ 3``).
+    seed, starts : seed and number of starts of the multi-start methods (``scipy``, ``theorem=``):
+        an integer and ``1 ≤ starts ≤`` :data:`MAX_STARTS`.
     certify : compute the closed forms' optimality certificates (``residuals``); ``False``
         skips them (``None``) for speed at very large ``b``.
     theorem : any registered theorem (name or object): minimise ``K(π)·E cost`` with that
@@ -383,6 +402,9 @@ def optimal_sampling(
     >>> r.start_probs.tolist(), r.full_is_optimal, round(r.speedup_vs_full, 4)
     ([0.2, 0.8, 0.0, 0.0], False, 1.25)
     """
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)):
+        raise ValueError(f"seed must be an integer; got seed = {seed!r}")
+    starts = check_starts(starts)
     if theorem is not None:
         from .theorem_objective import optimal_for_theorem
 
@@ -400,10 +422,6 @@ def optimal_sampling(
     problem = make_problem(L, costs, objective, forward_cost=forward_cost, L0=L0, L1=L1,
                            Delta0=Delta0, epsilon=epsilon)
     b = problem.nlayers
-    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)):
-        raise ValueError(f"seed must be an integer; got seed = {seed!r}")
-    if isinstance(starts, bool) or not isinstance(starts, (int, np.integer)) or starts < 1:
-        raise ValueError(f"starts must be a positive integer; got starts = {starts!r}")
     if family == "fixed":
         if method != "auto":
             raise ValueError(f"family 'fixed' evaluates the given distribution; method {method!r} does not apply")
@@ -423,14 +441,13 @@ def optimal_sampling(
                 message += f"; polished: {snapped} near-boundary values snapped (better total cost)"
         if isinstance(dist, Independent):
             dist = _canonical_independent(problem, dist)
-    K, ec, tc = problem.evaluate(dist)
+    K, ec, tc, full_tc, unif_tc = _evaluate_with_references(problem, dist)
     if family != "fixed":  # a given distribution may leave a layer out (K = inf): that is its cost
         _check_finite(problem, family, used, dist, K, ec, tc)
         status, message = _verify(problem, family, used, dist, status, message, tc)
-    full_tc, unif_tc = _reference_costs(problem)
     start = lowest = include = sets = sprobs = None
     if isinstance(dist, RPT):
-        start = dist.start_probs.copy()
+        start = dist.start_probs  # read-only, like inclusion: shared with the distribution, not copied
     if isinstance(dist, (CompactSubsets, SubsetDistribution)):
         lowest, include, sets, sprobs = _subset_view(dist, b)
     unit = "iterations" if problem.scaled or problem.objective == "l0l1" else "units of 2*Delta0/eps^2"

@@ -21,9 +21,8 @@ import math
 import numpy as np
 
 from dropmuon.theory import RPT, Independent, get_theorem
-from dropmuon.theory._validation import check_positive_int
 
-from ._problem import cost_model
+from ._problem import check_starts, cost_model
 
 __all__ = ["optimal_for_theorem", "PI_FLOOR", "AGREEMENT_RTOL"]
 
@@ -94,7 +93,7 @@ def optimal_for_theorem(theorem, costs, *, family: str = "rpt", statement: str |
     if Delta0 is None or epsilon is None:
         raise ValueError(f"the objective of theorem {thm.name} needs Delta0 and epsilon (K(epsilon) is computed "
                          "from the theorem itself)")
-    starts = check_positive_int("starts", starts)
+    starts = check_starts(starts)
     model = cost_model(costs, forward_cost)
     b = model.nlayers
     consts = {k: v for k, v in (("L", L), ("L0", L0), ("L1", L1)) if v is not None}

@@ -219,6 +219,7 @@ class Bound:
 
 
 _DOUBLE_MAX = float(np.finfo(float).max)
+_TINY = float(np.finfo(float).tiny)
 
 
 def _mp_log10(x):
@@ -786,21 +787,32 @@ radii eta/pi_i
         cf = self._closed_form(fixed, v, st.name)
         if cf is None:
             raise ValueError(f"{self.name}: statement {st.name!r} has no closed-form K(eps) here")
-        return self._closed_form_value(("K", fixed, st.name), cf, v, eps)
+        return self._closed_form_value(("K", fixed, st.name), cf, v, eps, real=True)
 
-    def _closed_form_value(self, key, cf, v, eps) -> float:
+    def _closed_form_value(self, key, cf, v, eps, real: bool = False) -> float:
         """The closed-form ``K(ε)`` in double precision; where an intermediate product or
         quotient overflows or underflows (``ε²`` below 1e-308, ``Δ0·L`` above 1e308: constants
         anywhere in [1e-300, 1e300]) it is recomputed with mpmath, whose exponent range is
-        unbounded. A ``K`` beyond the largest double is a ``ValueError`` naming ``ε``."""
+        unbounded. A ``K`` beyond the largest double is a ``ValueError`` naming ``ε``; one below
+        the smallest is 0 (the target is met at once: ``K = 1`` after rounding up), or with
+        ``real`` (a real ``K`` for cost comparisons, where 0 would compare nothing) the same
+        ``ValueError``."""
         try:
             with np.errstate(over="ignore", under="ignore"):
                 x = self._value(key, cf, v, np.nan, {}, eps)
         except OverflowError:  # a Python float power (ε²) out of range
             x = math.inf
-        if math.isfinite(x):
+        if math.isfinite(x) and x > 0:
             return x
         exact = self._value_mpmath(cf, v, eps)
+        if exact is not None and 0 < exact < _TINY:  # ε so large that K(ε) underflows: met at once
+            if real:
+                raise ValueError(
+                    f"{self.name}: K(eps) at epsilon = {eps:g} is about 1e{float(_mp_log10(exact)):.0f} iterations, "
+                    "below the smallest double (the target is met at once); choose a smaller epsilon")
+            return 0.0
+        if exact is not None and 0 < exact < _DOUBLE_MAX and math.isfinite(x):
+            return float(exact)
         if exact is None or not exact < _DOUBLE_MAX:
             shown = "nan" if exact is None else f"{float(_mp_log10(exact)):.0f}"
             raise ValueError(

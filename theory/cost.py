@@ -52,7 +52,9 @@ class CostModel:
         w = check_layer_array("weight", self.weight, "nonnegative")
         u = check_layer_array("update", self.update, "nonnegative")
         check_same_length(activation=a, weight=w, update=u)
-        if self.forward + a.sum() + w.sum() + u.sum() <= 0:
+        with np.errstate(over="ignore"):  # a total beyond the largest double is inf, i.e. positive
+            total = self.forward + a.sum() + w.sum() + u.sum()
+        if total <= 0:
             raise ValueError("the cost model is identically zero; give some positive cost")
         object.__setattr__(self, "activation", a)
         object.__setattr__(self, "weight", w)
@@ -97,9 +99,10 @@ class CostModel:
             raise ValueError(f"start index s = {s} is outside 1..{self.nlayers}")
         return float(self.forward + self.activation[s:].sum() + self.per_layer[s - 1 :].sum())
 
-    def rpt_costs(self) -> np.ndarray:
-        """``cost({s, …, b})`` for every start ``s = 1..b`` (vectorised)."""
-        return self._rpt_costs.copy()
+    def rpt_costs(self, copy: bool = True) -> np.ndarray:
+        """``cost({s, …, b})`` for every start ``s = 1..b`` (vectorised); ``copy=False`` returns the
+        cached read-only array (no copy: what the solvers use at b ~ 10^6)."""
+        return self._rpt_costs.copy() if copy else self._rpt_costs
 
     @functools.cached_property
     def _a_above(self) -> np.ndarray:
@@ -107,7 +110,10 @@ class CostModel:
 
     @functools.cached_property
     def _rpt_costs(self) -> np.ndarray:
-        return self.forward + self._a_above + np.cumsum(self.per_layer[::-1])[::-1]
+        with np.errstate(over="ignore"):  # costs near the largest double: inf, refused by the solvers
+            c = self.forward + self._a_above + np.cumsum(self.per_layer[::-1])[::-1]
+        c.flags.writeable = False
+        return c
 
     def expected_cost_inclusion(self, pi) -> float:
         """``F + Σ_j π_{j−1} a_j + Σ_j π_j v_j``: the RPT expected cost written in ``π``."""

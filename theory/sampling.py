@@ -98,13 +98,18 @@ class RPT:
         object.__setattr__(self, "_inclusion", pi)
 
     @classmethod
-    def _trusted(cls, start_probs: np.ndarray) -> "RPT":
+    def _trusted(cls, start_probs: np.ndarray, inclusion: np.ndarray | None = None) -> "RPT":
         """Build from a start distribution the caller guarantees valid (solvers' own output),
-        skipping the checks that dominate the cost at b ~ 10^6. Not for user input."""
+        skipping the checks that dominate the cost at b ~ 10^6. ``inclusion``: ``π_i = Σ_{s≤i} p_s``
+        when the caller has it already (the running sum is a sequential pass as slow as the
+        solver itself at that size). Not for user input."""
         obj = object.__new__(cls)
-        pi = np.cumsum(start_probs)
-        np.minimum(pi, 1.0, out=pi)
-        pi[-1] = 1.0
+        if inclusion is None:
+            pi = np.cumsum(start_probs)
+            np.minimum(pi, 1.0, out=pi)
+        else:
+            pi = inclusion
+        pi[-1] = 1.0  # exact: the last layer is in every suffix
         for name, arr in (("start_probs", start_probs), ("_inclusion", pi)):
             arr.flags.writeable = False
             object.__setattr__(obj, name, arr)

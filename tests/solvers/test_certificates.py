@@ -85,7 +85,10 @@ def test_closed_form_certificate_detects_wrong_costs():
 
     class Tampered:
         L = p.L
-        model = type("M", (), {"rpt_costs": lambda self: np.array([1.0, 5.0, 1.0, 1.0])})()
+        model = type("M", (), {"rpt_costs": lambda self: np.array([1.0, 5.0, 1.0, 1.0]), "full_cost": 1.0})()
+
+        def rpt_costs(self):
+            return self.model.rpt_costs()
 
     _, res, _ = closed_form.max_rpt(Tampered())
     assert res["dual_infeasibility"] > 0.1
