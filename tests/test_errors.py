@@ -30,6 +30,10 @@ FILES = {
     "noshapes.toml": (b'name = "s"\nK = 4\nseeds = [0]\ntheorems = ["smooth-deterministic"]\n'
                       b'[[problems]]\nname = "q"\nkind = "separable-quadratic"\ncurvature = [1.0, 2.0]\n'
                       b'norms = "spectral"\n[[distributions]]\nname = "u"\nkind = "uniform"\n'),
+    "latin1.toml": b'name = "\xe9t\xe9"\nK = 4\n',
+    "badconst.json": b'[{"layer": 1, "L": "abc"}]\n',
+    "calstring.json": b'{"calibration":"x","runs":5}\n',
+    "nan.json": b'{"config": {}, "summary": {"speedup": NaN}}\n',
     "hugeK.toml": (b'name = "s"\nK = 1000000\nseeds = [0]\ntheorems = ["smooth-deterministic"]\n'
                    b'[[problems]]\nname = "q"\nkind = "separable-quadratic"\nshapes = [[2, 2], [2, 2]]\n'
                    b'curvature = [1.0, 2.0]\nnorms = "spectral"\n[[distributions]]\nname = "u"\n'
@@ -105,6 +109,23 @@ CASES: list[tuple[str, str]] = [
     ("sample over an unknown theorem", "sample --theorem nope --L 1,2 --costs 1,1 --delta0 1 --eps 0.1"),
     ("sample over a theorem without Delta0", "sample --theorem smooth-stochastic --L 1,2 --costs 1,1 --eps 0.1"),
     ("verify an unknown theorem", "verify --theorem nope"),
+    ("--out empty", "verify --out ''"),
+    ("accuracy so large its target overflows", "bound --theorem smooth-deterministic --L 1,2 --delta0 1 --eps 1e200"),
+    ("--theorem with --list names an unknown theorem", "bound --list --theorem nope"),
+    ("certify at a K the SDP cannot reach", "certify --L 1 --pi 0.5 --K 100000"),
+    ("sweep file not UTF-8", "sweep TMP/latin1.toml"),
+    ("torch results holding NaN", "report --torch-results TMP/nan.json --out TMP/out"),
+    ("torch results with a bad calibration field", "report --torch-results TMP/calstring.json --out TMP/out"),
+    ("no Dask scheduler at the address", "verify --scheduler tcp://127.0.0.1:1"),
+    ("accuracy so large eps^2 overflows (sample)", "sample --theorem smooth-deterministic --L 1,2 --costs 1,1 "
+                                                   "--delta0 1 --eps 1e300"),
+    ("a billion solver starts", f"{S} --L 1,2 --method scipy --starts 1000000000"),
+    ("constants and costs near the largest double", "sample --L 1e308,1e308 --costs 1e308,1e308 --forward-cost 1e308"),
+    ("l0l1 weights beyond a double", f"{S} --objective l0l1 --L0 1e308,1 --L1 1e-200,1 --delta0 1 --eps 1 "
+                                     "--family subsets"),
+    ("grid over constants 1e400 apart", "sample --L 1e-200,1e200 --costs 1,1 --method grid"),
+    ("constants file with a bad record", f"{T} --sampling optimal-max --constants TMP/badconst.json"),
+    ("data file of 0 samples", f"{T} --data TMP/nosamples.npz"),
     ("API: negative constant", ">>> optimal_sampling([1, -2], [1, 1])"),
     ("API: costs of another length", ">>> optimal_sampling([1, 2], [1])"),
     ("API: zero accuracy", ">>> theorems['smooth-deterministic'].iterations(0, L=[1, 2], pi=[1, 1], Delta0=1)"),
@@ -120,9 +141,20 @@ _API = ("from solvers import optimal_sampling\nfrom theory import RPT, theorems\
         "from dropmuon.verification.torchside.experiment import seeds_for_width\n")
 
 
+def _no_samples_npz() -> bytes:
+    """A valid data archive holding 0 training and 0 test examples."""
+    import numpy as np
+
+    buf = io.BytesIO()
+    np.savez(buf, x_train=np.zeros((0, 1, 28, 28), np.float32), y_train=np.zeros(0, np.int64),
+             x_test=np.zeros((0, 1, 28, 28), np.float32), y_test=np.zeros(0, np.int64))
+    return buf.getvalue()
+
+
 def make_files(tmp: Path) -> None:
     for name, data in FILES.items():
         (tmp / name).write_bytes(data)
+    (tmp / "nosamples.npz").write_bytes(_no_samples_npz())
 
 
 def run_case(text: str, tmp: Path) -> tuple[int, str]:
