@@ -166,24 +166,29 @@ def unit_per_layer(model: CostModel, cs: float) -> np.ndarray:
     return model.weight / cs + model.update / cs
 
 
+def _unit_head(model: CostModel, cs: float) -> np.ndarray:
+    """``(F + A_s)/cs`` with ``A_s = Σ_{j>s} a_j``, summed in units of ``cs``."""
+    a = model.activation / cs
+    return model.forward / cs + np.concatenate([np.cumsum(a[::-1])[::-1][1:], [0.0]])
+
+
+def _full_step_finite(model: CostModel) -> bool:
+    with np.errstate(over="ignore"):
+        return math.isfinite(float(model.full_cost))
+
+
 def unit_rpt_costs(model: CostModel, cs: float) -> np.ndarray:
     """``C_s / cs``, the cost of starting at ``s`` in units of ``cs`` (:func:`cost_unit`)."""
-    with np.errstate(over="ignore"):
-        if math.isfinite(float(model.full_cost)):
-            return model.rpt_costs() / cs
-    a = model.activation / cs
-    A = np.concatenate([np.cumsum(a[::-1])[::-1][1:], [0.0]])
-    return model.forward / cs + A + np.cumsum(unit_per_layer(model, cs)[::-1])[::-1]
+    if _full_step_finite(model):
+        return model.rpt_costs() / cs
+    return _unit_head(model, cs) + np.cumsum(unit_per_layer(model, cs)[::-1])[::-1]
 
 
 def unit_lowest_costs(model: CostModel, cs: float) -> np.ndarray:
     """``c_s / cs = (F + A_s + v_s)/cs``, the cost a set pays for its lowest layer ``s``."""
-    with np.errstate(over="ignore"):
-        if math.isfinite(float(model.full_cost)):
-            return model.lowest_costs() / cs
-    a = model.activation / cs
-    A = np.concatenate([np.cumsum(a[::-1])[::-1][1:], [0.0]])
-    return model.forward / cs + A + unit_per_layer(model, cs)
+    if _full_step_finite(model):
+        return model.lowest_costs() / cs
+    return _unit_head(model, cs) + unit_per_layer(model, cs)
 
 
 # the generated numpy function of each K expression (sympy expressions are hashable and immutable)

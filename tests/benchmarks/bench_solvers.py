@@ -3,9 +3,15 @@ b = 1000, the log-domain local method for independent sampling with activation c
 and on hard random instances (costs over nine decades) at b = 50, each against a baseline measured
 in the same run."""
 
+import sys
+from pathlib import Path
+
 import numpy as np
 
 from _timing import measure, table
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # the repository root: tests.solvers
+from tests.solvers.strategies import hard_instance  # noqa: E402 - after the path
 from dropmuon.solvers import closed_form, optimal_sampling
 from dropmuon.solvers._problem import make_problem
 from dropmuon.theory import CostModel
@@ -13,22 +19,6 @@ from dropmuon.theory import CostModel
 
 def model(rng, b):
     return CostModel(1.0, rng.uniform(0, 1, b), rng.uniform(0.1, 1, b), rng.uniform(0, 1, b))
-
-
-def hard_instance(seed, b=50):
-    """Independent sampling, sum-form, with activation costs: F, a, w, u and L log-uniform over
-    nine decades (a on 70% of the layers, u on half), seeded. Costs this uneven gave the local
-    method curvatures ~1e-10..0.25 and 3000-iteration runs (before the analytic gradient: up to 14 s at b = 50)."""
-    rng = np.random.default_rng(seed)
-
-    def lu(lo, hi, k=None):
-        return 10 ** rng.uniform(np.log10(lo), np.log10(hi), k)
-
-    F = float(lu(1e-3, 1e3))
-    a = lu(1e-6, 1e3, b) * (rng.uniform(size=b) < 0.7)
-    w = lu(1e-6, 1e3, b)
-    u = lu(1e-6, 1e3, b) * (rng.uniform(size=b) < 0.5)
-    return lu(1e-4, 1e4, b), CostModel(F, a, w, u)
 
 
 HARD_SEEDS = range(8)

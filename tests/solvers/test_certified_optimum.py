@@ -18,7 +18,7 @@ from dropmuon.solvers._problem import make_problem
 from dropmuon.theory import CompactSubsets, CostModel, SubsetDistribution
 
 from .independent_optimum import best_distribution
-from .strategies import problems
+from .strategies import hard_instance, problems
 
 # -- 1. the l0l1 subsets case --------------------------------------------------------------------
 
@@ -302,7 +302,7 @@ def _objective(seed, b):
     from dropmuon.solvers.numeric import _IndependentNonlinear
 
     rng = np.random.default_rng(seed)
-    L, model = _hard_instance(seed, b)
+    L, model = hard_instance(seed, b)
     f = _IndependentNonlinear(make_problem(L, model, "sum"))
     x = np.log(_random_point(rng, b)[0])
     x[x == 0.0] = -1e-3  # away from the bound, where the finite differences below need both sides
@@ -331,20 +331,6 @@ def test_curvature_is_the_hessian_diagonal(seed):
     np.testing.assert_allclose(f.curvature(x), fd, rtol=0, atol=1e-9)
 
 
-def _hard_instance(seed, b=50):
-    """As tests/benchmarks/bench_solvers.py: F, a, w, u, L log-uniform over nine decades."""
-    rng = np.random.default_rng(seed)
-
-    def lu(lo, hi, k=None):
-        return 10 ** rng.uniform(np.log10(lo), np.log10(hi), k)
-
-    F = float(lu(1e-3, 1e3))
-    a = lu(1e-6, 1e3, b) * (rng.uniform(size=b) < 0.7)
-    w = lu(1e-6, 1e3, b)
-    u = lu(1e-6, 1e3, b) * (rng.uniform(size=b) < 0.5)
-    return lu(1e-4, 1e4, b), CostModel(F, a, w, u)
-
-
 # total costs the method returned before the rescaled L-BFGS-B (3.4-16.8 s each here; most starts
 # stopped at the 3000-iteration limit)
 OLD_HARD = {0: 103364193.7267523, 1: 44076633.73602776, 2: 9635380.459300237, 3: 32748991.491896626}
@@ -355,7 +341,7 @@ def test_hard_instances_answers_unchanged(seed):
     """The same local optimum as before, never a worse one: the old runs stopped short of
     convergence (the iteration limit), so they lie above, by 3e-13..2.3e-12 (measured); 1e-12 is
     the evaluator's rounding, 1e-7 (LOCAL_RTOL) what a local method is held to."""
-    L, model = _hard_instance(seed)
+    L, model = hard_instance(seed)
     r = optimal_sampling(L, model, family="independent", objective="sum")
     assert r.method == "scipy" and r.status == "optimal_inaccurate"
     assert r.total_cost <= OLD_HARD[seed] * (1 + 1e-12)
