@@ -9,7 +9,7 @@ import math
 import numpy as np
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
-from matplotlib.ticker import MaxNLocator
+from matplotlib.ticker import FuncFormatter, MaxNLocator, NullFormatter
 
 from ._data import check_record, json_number, number
 from .style import PALETTE, color, new_figure, styled
@@ -21,6 +21,8 @@ __all__ = [
     "plot_measured_constants",
     "accuracy_bands",
     "plot_accuracy_vs_time",
+    "prediction_points",
+    "plot_predicted_vs_measured",
 ]
 
 #: the order in which schedules are listed (others follow in order of appearance)
@@ -254,3 +256,116 @@ def plot_accuracy_vs_time(runs, samplings=None, columns: int = 1) -> Figure:
     ax.legend(handles=handles, loc="lower right", borderaxespad=0.3, labelspacing=0.25, handlelength=1.4,
               title=f"median, 25–75% over {seeds}", title_fontsize=6.5)
     return fig
+
+
+# -- figure 9: predicted against measured ----------------------------------------------------------
+
+_PREDICTOR_KEYS = ("name", "schedules")
+_QUANTITIES = (("speedup", "o", "time speed-up"), ("iterations_ratio", "s", "iteration ratio"))
+
+
+def prediction_points(predictors) -> list[dict]:
+    """The data of :func:`plot_predicted_vs_measured`, one dict per predictor: ``name``,
+    ``label`` and ``points``, a list of ``{schedule, quantity, predicted, measured, low, high,
+    applies}`` with ``quantity`` ``"speedup"`` or ``"iterations_ratio"`` (both relative to full
+    Muon, so full itself is left out), one per schedule and quantity with both a finite
+    prediction and a finite measurement.
+
+    ``predictors``: the ``predictors`` list of an experiment summary, each
+    ``{"name", "label", "schedules": {schedule: {"applies", "predicted_speedup",
+    "measured_speedup": {"mean", "low", "high"}, "predicted_iterations_ratio",
+    "measured_iterations_ratio": {...}}}}``.
+
+    >>> p = prediction_points([dict(name="T1", schedules={"uniform": dict(
+    ...     applies=False, predicted_speedup=0.85, measured_speedup=dict(mean=0.5, low=0.46, high=0.54),
+    ...     predicted_iterations_ratio=1.7, measured_iterations_ratio=dict(mean=2.9, low=2.6, high=3.2))})])
+    >>> [(q["quantity"], q["predicted"], q["measured"], q["applies"]) for q in p[0]["points"]]
+    [('speedup', 0.85, 0.5, False), ('iterations_ratio', 1.7, 2.9, False)]
+    """
+    if predictors is None or len(predictors) == 0:
+        raise ValueError("predictors is empty; give the 'predictors' list of a `dropmuon experiment` summary")
+    out = []
+    for j, r in enumerate(predictors):
+        check_record(r, j, "predictors", _PREDICTOR_KEYS)
+        pts = []
+        for sched, s in r["schedules"].items():
+            if sched == "full":
+                continue
+            for q, _, _ in _QUANTITIES:
+                pred, meas = number(s.get(f"predicted_{q}")), s.get(f"measured_{q}") or {}
+                m = number(meas.get("mean"))
+                if not (math.isfinite(pred) and pred > 0 and math.isfinite(m) and m > 0):
+                    continue
+                pts.append({"schedule": sched, "quantity": q, "predicted": pred, "measured": m,
+                            "low": number(meas.get("low")), "high": number(meas.get("high")),
+                            "applies": bool(s.get("applies"))})
+        out.append({"name": r["name"], "label": r.get("label", r["name"]), "points": pts})
+    return out
+
+
+@styled
+def plot_predicted_vs_measured(predictors, columns: int = 1) -> Figure:
+    """Each predictor's predictions against the measurement, one panel per predictor (data:
+    :func:`prediction_points`): per schedule, the predicted time speed-up over full Muon (circle)
+    and iteration ratio against full (square) on the x axis, the measured one (geometric mean
+    over paired seeds) on the y axis with its confidence interval as a vertical bar, log–log, with
+    the line ``y = x`` where a perfect predictor would put every point. A filled marker: the
+    predictor's theorem covers that run; hollow: it does not (it still predicts, labelled so).
+    Every panel has the same limits, so the panels compare. ``columns=1``: two panels a row;
+    ``columns=2``: three."""
+    data = prediction_points(predictors)
+    n = len(data)
+    ncols = min(n, 2 if columns == 1 else 3)
+    nrows = math.ceil(n / ncols)
+    fig, axes = _grid(columns, nrows, ncols)
+    vals = [v for d in data for q in d["points"] for v in (q["predicted"], q["measured"], q["low"], q["high"])
+            if math.isfinite(v) and v > 0]
+    lo, hi = (min(vals), max(vals)) if vals else (0.5, 2.0)
+    lo, hi = lo / 1.25, hi * 1.25
+    schedules = []
+    for k, ax in enumerate(axes.flat):
+        if k >= n:
+            ax.set_visible(False)
+            continue
+        d = data[k]
+        ax.plot([lo, hi], [lo, hi], color="0.55", lw=0.8, ls="--", zorder=1, gid=f"diagonal:{d['name']}")
+        for q in d["points"]:
+            if q["schedule"] not in schedules:
+                schedules.append(q["schedule"])
+            c = color(q["schedule"], default=len(schedules))
+            marker = _MARKER[q["quantity"]]
+            if math.isfinite(q["low"]) and math.isfinite(q["high"]):
+                ax.plot([q["predicted"]] * 2, [q["low"], q["high"]], color=c, lw=0.9, zorder=2,
+                        gid=f"interval:{d['name']}:{q['schedule']}:{q['quantity']}")
+            ax.plot([q["predicted"]], [q["measured"]], ls="none", marker=marker, ms=4.2, mew=0.9, color=c,
+                    mfc=c if q["applies"] else "white", zorder=3,
+                    gid=f"point:{d['name']}:{q['schedule']}:{q['quantity']}")
+        # powers of two, written plainly: ratios read as 0.5, 1, 2
+        ax.set_xscale("log", base=2)
+        ax.set_yscale("log", base=2)
+        for axis in (ax.xaxis, ax.yaxis):
+            axis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
+            axis.set_minor_formatter(NullFormatter())
+        ax.set_xlim(lo, hi)
+        ax.set_ylim(lo, hi)
+        ax.set_title(d["label"], fontsize=7)
+        ax.set_ylabel("measured")
+        ax.set_xlabel("predicted")
+    handles = [Line2D([], [], color=color(s, default=j + 1), lw=0, marker="o", ms=4, label=s)
+               for j, s in enumerate(schedules)]
+    handles += [Line2D([], [], color="0.3", lw=0, marker=m, ms=4, label=t) for _, m, t in _QUANTITIES]
+    handles += [Line2D([], [], color="0.3", lw=0, marker="o", ms=4, mfc="white", label="theorem does not cover"),
+                Line2D([], [], color="0.55", lw=0.8, ls="--", label="y = x")]
+    fig.legend(handles=handles, loc="outside lower center", ncols=3 if columns == 1 else 5, handlelength=1.2,
+               columnspacing=0.9, labelspacing=0.25, fontsize=6.5)
+    return fig
+
+
+_MARKER = {q: m for q, m, _ in _QUANTITIES}
+
+
+def _grid(columns, nrows, ncols):
+    # about square panels (height per row = width per column), plus room for the legend under them
+    fig, axes = new_figure(columns, nrows / ncols + (0.28 if columns == 1 else 0.14), nrows=nrows, ncols=ncols)
+    axes = np.atleast_2d(np.asarray(axes, dtype=object)).reshape(nrows, ncols)
+    return fig, axes

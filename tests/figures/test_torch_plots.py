@@ -186,3 +186,68 @@ def test_both_figures_read_a_real_tiny_experiment(labelled_ok):
     for name, s in b["schedules"].items():
         assert _same(_gid(fig.axes[0], f"median:{name}").get_ydata(), s["median"])
         assert s["seeds"] == [0, 1]
+
+
+# -- figure 9: predicted against measured ----------------------------------------------------------
+
+def _predictors():
+    """Two predictors as an experiment summary lists them (a missing prediction as null)."""
+    def row(applies, ps, ms, pr, mr):
+        return {"applies": applies, "predicted_speedup": ps, "predicted_iterations_ratio": pr,
+                "measured_speedup": {"mean": ms, "low": ms * 0.9, "high": ms * 1.1},
+                "measured_iterations_ratio": {"mean": mr, "low": mr * 0.85, "high": mr * 1.2}}
+    return [
+        {"name": "smooth-deterministic", "label": "T1", "schedules": {
+            "full": row(False, 1.0, 1.0, 1.0, 1.0), "uniform": row(False, 0.85, 0.5, 1.7, 2.9),
+            "epoch-shift": row(False, None, 0.76, None, 1.8)}},
+        {"name": "smooth-stochastic", "label": "T3", "schedules": {
+            "full": row(True, 1.0, 1.0, 1.0, 1.0), "uniform": row(False, 0.9, 0.5, 1.65, 2.9),
+            "optimal-sum": row(False, 1.01, 0.86, 1.05, 1.22)}},
+    ]
+
+
+def test_predicted_vs_measured_plots_each_prediction_with_its_interval(saved_ok, labelled_ok, tmp_path):
+    from dropmuon.figures.torch_plots import plot_predicted_vs_measured, prediction_points
+
+    preds = _predictors()
+    pts = prediction_points(preds)
+    # full is the reference (1, 1) and epoch-shift has no prediction under T1: left out
+    assert [(q["schedule"], q["quantity"]) for q in pts[0]["points"]] == [("uniform", "speedup"),
+                                                                          ("uniform", "iterations_ratio")]
+    assert len(pts[1]["points"]) == 4
+    json.dumps(pts)
+    for columns in (1, 2):
+        fig = plot_predicted_vs_measured(preds, columns=columns)
+        labelled_ok(fig)
+        axes = [a for a in fig.axes if a.get_visible()]
+        assert len(axes) == 2
+        for ax, d, rec in zip(axes, pts, preds):
+            assert ax.get_title() == rec["label"]
+            assert ax.get_xscale() == ax.get_yscale() == "log"
+            assert ax.get_xlim() == axes[0].get_xlim() == ax.get_ylim()  # same limits: the panels compare
+            diag = _gid(ax, f"diagonal:{d['name']}")
+            assert list(diag.get_xdata()) == list(diag.get_ydata())
+            for q in d["points"]:
+                key = f"{d['name']}:{q['schedule']}:{q['quantity']}"
+                p = _gid(ax, f"point:{key}")
+                s = rec["schedules"][q["schedule"]]
+                assert list(p.get_xdata()) == [s[f"predicted_{q['quantity']}"]]
+                assert list(p.get_ydata()) == [s[f"measured_{q['quantity']}"]["mean"]]
+                iv = _gid(ax, f"interval:{key}")
+                assert list(iv.get_ydata()) == [s[f"measured_{q['quantity']}"]["low"],
+                                                s[f"measured_{q['quantity']}"]["high"]]
+                # filled where the theorem covers the run, hollow where it does not
+                assert (p.get_markerfacecolor() == "white") is (not s["applies"])
+                assert p.get_color() == color(q["schedule"])
+        saved_ok(save_figure(fig, tmp_path / f"predicted_vs_measured_{columns}"))
+
+
+@pytest.mark.parametrize("bad, message", [
+    ([], "predictors is empty"),
+    ([{"label": "x"}], r"predictors\[0\] lacks the key 'name'"),
+])
+def test_predicted_vs_measured_rejects_bad_input(bad, message):
+    from dropmuon.figures.torch_plots import plot_predicted_vs_measured
+
+    with pytest.raises(ValueError, match=message):
+        plot_predicted_vs_measured(bad)
