@@ -21,8 +21,8 @@ _LAZY = {
         "LayerwiseSmoothness",
         "StochasticGradients",
     ],
-    "bounds": ["Bound", "Statement", "Theorem", "TightInstance", "RunSettings", "Coverage", "STEP_KINDS",
-               "RUN_STEPS"],
+    "bounds": ["Bound", "Statement", "Theorem", "TightInstance", "RunSettings", "Coverage", "LeadingTerm",
+               "STEP_KINDS", "RUN_STEPS"],
     "builtin_theorems": [
         "InexactConstantRadius",
         "L0L1Deterministic",

@@ -38,6 +38,7 @@ __all__ = [
     "TightInstance",
     "RunSettings",
     "Coverage",
+    "LeadingTerm",
     "STEP_KINDS",
     "RUN_STEPS",
     "ROUNDING_RTOL",
@@ -216,6 +217,66 @@ class Bound:
     def reaches_target(self) -> bool | None:
         """Whether the bound is at most the target (``None`` without a target)."""
         return None if self.target is None else bool(self.value <= self.target)
+
+
+@dataclass(frozen=True)
+class LeadingTerm:
+    """The leading term of a theorem's iteration count as the accuracy target shrinks:
+    ``K(ε) ≈ coefficient · ε^(−power)`` as ``ε → 0`` (:meth:`Theorem.iterations_leading`).
+
+    ``expression``: the coefficient as an expression of the constants; ``closed_form``: ``K(ε)``
+    itself (real, before rounding up) where these inputs have one, else ``None`` (the term is then
+    an asymptote, e.g. T3's with noise). Its ratio between two sampling distributions is the
+    ``ε``-free limit of their iteration ratio ``K(π)/K(π')``.
+
+    >>> from dropmuon.theory import l0l1_deterministic as T2
+    >>> t = T2.iterations_leading("unweighted", L0=[1, 0], L1=[1, 2], pi=[0.5, 1], Delta0=3)
+    >>> t.coefficient, t.power, t.exact, t.ratio_free_of_Delta0
+    (12.0, 2, False, True)
+    """
+
+    theorem: str
+    statement: str
+    coefficient: float
+    power: float
+    expression: sp.Expr
+    #: ``K(ε)`` equals this term at every ``ε``: a closed form whose other powers of ``ε`` vanish
+    #: at these constants
+    exact: bool = False
+    closed_form: sp.Expr | None = None
+
+    def at(self, epsilon) -> float:
+        """``coefficient · ε^(−power)``."""
+        return float(self.coefficient * float(epsilon) ** (-self.power))
+
+    @property
+    def ratio_free_of_Delta0(self) -> bool:
+        """The coefficient is ``Δ0`` times an expression free of it, so its ratio between two
+        sampling distributions does not depend on ``Δ0``."""
+        return not (self.expression / s.Delta0).has(s.Delta0)
+
+    @property
+    def closed_form_proportional_to_Delta0(self) -> bool:
+        """``K(ε)`` has a closed form proportional to ``Δ0`` at every ``ε`` (so ratios of ``K`` at
+        one ``ε`` do not depend on ``Δ0`` either)."""
+        return self.closed_form is not None and not (self.closed_form / s.Delta0).has(s.Delta0)
+
+
+def _powers_of_inverse_epsilon(expr: sp.Expr) -> dict | None:
+    """``{p: coefficient}`` with ``expr = Σ_p coefficient_p · ε^(−p)``, or ``None`` when ``expr``
+    is not such a sum (a power of ``ε`` inside a root, say)."""
+    u = sp.Dummy("u", positive=True)
+    out: dict = {}
+    for term in sp.Add.make_args(sp.expand(expr.subs(s.epsilon, 1 / u), deep=False)):
+        coeff, part = term.as_independent(u, as_Add=False)
+        if part == 1:
+            p = sp.Integer(0)
+        else:
+            base, p = part.as_base_exp()
+            if base != u or p.has(u):
+                return None
+        out[p] = out.get(p, sp.Integer(0)) + coeff
+    return out
 
 
 _DOUBLE_MAX = float(np.finfo(float).max)
@@ -789,6 +850,96 @@ radii eta/pi_i
             raise ValueError(f"{self.name}: statement {st.name!r} has no closed-form K(eps) here")
         return self._closed_form_value(("K", fixed, st.name), cf, v, eps, real=True)
 
+    def iterations_continuous(self, epsilon, statement: str | None = None, **constants) -> float:
+        """``K(ε)`` as a real number for every input: the closed form before rounding up where
+        these inputs have one (:meth:`iterations_real`), otherwise the smallest integer ``K``
+        whose bound reaches the target (:meth:`iterations`) less the fraction of the last
+        iteration not needed (the bound interpolated linearly between ``K − 1`` and ``K``), so
+        that ratios between sampling distributions are not dominated by rounding. ``ValueError``
+        as :meth:`iterations` (with fixed step parameters the target may be below the bound's
+        :meth:`floor`).
+
+        >>> from dropmuon.theory import smooth_stochastic as T3
+        >>> T3.iterations(0.5, L=[1, 2], sigma=[0.1, 0.1], Delta0=1)
+        384
+        >>> round(T3.iterations_continuous(0.5, L=[1, 2], sigma=[0.1, 0.1], Delta0=1), 3)
+        383.295
+        """
+        eps = check_scalar("epsilon", epsilon)
+        st = self.statement(statement)
+        v = self.prepare(**constants)
+        fixed = frozenset(p for p in self.parameters if p in v)
+        if self._closed_form(fixed, v, st.name) is not None:
+            return self.iterations_real(eps, st.name, **constants)
+        K = self.iterations(eps, st.name, **constants)
+        if K <= 1:
+            return float(K)
+        target = self.target(eps, st.name)
+        hi, lo = self._rate_at(K, v, st.name), self._rate_at(K - 1, v, st.name)
+        if not (lo > target >= hi):
+            return float(K)
+        return float(K - 1 + (lo - target) / (lo - hi))
+
+    def floor(self, statement: str | None = None, **constants) -> float:
+        """The limit of a statement's right-hand side as ``K → ∞`` (evaluated at ``K = 1e300``,
+        where every ``1/K`` term has vanished): 0 for a tuned bound, positive with fixed step
+        parameters whose noise or step terms do not vanish — no accuracy below it is reachable.
+
+        >>> from dropmuon.theory import smooth_constant_radius as T1p
+        >>> T1p.floor(L=[1, 4], Delta0=1, eta=0.1)
+        0.25
+        """
+        st = self.statement(statement)
+        v = self.prepare(**constants)
+        return float(self._rhs_array(st, v, np.array([1e300]))[0])
+
+    def iterations_leading(self, statement: str | None = None, **constants) -> "LeadingTerm | None":
+        """The leading term of ``K(ε)`` as ``ε → 0`` at these constants (default statement: the
+        rate), ``K(ε) ≈ c · ε^(−p)``, as a :class:`LeadingTerm`; ``None`` where the theorem does not
+        know it — no closed form and no asymptote (:meth:`_leading`), or fixed step parameters
+        (their bound has a :meth:`floor`, so ``K`` is infinite at small ``ε``). From the theorem's
+        closed form by default (the term with the highest power of ``1/ε`` whose coefficient is
+        not zero at these constants); a theorem without one at some inputs may give its
+        asymptote (T3 and T4 with noise: ``docs/theory.md``, section T3, "Iterations as ε → 0").
+
+        >>> from dropmuon.theory import smooth_deterministic as T1
+        >>> t = T1.iterations_leading(L=[1, 4, 2], pi=[0.5, 0.5, 1], Delta0=1)
+        >>> t.coefficient, t.power, t.exact
+        (16.0, 2, True)
+        """
+        st = self.statement(statement)
+        if st.target is None:
+            raise ValueError(f"statement {st.name!r} of {self.name} has no accuracy target, so no K(epsilon)")
+        v = self.prepare(**constants)
+        if any(p in v for p in self.parameters):
+            return None
+        found = self._leading(v, st.name)
+        if found is None:
+            return None
+        expr, is_closed_form = found
+        parts = _powers_of_inverse_epsilon(expr)
+        if parts is None:
+            return None
+        values = {}
+        for p, coeff in parts.items():
+            with np.errstate(over="ignore", under="ignore", invalid="ignore", divide="ignore"):
+                values[p] = self._value(("leading", coeff), coeff, v, np.nan, {})
+        live = [p for p in parts if math.isfinite(values[p]) and values[p] > 0]
+        if not live:
+            return None
+        top = max(live)
+        exact = is_closed_form and all(values[p] == 0 for p in parts if p != top)
+        power = int(top) if top.is_integer else float(top)
+        return LeadingTerm(theorem=self.name, statement=st.name, coefficient=values[top], power=power,
+                           expression=parts[top], exact=exact, closed_form=expr if is_closed_form else None)
+
+    def _leading(self, values: Mapping, statement: str) -> tuple[sp.Expr, bool] | None:
+        """``(expression of K(ε), is_closed_form)`` whose leading power of ``1/ε`` gives
+        :meth:`iterations_leading`: the closed form by default; a theorem without one may return
+        an asymptote (``False``: equal to ``K(ε)`` only as ``ε → 0``)."""
+        cf = self._closed_form(frozenset(), values, statement)
+        return None if cf is None else (cf, True)
+
     def _closed_form_value(self, key, cf, v, eps, real: bool = False) -> float:
         """The closed-form ``K(ε)`` in double precision; where an intermediate product or
         quotient overflows or underflows (``ε²`` below 1e-308, ``Δ0·L`` above 1e308: constants
@@ -860,6 +1011,9 @@ radii eta/pi_i
                     f"(its limit as K -> infinity), so the target {target:.6g} is unreachable; "
                     "choose a smaller step or let the rule choose it"
                 )
+        # a bound equal to the target up to rounding meets it, as in the closed form's guard in
+        # iterations() (ROUNDING_RTOL): the two routes then agree on K at exact ties
+        target = target * (1 + ROUNDING_RTOL)
         powers = 2.0 ** np.arange(0, 101)
         ok = self._rhs_array(st, v, powers) <= target
         if not ok.any():

@@ -167,6 +167,18 @@ class _MomentumLMO(Theorem):
         denom = (1 - s.layer_max(DEL)) ** 2 if self.inexact else 1
         return 2 * D0 * S2 / (EPS**2 * denom)
 
+    def _leading(self, values, statement):
+        """With noise there is no closed form, but ``K(ε)`` has an asymptote (docs/theory.md,
+        section T3, "Iterations as ε → 0"): as ``β → 0`` the tuned bound is
+        ``2 sqrt(2Δ0 S₁/(Kβ)) + sqrt(2β) R`` up to terms of relative order ``β`` and
+        ``K^{−1/4}``; its minimum over ``β`` is ``4 (Δ0 S₁ R²/K)^{1/4}``, so
+        ``K(ε) ≈ 256 Δ0 S₁ R² / (ε (1 − max_i δ_i))⁴`` — the ``(1 − max δ)`` for T4's rate only."""
+        if statement != self.rate or not np.any(values["sigma"] > 0):
+            return super()._leading(values, statement)
+        _, S1, R, _ = self._sums()
+        denom = (1 - s.layer_max(DEL)) ** 4 if self.inexact else 1
+        return 256 * D0 * S1 * R**2 / (EPS**4 * denom), False
+
     def assumptions_for(self, **constants):
         v = self.prepare(**constants)
         return (
