@@ -202,6 +202,10 @@ class Sampler:
     def inclusion(self) -> np.ndarray:
         return np.asarray(self.distribution.inclusion)
 
+    def inclusion_at(self, k: int) -> np.ndarray:
+        """Layer ``i``'s probability of being in the set drawn at step ``k`` (the same at every step)."""
+        return self.inclusion
+
     def sample(self, k: int, rng: np.random.Generator) -> tuple[int, ...]:
         return tuple(self.distribution.sample(rng))
 
@@ -242,6 +246,11 @@ class EpochShift:
 
     def _at(self, k):
         return self.distributions[(k // self.epoch_length) % len(self.distributions)]
+
+    def inclusion_at(self, k: int) -> np.ndarray:
+        """Layer ``i``'s probability of being in the set drawn at step ``k``: that of step ``k``'s
+        epoch's distribution (not the cycle's average, :attr:`inclusion`)."""
+        return np.asarray(self._at(k).inclusion)
 
     def sample(self, k: int, rng: np.random.Generator) -> tuple[int, ...]:
         return tuple(self._at(k).sample(rng))

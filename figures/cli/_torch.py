@@ -7,7 +7,7 @@ from contextlib import contextmanager
 
 from ._common import CLIError, EnvironmentFailure, parse_number
 
-__all__ = ["add_common", "add_compile", "device", "torch_session", "torch_command", "parse_common", "progress_flag", "load_model",
+__all__ = ["add_common", "add_compile", "add_radius_rule", "radius_rule_of", "device", "torch_session", "torch_command", "parse_common", "progress_flag", "load_model",
            "print_layer_table"]
 
 
@@ -87,16 +87,39 @@ def add_compile(p):
                         "(helps where compiled kernels beat eager ones; measured in docs/torch.md)")
 
 
+#: the choices of ``--radius-rule``: ``dropmuon.verification.torchside.optimizer.RADIUS_RULES``
+#: (repeated here so that ``dropmuon --help`` does not import torch) and ``theory``, the name
+#: ``dropmuon predict`` gives the inverse-inclusion rule
+RADIUS_RULE_CHOICES = ("common", "inverse-inclusion", "theory")
+
+
+def add_radius_rule(p):
+    """``--radius-rule``, for the subcommands that train."""
+    p.add_argument("--radius-rule", default="common", choices=RADIUS_RULE_CHOICES, metavar="|".join(RADIUS_RULE_CHOICES),
+                   help="each layer's Muon step length: common (Muon's one --lr, the default) or inverse-inclusion "
+                        "(--lr / pi_i, pi_i the layer's probability of being updated under the schedule: the "
+                        "theorems' radii; full Muon is unchanged); theory is another name for inverse-inclusion "
+                        "(as in dropmuon predict)")
+
+
+def radius_rule_of(args) -> str:
+    """The optimizer's name of ``--radius-rule`` (``theory`` is ``inverse-inclusion``); ``common``
+    for a subcommand without the option."""
+    rule = getattr(args, "radius_rule", "common")
+    return "inverse-inclusion" if rule == "theory" else rule
+
+
 def load_model(args, dev: str, seed: int, width: float, *, training: bool = False) -> tuple:
     """``(setup, model, optimizer, loss, metric)`` for ``--model``/``--data``: the factory
     resolved, the data loaded, a model initialised from ``seed`` with its Drop-Muon optimizer (lr
     from ``--lr``), checked on a few examples (bad input: a one-line ``ValueError``); compiled
-    with ``--compile`` when it is for ``training``."""
+    with ``--compile`` and under ``--radius-rule`` when it is for ``training``."""
     from dropmuon.verification.torchside.experiment import ExperimentConfig, make_setup
 
     cfg = ExperimentConfig(seeds=(seed,), model=args.model, data=args.data, data_seed=seed, device=dev,
                            width=width, lr=parse_number("--lr", args.lr, positive=True), ns_dtype=args.ns_dtype,
-                           channels_last=args.channels_last, compile=getattr(args, "compile", False))
+                           channels_last=args.channels_last, compile=getattr(args, "compile", False),
+                           radius_rule=radius_rule_of(args))
     setup = make_setup(cfg)
     model, opt, loss, metric = setup.build(cfg, seed, training=training)
     return setup, model, opt, loss, metric

@@ -5,7 +5,7 @@ intervals (torch extra)."""
 from __future__ import annotations
 
 from ._common import CLIError, add_execution_options, check_out_folder, emit_json, parse_execution, parse_number
-from ._torch import add_common, add_compile, parse_common, progress_flag, torch_command
+from ._torch import add_common, add_compile, add_radius_rule, parse_common, progress_flag, radius_rule_of, torch_command
 from .train import add_run_limits, parse_run_limits
 
 LIST_OPTIONS = ()
@@ -34,6 +34,7 @@ def add_parser(sub):
     )
     add_common(p)
     add_compile(p)
+    add_radius_rule(p)
     p.add_argument("--seeds", default="5", help="number of training seeds, starting at --seed (default 5)")
     p.add_argument("--samplings", default="full,uniform,optimal-max,optimal-sum,epoch-shift",
                    help="comma-separated schedules (full is required)")
@@ -42,6 +43,10 @@ def add_parser(sub):
     p.add_argument("--repeats", default="7", help="timing rounds for the costs (default 7)")
     p.add_argument("--out", default="results/experiment", help="results folder (default results/experiment)")
     p.add_argument("--no-resume", action="store_true", help="re-run tasks whose results exist")
+    p.add_argument("--past-target", action="store_true",
+                   help="train every run on to --max-steps after it reaches the target (the time to target is the "
+                        "same; the theorems' running average, which may still rise at the target, can then fall to "
+                        "the summary's eps^2)")
     add_execution_options(p, results=False)
     add_run_limits(p, target_default="0.98")
     p.add_argument("--preset", default=None, choices=["paper-gpu"], metavar="paper-gpu",
@@ -90,7 +95,8 @@ def run(args) -> int:
         estimate_steps=parse_number("--estimate-steps", args.estimate_steps, int, positive=True),
         cost_repeats=parse_number("--repeats", args.repeats, int, positive=True),
         device=dev, data=args.data, data_seed=seed, constants=args.constants,
-        flush_denormals=not args.keep_denormals, channels_last=args.channels_last, compile=args.compile, **limits,
+        flush_denormals=not args.keep_denormals, channels_last=args.channels_last, compile=args.compile,
+        radius_rule=radius_rule_of(args), stop_at_target=not args.past_target, **limits,
     )
     if preset and not args.json:
         print(f"preset {args.preset} on {dev}: " + ", ".join(f"--{k.replace('_', '-')} {getattr(args, k)}"
@@ -133,7 +139,8 @@ def print_summary(summary) -> None:
     cfg = summary["config"]
     print(f"closed loop: {cfg['model']} on {summary.get('data')} ({cfg['device']}), {len(cfg['seeds'])} seeds, "
           f"target train {summary.get('metric') or 'accuracy'} {cfg['target_acc']}, "
-          f"batch {cfg['batch']}, lr {cfg['lr']}, width {cfg['width']}")
+          f"batch {cfg['batch']}, lr {cfg['lr']}, width {cfg['width']}"
+          + ("" if cfg.get("radius_rule", "common") == "common" else f", radius rule {cfg['radius_rule']} (lr/pi_i)"))
     print(f"L {_constants_origin(summary)} = (" + ", ".join(f"{x:.4g}" for x in summary["L"]) + ")")
     print(f"\n{'sampling':<12s} {'start probs p':<26s} {'reached':>7s} {'iters':>6s} {'time s':>7s} "
           f"{'ms/step':>8s} {'pred':>6s} {'speed-up time [95% CI]':>25s} {'iters ratio':>11s} "
@@ -160,6 +167,7 @@ def print_summary(summary) -> None:
             need = "" if r.get("seeds_to_resolve") is None else f"; {r['seeds_to_resolve']} seeds would resolve 10%"
             print(f"  {s:<12s} {c.get('decided', '?'):<16s} median {c.get('median') or float('nan'):.3f}{boot}"
                   f" ({c['n']} seeds{need})")
+    _print_eps2(summary)
     sus = summary.get("suspect_runs")
     if sus:
         print(f"\nruns suspect of contention (the machine was shared?): {len(sus)}")
@@ -176,3 +184,27 @@ def print_summary(summary) -> None:
               f"{'matched' if v[f'{obj}_form_matched'] else 'did not match'}{rc}")
     print("speed-up: full's time to target / this schedule's, paired by seed; iters ratio: full's iterations / "
           "this schedule's; pred: the theory's total-cost speed-up K(full)·cost(full) / K(π)·E cost(π)")
+
+
+def _print_eps2(summary) -> None:
+    """The theorems' left-hand side: per schedule, iterations and seconds until the running average
+    of sum_i ||grad_i f||_*^2 falls to full Muon's value at its target crossing (paired by seed)."""
+    eps2 = summary.get("eps2")
+    if not eps2 or all(e is None for e in eps2):
+        return
+    vals = ", ".join("-" if e is None else f"{e:.4g}" for e in eps2)
+    print(f"\ntheorems' left-hand side: iterations until the running average over the recordings of "
+          f"sum_i ||grad_i f||_*^2 falls to eps^2 = full Muon's average at its target crossing, per seed ({vals})")
+    print(f"  {'sampling':<12s} {'reached':>7s} {'iters':>7s} {'time s':>7s} {'iters speed-up [95% CI]':>25s} "
+          f"{'time speed-up [95% CI]':>25s} {'pred (sum)':>10s}")
+    for s, r in summary["rows"].items():
+        if "reached_eps2" not in r:
+            continue
+        ratio = r.get("predicted_iterations_ratio_sum")
+        pred = "-" if not ratio else f"{1 / ratio:.3f}"
+        print(f"  {s:<12s} {r['reached_eps2']:>3d}/{r['runs']:<3d} {_ms(r['iterations_to_eps2']):>7s} "
+              f"{_ms(r['time_to_eps2_s'], 1, '{:.2f}'):>7s} {_ci(r['speedup_iterations_eps2']):>25s} "
+              f"{_ci(r['speedup_time_eps2']):>25s} {pred:>10s}")
+    print("  speed-up: full's / this schedule's, paired by seed; pred (sum): the sum-form theorem's iteration "
+          "speed-up K(full)/K(pi) = sum_i L_i / sum_i L_i/pi_i; a run counts as reaching eps^2 only when its "
+          "average falls to it (a run stopped at its target may end while the average still rises)")

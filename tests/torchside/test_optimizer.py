@@ -174,3 +174,97 @@ def test_bad_input():
     with pytest.raises(ValueError, match="no 'layer' key"):
         with freeze_below(DropMuon([p]), 1):
             pass
+
+
+def _biased_mlp(dtype=torch.float64):
+    torch.manual_seed(5)
+    net = torch.nn.Sequential(torch.nn.Linear(8, 16), torch.nn.Tanh(), torch.nn.Linear(16, 12), torch.nn.Tanh(),
+                              torch.nn.Linear(12, 3))
+    return net.to(dtype)
+
+
+def test_inverse_inclusion_rule_moves_each_layer_by_lr_over_pi():
+    """Under radius_rule="inverse-inclusion" a sampled layer's Muon step is Muon's step at lr/π_i:
+    bit for bit the common rule's step with that lr (the same operations on the same numbers), and
+    so 1/π_i times the common-lr step up to the rounding of the final update. The AdamW companion
+    (the biases) is untouched by the rule; π ≡ 1 gives the common rule's update bit for bit."""
+    from dropmuon.verification.torchside import layers_step
+
+    x, y = _data(6)
+    x = x.double()
+    pi = (0.25, 0.5, 1.0)
+    kw = dict(weight_decay=0.1, momentum=0.9, ns_dtype=torch.float64)
+    loss = torch.nn.functional.cross_entropy
+    base = _biased_mlp()
+    nets = {name: copy.deepcopy(base) for name in ("common", "rule", "lr1", "lr2", "lr3")}
+    opts = {"common": DropMuon.from_model(nets["common"], x[:2], lr=0.05, **kw),
+            "rule": DropMuon.from_model(nets["rule"], x[:2], lr=0.05, radius_rule="inverse-inclusion",
+                                        inclusion=(1.0, 1.0, 1.0), **kw)}
+    for j in (1, 2, 3):  # the references: the common rule at layer j's lr/π_j
+        opts[f"lr{j}"] = DropMuon.from_model(nets[f"lr{j}"], x[:2], lr=0.05 / pi[j - 1], **kw)
+    # a first step with π ≡ 1: the rule is the common rule, bit for bit (weights and momentum)
+    for name in ("common", "rule"):
+        layers_step(nets[name], opts[name], loss, x, y, (1, 2, 3))
+    assert all(torch.equal(p, q) for p, q in zip(nets["common"].parameters(), nets["rule"].parameters()))
+    # from that common state (momentum formed), one step with π = (1/4, 1/2, 1)
+    for name in ("lr1", "lr2", "lr3"):
+        nets[name].load_state_dict(nets["common"].state_dict())
+        opts[name].load_state_dict(copy.deepcopy(opts["common"].state_dict()))  # shares no buffer with it
+        for g in opts[name].param_groups:
+            if g["algorithm"] == "muon":
+                g["lr"] = 0.05 / pi[int(name[-1]) - 1]  # load_state_dict restored the common lr
+    before = [p.detach().clone() for p in nets["common"].parameters()]
+    opts["rule"].set_inclusion(pi)
+    for name, net in nets.items():
+        layers_step(net, opts[name], loss, x, y, (1, 2, 3))
+    weights = {name: [nets[name][k].weight for k in (0, 2, 4)] for name in nets}
+    biases = {name: [nets[name][k].bias for k in (0, 2, 4)] for name in nets}
+    for j in range(3):
+        assert torch.equal(weights["rule"][j], weights[f"lr{j + 1}"][j])  # Muon at lr/π_j, bit for bit
+        moved_rule = weights["rule"][j] - before[2 * j]
+        moved_common = weights["common"][j] - before[2 * j]
+        # 1/π_j times the common step: W − lr(wd·W + s·O) rounds twice per entry in float64, so
+        # each displacement is exact to a few ulp of |W| (≤ 0.5 here); dividing by π_j ≥ 1/4 scales
+        # the common one's error by ≤ 4: 16 ulp of max|W| covers both
+        atol = 16 * torch.finfo(torch.float64).eps * float(before[2 * j].abs().max())
+        torch.testing.assert_close(moved_rule, moved_common / pi[j], rtol=0, atol=atol)
+        assert moved_common.abs().max() > 1e3 * atol  # the steps are far larger than that tolerance
+        assert torch.equal(biases["rule"][j], biases["common"][j])  # AdamW: the rule changes nothing
+    # ... and the AdamW moments agree too
+    for p, q in zip(nets["rule"].parameters(), nets["common"].parameters()):
+        if p.ndim == 1:
+            assert torch.equal(opts["rule"].state[p]["exp_avg_sq"], opts["common"].state[q]["exp_avg_sq"])
+    # a layer outside the set stays frozen under the rule too
+    w1 = weights["rule"][0].detach().clone()
+    layers_step(nets["rule"], opts["rule"], loss, x, y, (2, 3))
+    assert torch.equal(w1, nets["rule"][0].weight)
+
+
+def test_radius_rule_bad_input():
+    net = _biased_mlp(torch.float32)
+    x = torch.zeros(2, 8)
+    with pytest.raises(ValueError, match="radius_rule = 'theory'"):
+        DropMuon.from_model(net, x, radius_rule="theory")
+    opt = DropMuon.from_model(net, x, radius_rule="inverse-inclusion", weight_decay=0.1)
+    with pytest.raises(ValueError, match="inclusion has 2 entries but the optimizer has 3 layers"):
+        opt.set_inclusion([0.5, 1.0])
+    with pytest.raises(ValueError, match=r"got inclusion\[2\] = 1.5"):
+        opt.set_inclusion([0.5, 1.5, 1.0])
+    with pytest.raises(ValueError, match="no 'layer' key"):
+        DropMuon([torch.nn.Parameter(torch.zeros(3, 3))], radius_rule="inverse-inclusion").set_inclusion([1.0])
+    loss = torch.nn.functional.cross_entropy
+    y = torch.zeros(2, dtype=torch.long)
+    from dropmuon.verification.torchside import layers_step
+
+    with pytest.raises(ValueError, match="layer 1 has none"):
+        layers_step(net, opt, loss, x, y, (1, 2, 3))
+    opt.set_inclusion([0.0, 1.0, 1.0])
+    with pytest.raises(ValueError, match="layer 1 has inclusion probability 0 but was updated"):
+        layers_step(net, opt, loss, x, y, (1, 2, 3))
+    layers_step(net, opt, loss, x, y, (2, 3))  # a layer with π = 0 that is not sampled is fine
+    opt.set_inclusion([0.01, 1.0, 1.0])  # lr/π · wd = 0.02/0.01 · 0.1 = 0.2: fine; at lr 1 it is 10
+    layers_step(net, opt, loss, x, y, (1, 2, 3))
+    for g in opt.param_groups:
+        g["lr"] = 1.0
+    with pytest.raises(ValueError, match="layer 1 lr/pi \\* weight_decay = 10 > 1"):
+        layers_step(net, opt, loss, x, y, (1, 2, 3))

@@ -180,3 +180,35 @@ def test_cli_flushes_denormals_in_every_thread():
     got = [json.loads(subprocess.run(base + extra, capture_output=True, text=True, check=True).stdout)
            for extra in ([], ["--keep-denormals"])]
     assert got[0]["denormals_flushed"] == 1.0 and got[1]["denormals_flushed"] == 0.0
+
+
+def test_train_radius_rule_and_gradient_norms(capsys, tmp_path):
+    # theory is dropmuon predict's name for the inverse-inclusion rule
+    r = _json(capsys, ["train", *TINY, "--sampling", "uniform", "--radius-rule", "theory", "--max-steps", "4",
+                       "--eval-every", "2", "--grad-norm-every", "2", "--grad-norm-examples", "64", "--json"])
+    assert r["radius_rule"] == "inverse-inclusion" and r["radius_inclusion"] == [[0.25, 0.5, 0.75, 1.0]]
+    recorded = [h for h in r["history"] if "grad_dual_sq" in h]
+    assert [h["step"] for h in recorded] == [0, 2, 4] and all(len(h["grad_dual_sq"]) == 4 for h in recorded)
+    assert (r["grad_norms"]["examples"], r["grad_norms"]["every"]) == (64, 2)
+    assert main(["train", *TINY, "--sampling", "epoch-shift", "--radius-rule", "inverse-inclusion", "--max-steps",
+                 "2"]) == 0
+    out = capsys.readouterr().out
+    assert "radius rule inverse-inclusion: layer i moves by lr/pi_i, pi; per epoch: (0.625, 0.75, 0.875, 1)" in out
+    assert "(nuclear, on a fixed subset of 256 training examples, every 20 steps)" in out
+    for extra, msg in ((["--radius-rule", "best"], "invalid choice: 'best'"),
+                       (["--grad-norm-examples", "0"], "--grad-norm-examples must be positive; got 0"),
+                       (["--grad-norm-every", "x"], "--grad-norm-every is 'x', not an integer")):
+        assert main(["train", *TINY, "--max-steps", "1", *extra]) == 2, extra
+        assert msg in capsys.readouterr().err
+    # the closed loop under the rule (constants from a file: nothing to measure)
+    costs = {"forward_s": 1e-3, "activation_s": 1e-3, "weight_s": 1e-3, "update_s": 1e-4}
+    f = tmp_path / "constants.json"
+    f.write_text(json.dumps([{"layer": j, "L": float(j), "costs": costs} for j in (1, 2, 3, 4)]))
+    argv = ["experiment", *TINY, "--constants", str(f), "--seeds", "1", "--samplings", "full,uniform", "--max-steps",
+            "4", "--target-acc", "0.2", "--eval-every", "2", "--grad-norm-every", "2", "--radius-rule", "theory",
+            "--out", str(tmp_path / "exp")]
+    s = _json(capsys, argv + ["--json"])
+    assert s["config"]["radius_rule"] == "inverse-inclusion" and s["config"]["grad_norm_every"] == 2
+    assert len(s["eps2"]) == 1 and "reached_eps2" in s["rows"]["uniform"]
+    assert main(argv) == 0
+    assert "radius rule inverse-inclusion (lr/pi_i)" in capsys.readouterr().out

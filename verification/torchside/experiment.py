@@ -30,7 +30,7 @@ __all__ = [
     "ExperimentConfig", "measure_network", "load_constants", "calibrate", "schedules", "predictions", "run_task",
     "run_experiment", "summarize", "speedup_ci", "seeds_needed", "CONFIDENCE", "BOOTSTRAP_RESAMPLES",
     "RESOLVE_EFFECT", "POWER", "suspect_runs", "SPREAD_LIMIT", "ACROSS_RUNS_LIMIT", "seeds_for_width",
-    "PRESETS", "preset_settings",
+    "PRESETS", "preset_settings", "lhs_thresholds",
 ]
 
 #: two-sided level of the confidence intervals on speed-ups
@@ -51,7 +51,19 @@ class ExperimentConfig:
     metric (accuracy unless the model's factory gives another); ``max_seconds``: wall-clock
     limit per training run; ``flush_denormals``: run with
     subnormal floats flushed to zero on the CPU (:func:`~dropmuon.verification.torchside.optimizer.denormals_flushed`
-    says why; :func:`run_experiment` sets it and warns when torch's thread pool did not take it)."""
+    says why; :func:`run_experiment` sets it and warns when torch's thread pool did not take it);
+    ``radius_rule``: each layer's Muon step length in the training runs
+    (:data:`~dropmuon.verification.torchside.optimizer.RADIUS_RULES`): ``"common"``, Muon's one
+    ``lr``, or ``"inverse-inclusion"``, ``lr/π_i`` with ``π_i`` the layer's inclusion probability
+    under the run's schedule (the theorems' radii; full Muon is unchanged by it). The calibration's
+    steps of full Muon do not depend on it. ``grad_norm_examples``, ``grad_norm_every``: the
+    training examples on which every run records the gradient norms the summary's ``ε²`` metric
+    uses — a fixed subset of that many (the default, ``training.GRAD_NORM_EXAMPLES``) or, with
+    ``None``, the whole training set — and the fewest steps between two recordings
+    (``training.GRAD_NORM_EVERY``; :func:`~dropmuon.verification.torchside.training.train`);
+    ``stop_at_target``: end a run at its target (the default) or train on to ``max_steps`` — the
+    time to target is the same either way, but the theorems' running average may still be rising
+    at the target, and only a run that goes on shows it fall to the summary's ``ε²``."""
 
     seeds: tuple = (0, 1, 2)
     samplings: tuple = DEFAULT_SAMPLINGS
@@ -73,6 +85,10 @@ class ExperimentConfig:
     ns_dtype: str = "auto"
     channels_last: bool = False
     compile: bool = False
+    radius_rule: str = "common"
+    grad_norm_examples: int | None = 256  # training.GRAD_NORM_EXAMPLES (a test checks they agree)
+    grad_norm_every: int = 20  # training.GRAD_NORM_EVERY (likewise)
+    stop_at_target: bool = True
 
     def __post_init__(self):
         from .training import SAMPLINGS
@@ -97,10 +113,18 @@ class ExperimentConfig:
             raise ValueError(f"unknown Newton-Schulz dtype {self.ns_dtype!r}; choose auto, {', '.join(NS_DTYPES)}")
         if not (isinstance(self.model, str) and self.model):
             raise ValueError(f"model must be a built-in name or PACKAGE.MODULE:FACTORY; got model = {self.model!r}")
-        for name in ("channels_last", "compile"):
+        from .optimizer import RADIUS_RULES
+
+        if self.radius_rule not in RADIUS_RULES:
+            raise ValueError(f"unknown radius rule {self.radius_rule!r}; choose {', '.join(RADIUS_RULES)}")
+        n = self.grad_norm_examples
+        if n is not None and (isinstance(n, bool) or not isinstance(n, int) or n < 1):
+            raise ValueError(f"grad_norm_examples must be a positive integer or None (the whole training set); "
+                             f"got grad_norm_examples = {n!r}")
+        for name in ("channels_last", "compile", "stop_at_target"):
             if not isinstance(getattr(self, name), bool):
                 raise ValueError(f"{name} must be True or False; got {name} = {getattr(self, name)!r}")
-        for name in ("max_steps", "batch", "eval_every", "estimate_steps", "cost_repeats"):
+        for name in ("max_steps", "batch", "eval_every", "estimate_steps", "cost_repeats", "grad_norm_every"):
             v = getattr(self, name)
             if isinstance(v, bool) or not isinstance(v, int) or v < 1:
                 raise ValueError(f"{name} must be a positive integer; got {name} = {v!r}")
@@ -110,11 +134,18 @@ class ExperimentConfig:
                 raise ValueError(f"{name} must be a positive number; got {name} = {v!r}")
 
     def run_settings(self) -> dict:
-        """The settings a training run's result depends on (a resumed run must match them)."""
+        """The settings a training run's result depends on (a resumed run must match them). The
+        radius rule is there unless it is Muon's common one, and the gradient norms' examples and
+        interval and ``stop_at_target`` unless they are the defaults (absent then, so results from
+        before they existed match): runs of one rule are never resumed as runs of the other."""
         keys = ("model", "ns_dtype", "max_steps", "target_acc", "max_seconds", "batch", "lr", "width", "eval_every",
                 "device",
                 "data", "data_seed", "flush_denormals")
-        return dict({k: getattr(self, k) for k in keys}, **self._speed_settings())
+        rule = {} if self.radius_rule == "common" else {"radius_rule": self.radius_rule}
+        for k in ("grad_norm_examples", "grad_norm_every", "stop_at_target"):
+            if getattr(self, k) != getattr(ExperimentConfig, k):
+                rule[k] = getattr(self, k)
+        return dict({k: getattr(self, k) for k in keys}, **self._speed_settings(), **rule)
 
     def _speed_settings(self) -> dict:
         """The speed options that are on (absent when off, so results from before they existed match)."""
@@ -233,7 +264,9 @@ class Setup:
         the model's 4-d weights (and so its convolutions' activations) use the channels-last
         memory format; with ``config.compile`` and ``training`` the model is compiled with one
         graph per start index (:func:`~dropmuon.verification.torchside.build.compile_per_start`; the
-        constants' Hessian-vector products run uncompiled)."""
+        constants' Hessian-vector products run uncompiled). ``config.radius_rule`` applies to a
+        model for ``training`` (whose schedule gives the inclusion probabilities); the calibration's
+        optimizer keeps the common rule, which is the same for its steps of full Muon."""
         import torch
 
         from .build import build_model, compile_per_start, optimizer_for
@@ -245,7 +278,8 @@ class Setup:
         if config.channels_last:
             model = model.to(memory_format=torch.channels_last)
         opt = optimizer_for(model, self.data, lr=config.lr, device=config.device,
-                            ns_dtype=resolve_ns_dtype(config.ns_dtype, config.device))
+                            ns_dtype=resolve_ns_dtype(config.ns_dtype, config.device),
+                            radius_rule=config.radius_rule if training else "common")
         if config.compile and training:
             model = compile_per_start(model, len(opt.layer_groups()))
         return model, opt, self.loss_fn or built.loss, self.metric or built.metric
@@ -287,7 +321,9 @@ def run_task(config: ExperimentConfig, sampling: str, seed: int, calibration: di
         raise ValueError(f"the constants have {len(L)} layers but the network has {len(opt.layer_groups())}")
     r = train(model, opt, data, sampler, max_steps=config.max_steps, batch=config.batch,
               target_acc=config.target_acc, max_seconds=config.max_seconds, eval_every=config.eval_every,
-              seed=seed, device=config.device, loss_fn=loss, metric=metric, progress=progress, info=info)
+              seed=seed, device=config.device, loss_fn=loss, metric=metric, progress=progress, info=info,
+              grad_norm_examples=config.grad_norm_examples, grad_norm_every=config.grad_norm_every,
+              stop_at_target=config.stop_at_target)
     from .environment import environment, ns_dtype_of
 
     return dict(r.as_dict(), settings=config.run_settings(), torch=torch.__version__,
@@ -490,6 +526,33 @@ def _interpolated(run, key: str, fallback: str):
     return run.get(key, run.get(fallback))
 
 
+def lhs_thresholds(runs_by_seed: dict, seeds) -> list:
+    """Per seed, the threshold ``ε²`` of the theorems' left-hand side: the value the running
+    average of ``Σ_i ‖∇_i f‖_*²`` over full Muon's recordings
+    (:func:`~dropmuon.verification.torchside.training.lhs_average`) has at full Muon's (interpolated)
+    target crossing, by linear interpolation between the recordings around it — so ``ε`` is the
+    stationarity full Muon has on average when it reaches the target, and a schedule's time to
+    ``ε²`` is paired with full Muon's by seed. ``None`` for a seed whose full run did not reach the
+    target or recorded no gradient norms. ``runs_by_seed``: full Muon's run records by seed."""
+    from .training import lhs_average_at
+
+    out = []
+    for k in seeds:
+        r = runs_by_seed.get(k)
+        at = _interpolated(r, "iterations_to_target_interpolated", "iterations_to_target")
+        out.append(lhs_average_at(r.get("history") or [], at) if at is not None else None)
+    return out
+
+
+def _lhs_crossing(run, eps2):
+    """``(iterations, seconds)`` at which a run's running average falls to ``eps2``."""
+    from .training import lhs_crossing
+
+    if run is None or eps2 is None:
+        return None, None
+    return lhs_crossing(run.get("history") or [], eps2)
+
+
 def _mean_sd(xs):
     xs = [x for x in xs if x is not None and math.isfinite(x)]
     if not xs:
@@ -505,7 +568,18 @@ def summarize(config: ExperimentConfig, calibration: dict, runs: list[dict], n_t
     iterations) with confidence intervals; then the measured winner and whether the max-form's or
     the sum-form's prediction picked it. ``L_source`` and ``L_method`` say where the constants came
     from: ``"measured"`` and the trajectory estimate, or the file of ``config.constants`` and the
-    method recorded in it (``None`` when it records none)."""
+    method recorded in it (``None`` when it records none).
+
+    Beside time to target, the theorems' own quantity: per schedule, the iterations and seconds
+    until the running average of ``Σ_i ‖∇_i f‖_*²`` over the run's recordings (the theorems'
+    left-hand side, the average over iterations approximated by the average over the recordings)
+    falls to ``ε²`` (:func:`~dropmuon.verification.torchside.training.lhs_crossing`), with ``ε²``
+    set per seed from full Muon's run (:func:`lhs_thresholds`; the summary's ``eps2``), so the
+    metric is paired by seed: ``reached_eps2``, ``iterations_to_eps2``, ``time_to_eps2_s`` and the
+    speed-ups over full Muon ``speedup_iterations_eps2`` / ``speedup_time_eps2`` (full's / this
+    schedule's, with confidence intervals, like the others). A run stopped at its target may end
+    while its average still rises; it has then not fallen to ``ε²`` and counts as not reaching it
+    (``config.stop_at_target=False`` trains on)."""
     L, cm = load_constants(calibration)
     epoch_length = max(1, math.ceil((n_train if n_train is not None else _n_train(config)) / config.batch))
     scheds = schedules(config.samplings, len(L), L, cm, epoch_length)
@@ -514,8 +588,11 @@ def summarize(config: ExperimentConfig, calibration: dict, runs: list[dict], n_t
     seeds = list(config.seeds)
     rows = {}
     full = by["full"]
+    eps2 = lhs_thresholds(full, seeds)
+    full_eps = [_lhs_crossing(full.get(k), e) for k, e in zip(seeds, eps2)]
     for s in config.samplings:
         rs = [by[s].get(k) for k in seeds]
+        eps = [_lhs_crossing(r, e) for r, e in zip(rs, eps2)]
         t = [_interpolated(r, "time_to_target_interpolated_s", "time_to_target_s") for r in rs]
         it = [_interpolated(r, "iterations_to_target_interpolated", "iterations_to_target") for r in rs]
         row = {
@@ -537,6 +614,10 @@ def summarize(config: ExperimentConfig, calibration: dict, runs: list[dict], n_t
             "predicted_speedup_sum": pred[s].get("speedup_vs_full_sum"),
             "predicted_iterations_ratio_max": pred[s].get("iterations_vs_full_max"),
             "predicted_iterations_ratio_sum": pred[s].get("iterations_vs_full_sum"),
+            "reached_eps2": sum(i is not None for i, _ in eps),
+            "iterations_to_eps2": _mean_sd([i for i, _ in eps]), "time_to_eps2_s": _mean_sd([t_ for _, t_ in eps]),
+            "speedup_iterations_eps2": speedup_ci([i for i, _ in full_eps], [i for i, _ in eps]),
+            "speedup_time_eps2": speedup_ci([t_ for _, t_ in full_eps], [t_ for _, t_ in eps]),
         }
         sd = row["speedup_time"]["sd_log"]
         # how many seeds this spread needs to resolve a 10% effect: a result "not significant" with
@@ -560,7 +641,7 @@ def summarize(config: ExperimentConfig, calibration: dict, runs: list[dict], n_t
                                                                  [measured[s] for s in common]).statistic)
     return {"config": asdict(config), "L": L, "L_source": calibration.get("source"),
             "L_method": calibration.get("method"), "cost_model": calibration["cost_model"], "rows": rows,
-            "verdict": verdict, "confidence": CONFIDENCE, "suspect_runs": suspect_runs(runs),
+            "verdict": verdict, "confidence": CONFIDENCE, "suspect_runs": suspect_runs(runs), "eps2": eps2,
             "power_analysis": {"effect": RESOLVE_EFFECT, "power": POWER, "confidence": CONFIDENCE}}
 
 

@@ -22,9 +22,14 @@ from ..newton_schulz import coefficients as ns_coefficients
 from ..newton_schulz import normalisation
 
 __all__ = ["DropMuon", "dropmuon_training_step", "layers_step", "freeze_below", "freeze_except", "layer_matrix_shape",
-           "route_parameter", "denormals_flushed", "ADAMW_DEFAULTS"]
+           "route_parameter", "denormals_flushed", "ADAMW_DEFAULTS", "RADIUS_RULES"]
 
 EPS = 1e-7  # torch.optim.Muon's normaliser guard
+
+#: how a layer's Muon step length is set: ``"common"`` — Muon's one learning rate for every layer;
+#: ``"inverse-inclusion"`` — layer ``i`` moves by ``lr/π_i`` (the theorems' constant radii
+#: ``t_i = η/π_i``, ``π_i`` its inclusion probability)
+RADIUS_RULES = ("common", "inverse-inclusion")
 
 #: the AdamW companion's defaults (torch.optim.AdamW's, without weight decay: biases and norm
 #: scales are conventionally not decayed)
@@ -135,6 +140,21 @@ class DropMuon(torch.optim.Optimizer):
     ``adamw_weight_decay`` (:data:`ADAMW_DEFAULTS`). Both skip a parameter without a gradient, so
     the companion freezes in step with its layer.
 
+    ``radius_rule`` (:data:`RADIUS_RULES`) sets each layer's step length. ``"common"`` (the
+    default) is Muon's: every layer moves by ``lr``. ``"inverse-inclusion"`` is the radius rule of
+    the sum-form theorems (docs/theory.md, constant radii ``t_i = η/π_i``): the Muon step of layer
+    ``i`` is Muon's step at learning rate ``lr/π_i``, where ``π_i = P(i ∈ S)`` is the layer's
+    inclusion probability under the sampling schedule — decoupled weight decay included, so the
+    whole displacement ``−lr(wd·W + sqrt(max(1, m/n))·O)`` is scaled by ``1/π_i`` and the expected
+    move of a layer, ``π_i · lr/π_i``, is the same ``lr`` for every layer. The probabilities come
+    from :meth:`set_inclusion` (or ``inclusion=``); :func:`~dropmuon.verification.torchside.training.train`
+    sets them from its schedule. With ``π ≡ 1`` (full sampling) ``lr/1.0 == lr`` exactly, so the
+    update is the common rule's bit for bit. The rule does nothing to the AdamW companion: its
+    parameters keep ``adamw_lr`` (the radii belong to the LMO steps the theorems analyse; no
+    theorem here covers an adaptive step scaled by ``1/π_i``). A step refuses a layer whose
+    ``lr/π_i · weight_decay`` exceeds 1 (the decay would flip the weights' sign) and a layer with
+    ``π_i = 0`` that has a gradient (a layer the schedule never samples has no radius).
+
     Param groups carry a ``"layer"`` key (1-based, input first) used by
     :func:`dropmuon_training_step`. ``layers=[params_1, params_2, …]`` builds them: in each layer
     :func:`route_parameter` sends the matrices to Muon and the rest (biases, norm scales, matrices
@@ -149,7 +169,8 @@ class DropMuon(torch.optim.Optimizer):
                  adjust_lr: bool = True, *, layers: Sequence[Iterable[Tensor]] | None = None,
                  adamw_lr: float = ADAMW_DEFAULTS["adamw_lr"], adamw_betas=ADAMW_DEFAULTS["adamw_betas"],
                  adamw_eps: float = ADAMW_DEFAULTS["adamw_eps"],
-                 adamw_weight_decay: float = ADAMW_DEFAULTS["adamw_weight_decay"]):
+                 adamw_weight_decay: float = ADAMW_DEFAULTS["adamw_weight_decay"],
+                 radius_rule: str = "common", inclusion: Sequence[float] | None = None):
         if (params is None) == (layers is None):
             raise ValueError("give either params or layers=[params of layer 1, params of layer 2, ...]")
         if layers is not None:
@@ -181,11 +202,13 @@ class DropMuon(torch.optim.Optimizer):
         if not (isinstance(ns_steps, int) and ns_steps >= 1):
             raise ValueError(f"ns_steps must be a positive integer; got ns_steps = {ns_steps!r}")
         _coefficients(ns_coefficients, ns_steps)  # a clear error for an unknown preset or a bad table
+        if radius_rule not in RADIUS_RULES:
+            raise ValueError(f"radius_rule must be one of {', '.join(RADIUS_RULES)}; got radius_rule = {radius_rule!r}")
         defaults = dict(lr=lr, weight_decay=weight_decay, momentum=momentum, nesterov=nesterov,
                         ns_coefficients=ns_coefficients, ns_steps=ns_steps, eps=eps, sharp=sharp,
                         ns_dtype=ns_dtype, adjust_lr=adjust_lr, layer=None, algorithm="muon",
                         adamw_lr=adamw_lr, adamw_betas=tuple(adamw_betas), adamw_eps=adamw_eps,
-                        adamw_weight_decay=adamw_weight_decay)
+                        adamw_weight_decay=adamw_weight_decay, radius_rule=radius_rule, inclusion=None)
         super().__init__(params, defaults)
         self.model_layers = None  # set by from_model: the layers' names and parameters
         for g in self.param_groups:
@@ -194,6 +217,54 @@ class DropMuon(torch.optim.Optimizer):
             for p in g["params"]:
                 if p.ndim == 0 and g["algorithm"] == "muon":
                     raise ValueError(f"DropMuon needs parameters with at least one dimension; got shape {tuple(p.shape)}")
+            if g.get("radius_rule", "common") not in RADIUS_RULES:
+                raise ValueError(f"a param group's radius_rule must be one of {', '.join(RADIUS_RULES)}; "
+                                 f"got {g['radius_rule']!r}")
+        if inclusion is not None:
+            self.set_inclusion(inclusion)
+
+    def set_inclusion(self, inclusion: Sequence[float]) -> None:
+        """Record ``π_i``, the probability that a step samples layer ``i`` (input first, one per
+        layer), for the ``"inverse-inclusion"`` radius rule; each param group keeps its layer's
+        value (as ``"inclusion"``, so it travels with ``state_dict``). Under the common rule the
+        values are kept but change nothing.
+
+        >>> net = torch.nn.Sequential(torch.nn.Linear(4, 8), torch.nn.Tanh(), torch.nn.Linear(8, 2))
+        >>> opt = DropMuon.from_model(net, torch.zeros(2, 4), radius_rule="inverse-inclusion")
+        >>> opt.set_inclusion([0.5, 1.0])
+        >>> [(g["layer"], g["algorithm"], g["inclusion"]) for g in opt.param_groups]
+        [(1, 'muon', 0.5), (1, 'adamw', 0.5), (2, 'muon', 1.0), (2, 'adamw', 1.0)]
+        """
+        groups = self.layer_groups()
+        if not groups or any(g.get("layer") is None for g in self.param_groups):
+            raise ValueError("inclusion probabilities are per layer, but the optimizer's param groups carry no "
+                             "'layer' key; build it with layers=[...] or from_model")
+        pi = [float(v) for v in inclusion]
+        if len(pi) != len(groups):
+            raise ValueError(f"inclusion has {len(pi)} entries but the optimizer has {len(groups)} layers")
+        for j, v in enumerate(pi, start=1):
+            if not 0.0 <= v <= 1.0:
+                raise ValueError(f"inclusion probabilities must be in [0, 1]; got inclusion[{j}] = {v!r} (layer {j})")
+        for g in self.param_groups:
+            g["inclusion"] = pi[int(g["layer"]) - 1]
+
+    def _group_lr(self, g) -> float:
+        """The learning rate of a Muon group's step: ``lr``, or ``lr/π`` under the
+        inverse-inclusion radius rule (checked: π known, and the decay factor positive)."""
+        if g.get("radius_rule", "common") == "common":  # a state_dict saved before the rule existed: common
+            return g["lr"]
+        pi = g.get("inclusion")
+        if pi is None:
+            raise ValueError(f"radius_rule 'inverse-inclusion' needs the layers' inclusion probabilities; layer "
+                             f"{g.get('layer')} has none (call set_inclusion(pi); train does it from its schedule)")
+        if pi == 0:
+            raise ValueError(f"layer {g.get('layer')} has inclusion probability 0 but was updated: under "
+                             f"radius_rule 'inverse-inclusion' its radius lr/0 is undefined")
+        lr = g["lr"] / pi
+        if lr * g["weight_decay"] > 1:
+            raise ValueError(f"radius_rule 'inverse-inclusion' gives layer {g.get('layer')} lr/pi * weight_decay = "
+                             f"{lr * g['weight_decay']:g} > 1 (pi = {pi:g}): the decay would flip the weights' sign")
+        return lr
 
     @classmethod
     def from_model(cls, model, example_inputs, *, groups=None, embeddings: str = "adamw", **kwargs) -> "DropMuon":
@@ -246,9 +317,12 @@ class DropMuon(torch.optim.Optimizer):
             coeffs = _coefficients(g["ns_coefficients"], g["ns_steps"])
             scale = normalisation(g["ns_coefficients"]) if isinstance(g["ns_coefficients"], str) else 1.0
             mu = g["momentum"]
+            group_lr = None  # checked once, and only for a group that has a parameter to update
             for p in g["params"]:
                 if p.grad is None:
                     continue  # frozen this step: weights, momentum and decay untouched
+                if group_lr is None:
+                    group_lr = self._group_lr(g)
                 grad = p.grad.reshape(layer_matrix_shape(p.shape))
                 state = self.state[p]
                 if "momentum_buffer" not in state:
@@ -261,8 +335,8 @@ class DropMuon(torch.optim.Optimizer):
                 else:
                     O = _newton_schulz(upd, coeffs, g["eps"], g["ns_dtype"], scale)  # noqa: E741
                 m, n = grad.shape
-                lr = g["lr"] * (math.sqrt(max(1.0, m / n)) if g["adjust_lr"] else 1.0)
-                p.mul_(1 - g["lr"] * g["weight_decay"])
+                lr = group_lr * (math.sqrt(max(1.0, m / n)) if g["adjust_lr"] else 1.0)
+                p.mul_(1 - group_lr * g["weight_decay"])
                 p.add_(O.reshape(p.shape), alpha=-lr)
         return loss
 
