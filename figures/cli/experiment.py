@@ -47,6 +47,9 @@ def add_parser(sub):
                    help="train every run on to --max-steps after it reaches the target (the time to target is the "
                         "same; the theorems' running average, which may still rise at the target, can then fall to "
                         "the summary's eps^2)")
+    p.add_argument("--no-pilot", action="store_true",
+                   help="skip the pilot runs (a short run of every schedule on a seed of its own before the "
+                        "evaluation runs, the empirical predictor scored beside the theorems)")
     add_execution_options(p, results=False)
     add_run_limits(p, target_default="0.98")
     p.add_argument("--preset", default=None, choices=["paper-gpu"], metavar="paper-gpu",
@@ -96,7 +99,7 @@ def run(args) -> int:
         cost_repeats=parse_number("--repeats", args.repeats, int, positive=True),
         device=dev, data=args.data, data_seed=seed, constants=args.constants,
         flush_denormals=not args.keep_denormals, channels_last=args.channels_last, compile=args.compile,
-        radius_rule=radius_rule_of(args), stop_at_target=not args.past_target, **limits,
+        radius_rule=radius_rule_of(args), stop_at_target=not args.past_target, pilot=not args.no_pilot, **limits,
     )
     if preset and not args.json:
         print(f"preset {args.preset} on {dev}: " + ", ".join(f"--{k.replace('_', '-')} {getattr(args, k)}"
@@ -107,7 +110,8 @@ def run(args) -> int:
         emit_json(dict(summary, out=str(args.out), preset=args.preset))
         return 0
     print_summary(summary)
-    print(f"\nresults: {args.out}/experiment.json (runs in {args.out}/runs/)")
+    print(f"\nresults: {args.out}/experiment.json (runs in {args.out}/runs/); predictions, written before the "
+          f"first run: {args.out}/predictions.json (SHA-256 {summary.get('predictions_sha256')})")
     return 0
 
 
@@ -168,6 +172,7 @@ def print_summary(summary) -> None:
             print(f"  {s:<12s} {c.get('decided', '?'):<16s} median {c.get('median') or float('nan'):.3f}{boot}"
                   f" ({c['n']} seeds{need})")
     _print_eps2(summary)
+    _print_predictors(summary)
     sus = summary.get("suspect_runs")
     if sus:
         print(f"\nruns suspect of contention (the machine was shared?): {len(sus)}")
@@ -184,6 +189,65 @@ def print_summary(summary) -> None:
               f"{'matched' if v[f'{obj}_form_matched'] else 'did not match'}{rc}")
     print("speed-up: full's time to target / this schedule's, paired by seed; iters ratio: full's iterations / "
           "this schedule's; pred: the theory's total-cost speed-up K(full)·cost(full) / K(π)·E cost(π)")
+
+
+def _print_predictors(summary) -> None:
+    """Each predictor (every theorem at the pre-registered eps, and the pilot) against the
+    measurement: predicted and measured speed-up and iteration ratio per schedule, the rank
+    correlations and the winner."""
+    scored = summary.get("predictors")
+    if not scored:
+        return
+    share = scored.get("pilot_share")
+    for basis, what in (("accuracy", "time and iterations to the target"),
+                        ("lhs", "time and iterations to eps^2 on the theorems' running average")):
+        rows = scored.get(basis) or []
+        if not rows or not any(r["measured_speedup"]["n"] for d in rows for s, r in d["schedules"].items()
+                               if s != "full"):
+            print(f"\npredicted vs measured on {what}: no paired runs (see above)")
+            continue
+        print(f"\npredicted vs measured on {what} (predictions written before the first run; "
+              f"'*': the theorem covers that run)")
+        print(f"  {'predictor':<26s} {'schedule':<12s} {'speed-up pred':>13s} {'measured [95% CI]':>25s} "
+              f"{'K ratio pred':>12s} {'measured [95% CI]':>25s}")
+        for d in rows:
+            for s, r in d["schedules"].items():
+                if s == "full":
+                    continue
+                mark = "*" if r["applies"] else " "
+                ps = "-" if r["predicted_speedup"] is None else f"{r['predicted_speedup']:.3f}"
+                pr = "-" if r["predicted_iterations_ratio"] is None else f"{r['predicted_iterations_ratio']:.3f}"
+                print(f"  {_who(d):<26.26s} {s:<12s} {ps:>12s}{mark} "
+                      f"{_ci3(r['measured_speedup']):>25s} {pr:>12s} {_ci3(r['measured_iterations_ratio']):>25s}")
+        for d in rows:
+            w = d["winner"]
+            sp, kd = d["spearman"], d["kendall"]
+            corr = "rank correlation -" if sp["value"] is None else (
+                f"Spearman {sp['value']:+.2f} [{_f(sp['low'])}, {_f(sp['high'])}], "
+                f"Kendall {kd['value']:+.2f} [{_f(kd['low'])}, {_f(kd['high'])}]")
+            verdict = ("-" if w["won"] is None else "won" if w["won"] else
+                       "within the winner's interval" if w["within_interval"] else "did not win")
+            print(f"  {_who(d):<26.26s} predicted winner {w['predicted']} (measured "
+                  f"{w['measured']}: {verdict}); {corr}")
+    if share is not None:
+        flag = "" if share <= 0.10 else " - above the 10% aimed for: a longer experiment dilutes it"
+        print(f"  the pilot's training time was {share:.1%} of the evaluation runs'{flag}")
+
+
+def _who(d) -> str:
+    return d["name"] if d["label"] == d["name"] else f"{d['label']} {d['name']}"
+
+
+def _ci3(d) -> str:
+    if d.get("mean") is None:
+        return "-"
+    if d.get("low") is None:
+        return f"{d['mean']:.3f}"
+    return f"{d['mean']:.3f} [{d['low']:.3f}, {d['high']:.3f}]"
+
+
+def _f(v) -> str:
+    return "-" if v is None else f"{v:+.2f}"
 
 
 def _print_eps2(summary) -> None:

@@ -63,7 +63,10 @@ class ExperimentConfig:
     (``training.GRAD_NORM_EVERY``; :func:`~dropmuon.verification.torchside.training.train`);
     ``stop_at_target``: end a run at its target (the default) or train on to ``max_steps`` — the
     time to target is the same either way, but the theorems' running average may still be rising
-    at the target, and only a run that goes on shows it fall to the summary's ``ε²``."""
+    at the target, and only a run that goes on shows it fall to the summary's ``ε²``; ``pilot``:
+    before the evaluation runs, a short pilot run of every schedule on a seed of its own, whose
+    progress per iteration and time per step predict each schedule's speed-up beside the
+    theorems (:mod:`~dropmuon.verification.torchside.preregistration`)."""
 
     seeds: tuple = (0, 1, 2)
     samplings: tuple = DEFAULT_SAMPLINGS
@@ -89,6 +92,7 @@ class ExperimentConfig:
     grad_norm_examples: int | None = 256  # training.GRAD_NORM_EXAMPLES (a test checks they agree)
     grad_norm_every: int = 20  # training.GRAD_NORM_EVERY (likewise)
     stop_at_target: bool = True
+    pilot: bool = True
 
     def __post_init__(self):
         from .training import SAMPLINGS
@@ -121,7 +125,7 @@ class ExperimentConfig:
         if n is not None and (isinstance(n, bool) or not isinstance(n, int) or n < 1):
             raise ValueError(f"grad_norm_examples must be a positive integer or None (the whole training set); "
                              f"got grad_norm_examples = {n!r}")
-        for name in ("channels_last", "compile", "stop_at_target"):
+        for name in ("channels_last", "compile", "stop_at_target", "pilot"):
             if not isinstance(getattr(self, name), bool):
                 raise ValueError(f"{name} must be True or False; got {name} = {getattr(self, name)!r}")
         for name in ("max_steps", "batch", "eval_every", "estimate_steps", "cost_repeats", "grad_norm_every"):
@@ -775,6 +779,12 @@ def run_experiment(config, data=None, *, loss_fn=None, metric=None, out=None, pr
                       "with each other, not with serial runs", RuntimeWarning, stacklevel=2)
     cal = calibrate(config, out, progress=progress, setup=setup)
     fp = _fingerprint(cal)
+    # predict first: the theorems' and the pilot's predictions, written with their digest before
+    # the first evaluation run starts
+    from .preregistration import register_predictions, score_runs
+
+    pred, sha = register_predictions(config, cal, out, _predictions_fingerprint(config, fp), setup=setup,
+                                     progress=progress)
     tasks = []
     for seed in config.seeds:
         order = np.random.default_rng([seed, 2]).permutation(len(config.samplings))
@@ -787,7 +797,9 @@ def run_experiment(config, data=None, *, loss_fn=None, metric=None, out=None, pr
     summary = summarize(config, cal, runs, n_train=len(setup.data.x_train))
     summary["data"] = setup.data.name
     summary["metric"] = runs[0].get("metric") if runs else None
-    result = {"calibration": cal, "runs": runs, "summary": summary}
+    summary["predictions_sha256"] = sha
+    summary["predictors"] = score_runs(config, pred, runs)
+    result = {"calibration": cal, "predictions": pred, "predictions_sha256": sha, "runs": runs, "summary": summary}
     if out is not None:
         write_json_atomic(out / "experiment.json", result)
     return result
@@ -809,6 +821,16 @@ def _set_denormals(config: ExperimentConfig) -> None:
                       f"started before torch.set_flush_denormal(True); call it before torch's first parallel "
                       f"operation (the dropmuon commands do), or CPU timings of late training are distorted",
                       RuntimeWarning, stacklevel=3)
+
+
+def _predictions_fingerprint(config: ExperimentConfig, calibration_fp: str) -> str:
+    """What the predictions depend on: the runs' settings, the schedules, the seeds (the pilot's
+    length) and the calibration."""
+    from dropmuon.verification.torchside.preregistration import digest
+
+    return digest({"settings": _jsonable_settings(config), "samplings": list(config.samplings),
+                   "seeds": list(config.seeds), "pilot": config.pilot, "radius_rule": config.radius_rule,
+                   "calibration": calibration_fp})
 
 
 def _jsonable_settings(config: ExperimentConfig) -> dict:
