@@ -35,9 +35,9 @@ def test_hessian_power_iteration_on_a_known_quadratic():
     assert lam == pytest.approx(5.0, rel=1e-10)
 
 
-def test_cli_estimate_json(capsys):
+def test_cli_estimate_json(capsys, one_thread):
     code = main(["estimate", "--device", "cpu", "--seed", "0", "--json", "--width", "0.125", "--steps", "3",
-                 "--batch", "32", "--repeats", "3", "--no-progress"])
+                 "--batch", "32", "--repeats", "3", "--no-progress", "--noise-draws", "2", "--delta0-steps", "1"])
     out, err = capsys.readouterr()
     assert code == 0, err
     recs = json.loads(out)

@@ -80,3 +80,70 @@ def test_estimate_reports_trajectory_probe_and_flags():
     assert c.l0l1_identified == bool(g.max() / g.min() >= 2.0)
     assert c.L0_sd is not None and c.L1_sd is not None
     print(f"wide least squares: trajectory {c.L / true:.3f}, probe {c.L_probe / true:.6f} of the constant")
+
+
+# -- the probe at the settings `dropmuon estimate` uses ---------------------------------------------
+
+def _two_sided(m, n, seed):
+    """f(W) = ½‖PWQ − B‖² with spread spectra on both sides (column scales 0.2..2)."""
+    g = torch.Generator().manual_seed(seed)
+    P = torch.randn(m + 5, m, generator=g, dtype=torch.float64) * torch.linspace(0.2, 2.0, m, dtype=torch.float64)
+    Q = torch.randn(n, n + 5, generator=g, dtype=torch.float64) * torch.linspace(0.2, 2.0, n, dtype=torch.float64)[:, None]
+    B = torch.randn(m + 5, n + 5, generator=g, dtype=torch.float64)
+    return P, Q, B
+
+
+def _paired_constant(P, Q):
+    # H[Δ] = PᵀP Δ QQᵀ. With s, t the eigenvalues of S = PᵀP and T = QQᵀ sorted decreasingly,
+    # sup_{‖Δ‖_op ≤ 1} ‖SΔT‖_nuc = Σ_{i ≤ min(m,n)} s_i t_i: the singular values of a product are
+    # weakly log-majorised by the products of the factors' (Horn), so ‖SΔT‖_nuc ≤ Σ_i s_i σ_i(Δ) t_i
+    # ≤ Σ_i s_i t_i, and Δ = U_S E U_Tᵀ (E the rectangular identity, U_S, U_T the eigenvectors in
+    # that order) attains it. It is not λ_max(S)·λ_max(T), the Euclidean (spectral→spectral)
+    # constant: the nuclear norm on the gradient adds up all min(m, n) paired directions
+    s = np.sort(np.linalg.eigvalsh((P.T @ P).numpy()))[::-1]
+    t = np.sort(np.linalg.eigvalsh((Q @ Q.T).numpy()))[::-1]
+    k = min(len(s), len(t))
+    return float(np.sum(s[:k] * t[:k]))
+
+
+def test_two_sided_constant_is_the_paired_eigenvalue_sum():
+    # the closed form against its maximiser and against random directions, on small instances
+    rng = np.random.default_rng(0)
+    for m, n in [(5, 3), (3, 5), (4, 4)]:
+        P, Q, _ = _two_sided(m, n, seed=m * 10 + n)
+        S, T = (P.T @ P).numpy(), (Q @ Q.T).numpy()
+        true = _paired_constant(P, Q)
+        _, US = np.linalg.eigh(S)
+        _, UT = np.linalg.eigh(T)
+        D = US[:, ::-1] @ np.eye(m, n) @ UT[:, ::-1].T
+        assert np.linalg.svd(S @ D @ T, compute_uv=False).sum() == pytest.approx(true, rel=1e-12)
+        for _ in range(2000):  # the maximum of a convex function is at an extreme point: a partial isometry
+            U, _, Vt = np.linalg.svd(rng.normal(size=(m, n)), full_matrices=False)
+            assert np.linalg.svd(S @ (U @ Vt) @ T, compute_uv=False).sum() <= true * (1 + 1e-12)
+        s, t = np.linalg.eigvalsh(S)[-1], np.linalg.eigvalsh(T)[-1]
+        assert true > 1.05 * s * t  # the formula is not λ_max(S)·λ_max(T)
+
+
+# What the probe at estimate's settings (PROBE_ITERATIONS = 30, PROBE_STARTS = 1, seed 0) reached
+# on 300 instances of this family (50 seeds of each of (24, 6), (40, 10), (6, 24), (10, 40),
+# (12, 12), (20, 20)): at least 0.9695 of the closed form, median 0.9984, 6% below 0.99. The power
+# method converges linearly and slowly where the spectra are dense, so no fraction is guaranteed
+# at a fixed count; 0.96 is the measured worst case less a margin for a different start. The
+# former settings (10 iterations, every other product scored) reached only 0.917 (65% below 0.99).
+ESTIMATE_PROBE_FRACTION = 0.96
+
+
+@pytest.mark.parametrize("m, n", [(40, 10), (10, 40), (20, 20)], ids=["tall", "wide", "square"])
+def test_probe_at_estimates_settings_on_two_sided_least_squares(m, n, one_thread):
+    from dropmuon.verification.torchside.constants import PROBE_ITERATIONS, PROBE_STARTS, probe_layer
+
+    for seed in range(4):
+        P, Q, B = _two_sided(m, n, seed)
+        true = _paired_constant(P, Q)
+        W = nn.Parameter(torch.zeros(m, n, dtype=torch.float64))
+        r = probe_layer(lambda: 0.5 * ((P @ W @ Q - B) ** 2).sum(), [W], iterations=PROBE_ITERATIONS,
+                        starts=PROBE_STARTS, seed=0)
+        assert ESTIMATE_PROBE_FRACTION * true <= r.value <= true * (1 + 1e-9), (seed, r.value / true)
+        assert r.hessian_products <= 2 * PROBE_ITERATIONS and r.last_change >= 0
+        # the last step's increase understates the gap (linear convergence): it is no certificate
+        assert r.converged == (r.last_change <= 1e-7)

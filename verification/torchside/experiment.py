@@ -159,7 +159,8 @@ class ExperimentConfig:
 # -- calibration: constants and costs -------------------------------------------------------------
 
 def measure_network(model, optimizer, data, *, batch: int, steps: int = 20, repeats: int = 7, seed: int = 0,
-                    device="cpu", progress=None, loss_fn=None, timing_model=None) -> dict:
+                    device="cpu", progress=None, loss_fn=None, timing_model=None, noise_draws: int = 16,
+                    delta0_steps: int = 40) -> dict:
     """Measure per-layer costs (every layer set up to 6 layers, sampled sets beyond; at the
     training batch size) and then the layer-wise constants along ``steps`` steps of full Muon.
     ``loss_fn`` defaults to the data's task (:func:`~dropmuon.verification.torchside.tasks.objective_for`).
@@ -170,7 +171,11 @@ def measure_network(model, optimizer, data, *, batch: int, steps: int = 20, repe
     model and optimizer are trained by the constant estimation (use fresh ones for training
     runs). ``timing_model``: the module whose steps are timed for the costs when it is not
     ``model`` itself (a compiled wrapper of it, sharing its parameters: the constants' second
-    derivatives run on the plain model)."""
+    derivatives run on the plain model). ``noise_draws`` and ``delta0_steps`` go to
+    :func:`~dropmuon.verification.torchside.constants.estimate_constants`: each record also carries
+    the gradient noise ``sigma`` (with ``sigma_ci``, ``sigma_batch``, ``sigma_dual``, ``rho``), the
+    Newton–Schulz inexactness ``delta`` (with ``ns_dtype``, ``ns_steps``), the probe's settings,
+    ``momentum``, ``nesterov`` and the run's ``Delta0`` estimate."""
     import torch
 
     from .constants import estimate_constants
@@ -185,7 +190,8 @@ def measure_network(model, optimizer, data, *, batch: int, steps: int = 20, repe
                           repeats=repeats, device=device, progress=progress, seed=seed)
     t_costs = time.perf_counter() - t0
     consts, overhead = estimate_constants(model, optimizer, loss, data, steps=steps, batch=batch, seed=seed,
-                                          device=device, progress=progress)
+                                          device=device, progress=progress, noise_draws=noise_draws,
+                                          delta0_steps=delta0_steps)
     overhead = dict(overhead, cost_measurement_s=t_costs)
     labels = optimizer.model_layers.labels if optimizer.model_layers is not None else None
     layers = []
