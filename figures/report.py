@@ -619,6 +619,27 @@ def _torch_text(torch_data, torch_results) -> list:
     return blocks
 
 
+_BASES = {"lhs": "the theorems' own quantity (time and iterations until the running average of the squared "
+                 "dual gradient norms falls to full Muon's value at its target)",
+          "accuracy": "time and iterations to the target accuracy"}
+
+
+def predictions_scored(summary) -> tuple[str | None, list]:
+    """``(basis, predictors)`` for figure 9 from an experiment summary: the scoring on the theorems'
+    own quantity where any schedule other than full has paired runs there (it needs runs that go
+    on past their target), else on the target accuracy; ``(None, [])`` for a summary without
+    predictions."""
+    scored = summary.get("predictors") or {}
+
+    def paired(rows):
+        return any(r["measured_speedup"]["n"] for d in rows for k, r in d["schedules"].items() if k != "full")
+
+    for basis in ("lhs", "accuracy"):
+        if scored.get(basis) and paired(scored[basis]):
+            return basis, scored[basis]
+    return None, []
+
+
 def _section_torch(rep, data, save, torch_data, torch_results, columns):
     rep.heading(SECTIONS[5])
     if torch_data is None:
@@ -627,7 +648,7 @@ def _section_torch(rep, data, save, torch_data, torch_results, columns):
                       "--out results/experiment`, then `dropmuon report --torch-results "
                       "results/experiment/experiment.json`.")
         return
-    from dropmuon.figures.torch_plots import plot_accuracy_vs_time, plot_measured_constants
+    from dropmuon.figures.torch_plots import plot_accuracy_vs_time, plot_measured_constants, plot_predicted_vs_measured
 
     s = torch_data["summary"]
     model = s["config"].get("model", "cnn")
@@ -638,4 +659,13 @@ def _section_torch(rep, data, save, torch_data, torch_results, columns):
     stem = save(plot_accuracy_vs_time(torch_data["runs"], columns=columns), "accuracy_vs_time")
     rep.figure(stem, "Training accuracy against wall-clock training time per schedule, median and band "
                      "over seeds.")
+    basis, scored = predictions_scored(s)
+    if scored:  # experiments from before predictions were registered have none
+        stem = save(plot_predicted_vs_measured(scored, columns=columns), "predicted_vs_measured")
+        rep.figure(stem, f"Predicted against measured, one panel per predictor (every theorem at its "
+                         f"pre-registered epsilon, and the pilot runs): time speed-up over full Muon (circles) and "
+                         f"iteration ratio against full (squares), measured on {_BASES[basis]} as the geometric "
+                         f"mean over paired seeds with its 95% interval; hollow where the theorem does not cover "
+                         f"the run; the dashed line is y = x. The predictions were written, with their SHA-256 "
+                         f"digest {s.get('predictions_sha256', '')[:12]}…, before the first training run.")
     data["torch"] = {"file": str(torch_results), "summary": s}

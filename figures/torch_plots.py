@@ -12,7 +12,7 @@ from matplotlib.lines import Line2D
 from matplotlib.ticker import FuncFormatter, MaxNLocator, NullFormatter
 
 from ._data import check_record, json_number, number
-from .style import PALETTE, color, new_figure, styled
+from .style import PALETTE, color, mathtext_primes, new_figure, styled
 
 __all__ = [
     "SCHEDULE_ORDER",
@@ -348,7 +348,7 @@ def plot_predicted_vs_measured(predictors, columns: int = 1) -> Figure:
             axis.set_minor_formatter(NullFormatter())
         ax.set_xlim(lo, hi)
         ax.set_ylim(lo, hi)
-        ax.set_title(d["label"], fontsize=7)
+        ax.set_title(mathtext_primes(d["label"]), fontsize=7)
         ax.set_ylabel("measured")
         ax.set_xlabel("predicted")
     handles = [Line2D([], [], color=color(s, default=j + 1), lw=0, marker="o", ms=4, label=s)

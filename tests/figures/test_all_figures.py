@@ -3,6 +3,7 @@ figure is that wide and nothing drawn spills past it, so the saved file is that 
 overlaps another or is cut off, no legend sits on the data, and no text renders a prime as an acute
 accent."""
 
+import numpy as np
 import pytest
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.text import Text
@@ -19,7 +20,7 @@ from dropmuon.figures.theory_plots import (
     plot_full_optimal_region,
     plot_optimal_distribution,
 )
-from dropmuon.figures.torch_plots import plot_accuracy_vs_time, plot_measured_constants
+from dropmuon.figures.torch_plots import plot_accuracy_vs_time, plot_measured_constants, plot_predicted_vs_measured
 from dropmuon.figures.verification_plots import plot_inexact_lmo, plot_verification
 
 from .conftest import legend_problems, text_problems
@@ -38,6 +39,25 @@ def _runs():
     return [dict(sampling=s, seed=seed, target_acc=0.9, time_to_target_s=1.0 + seed,
                  history=[dict(time_s=0.0, train_acc=0.1), dict(time_s=1.0 + seed, train_acc=0.9 + 0.01 * seed)])
             for s in ("full", "uniform", "optimal-max") for seed in (0, 1)]
+
+
+def _predictors():
+    """As an experiment summary scores them: five theorems and the pilot, four schedules besides full,
+    speed-ups and iteration ratios spread over a decade, some not covered."""
+    rng = np.random.default_rng(0)
+    out = []
+    for name in ("smooth-deterministic", "smooth-constant-radius", "l0l1-deterministic", "smooth-stochastic",
+                 "inexact-constant-radius", "pilot"):
+        rows = {}
+        for s in ("full", "uniform", "optimal-max", "optimal-sum", "epoch-shift"):
+            ps, ms = rng.uniform(0.3, 3.0, 2)
+            rows[s] = {"applies": name == "pilot" or s == "full", "predicted_speedup": ps,
+                       "predicted_iterations_ratio": 1 / ps,
+                       "measured_speedup": {"mean": ms, "low": ms * 0.8, "high": ms * 1.25},
+                       "measured_iterations_ratio": {"mean": 1 / ms, "low": 0.8 / ms, "high": 1.25 / ms}}
+        out.append({"name": name, "label": "T1\u2032" if name == "smooth-constant-radius" else name[:6],
+                    "schedules": rows})
+    return out
 
 
 def _report_like_records():
@@ -88,12 +108,13 @@ def figures():
         "inexact_lmo": lambda c: plot_inexact_lmo(_coupling(), columns=c),
         "measured_constants": lambda c: plot_measured_constants(_layers(), columns=c),
         "accuracy_vs_time": lambda c: plot_accuracy_vs_time(_runs(), columns=c),
+        "predicted_vs_measured": lambda c: plot_predicted_vs_measured(_predictors(), columns=c),
         "certify": lambda c: plot_certify(cert, columns=c),
     }
 
 
 NAMES = ["optimal_distribution", "cost_landscape", "full_optimal_region", "bound_vs_iterations", "bound_vs_cost",
-         "verification", "inexact_lmo", "measured_constants", "accuracy_vs_time", "certify"]
+         "verification", "inexact_lmo", "measured_constants", "accuracy_vs_time", "predicted_vs_measured", "certify"]
 
 
 @pytest.mark.parametrize("columns", [1, 2])
@@ -141,10 +162,10 @@ def test_no_text_overlaps_or_is_cut_off(figures, name, columns):
 
 # the figures whose legends are placed where the data cannot be (whatever the data): the report's
 # verification (y = x runs corner to corner), certify, the bound curves, the distributions and the
-# landscape and region; the torch figures and the inexact-LMO figure put theirs in a fixed corner,
+# landscape and region, predicted against measured (under the panels); the other torch figures and the inexact-LMO figure put theirs in a fixed corner,
 # which data can reach (the small data here do)
 LEGEND_CLEAR = ["optimal_distribution", "cost_landscape", "full_optimal_region", "bound_vs_iterations",
-                "bound_vs_cost", "verification", "certify"]
+                "bound_vs_cost", "verification", "certify", "predicted_vs_measured"]
 
 
 @pytest.mark.parametrize("columns", [1, 2])

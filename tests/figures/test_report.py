@@ -42,7 +42,8 @@ def test_every_section_and_figure(report):
     pngs = re.findall(r"!\[[^\]]*\]\(([^)]+\.png)\)", md)
     pdfs = re.findall(r"\[PDF\]\(([^)]+\.pdf)\)", md)
     names = {"optimal_distribution", "cost_landscape", "full_optimal_region", "bound_vs_iterations", "bound_vs_cost",
-             "verification", "inexact_lmo", "certify", "measured_constants", "accuracy_vs_time"}  # torch ones included
+             "verification", "inexact_lmo", "certify", "measured_constants", "accuracy_vs_time",
+             "predicted_vs_measured"}  # torch ones included
     assert sorted(pngs) == sorted(f"figures/{n}.png" for n in names)
     assert sorted(pdfs) == sorted(f"figures/{n}.pdf" for n in names)
     captions = re.findall(r"^\*Figure (\d+)\. ", md, flags=re.M)

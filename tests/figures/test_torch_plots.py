@@ -222,7 +222,7 @@ def test_predicted_vs_measured_plots_each_prediction_with_its_interval(saved_ok,
         axes = [a for a in fig.axes if a.get_visible()]
         assert len(axes) == 2
         for ax, d, rec in zip(axes, pts, preds):
-            assert ax.get_title() == rec["label"]
+            assert ax.get_title() == rec["label"].replace("\u2032", "$'$")
             assert ax.get_xscale() == ax.get_yscale() == "log"
             assert ax.get_xlim() == axes[0].get_xlim() == ax.get_ylim()  # same limits: the panels compare
             diag = _gid(ax, f"diagonal:{d['name']}")
