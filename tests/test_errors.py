@@ -33,6 +33,8 @@ FILES = {
     "latin1.toml": b'name = "\xe9t\xe9"\nK = 4\n',
     "badconst.json": b'[{"layer": 1, "L": "abc"}]\n',
     "calstring.json": b'{"calibration":"x","runs":5}\n',
+    "oneconst.json": (b'[{"layer": 1, "L": 2.0, "gnorms": [1.0], "costs": {"forward_s": 1.0, "activation_s": 0.0, '
+                      b'"weight_s": 1.0, "update_s": 0.0}}]\n'),
     "nan.json": b'{"config": {}, "summary": {"speedup": NaN}}\n',
     "hugeK.toml": (b'name = "s"\nK = 1000000\nseeds = [0]\ntheorems = ["smooth-deterministic"]\n'
                    b'[[problems]]\nname = "q"\nkind = "separable-quadratic"\nshapes = [[2, 2], [2, 2]]\n'
@@ -126,6 +128,17 @@ CASES: list[tuple[str, str]] = [
     ("grid over constants 1e400 apart", "sample --L 1e-200,1e200 --costs 1,1 --method grid"),
     ("constants file with a bad record", f"{T} --sampling optimal-max --constants TMP/badconst.json"),
     ("data file of 0 samples", f"{T} --data TMP/nosamples.npz"),
+    ("predict without a constants file", "predict --constants TMP/missing.json"),
+    ("predict an unknown schedule", "predict --constants TMP/oneconst.json --schedules full,nope"),
+    ("predict at eps 0", "predict --constants TMP/oneconst.json --eps 0"),
+    ("predict with a batch of 0", "predict --constants TMP/oneconst.json --batch 0"),
+    ("estimate with one noise draw", "estimate --noise-draws 1"),
+    ("estimate with no Delta0 steps", "estimate --delta0-steps 0"),
+    ("train with an unknown radius rule", f"{T} --radius-rule nope"),
+    ("API: pilot without full Muon", ">>> pilot_prediction({'uniform': dict(iterations=[0, 1], loss=[1, 0.5], "
+                                     "seconds_per_step=1.0)})"),
+    ("API: scoring without full Muon's runs", ">>> score_predictions({}, {'uniform': dict(time=[1.0], "
+                                              "iterations=[1])})"),
     ("API: negative constant", ">>> optimal_sampling([1, -2], [1, 1])"),
     ("API: costs of another length", ">>> optimal_sampling([1, 2], [1])"),
     ("API: zero accuracy", ">>> theorems['smooth-deterministic'].iterations(0, L=[1, 2], pi=[1, 1], Delta0=1)"),
@@ -138,7 +151,9 @@ CASES: list[tuple[str, str]] = [
 _API = ("from solvers import optimal_sampling\nfrom theory import RPT, theorems\n"
         "from dropmuon.verification.execution import run_tasks\n"
         "from dropmuon.verification.torchside.data import load_npz\n"
-        "from dropmuon.verification.torchside.experiment import seeds_for_width\n")
+        "from dropmuon.verification.torchside.experiment import seeds_for_width\n"
+        "from dropmuon.verification.pilot import pilot_prediction\n"
+        "from dropmuon.verification.scoring import score_predictions\n")
 
 
 def _no_samples_npz() -> bytes:
