@@ -22,6 +22,8 @@ from dropmuon.verification.torchside.optimizer import _polar  # noqa: E402
 from dropmuon.verification.torchside.noise import (  # noqa: E402
     full_loss, gradient_deviations, noise_rho, summarize_noise)
 
+from .test_constants_probe import FullBatch  # noqa: E402 - the same full-batch least-squares layer
+
 # a point estimate is a mean of R independent draws: within Z_MEAN standard deviations of its
 # expectation with probability 1 − 6e-5 (normal approximation of the mean of R = 400 draws, whose
 # kurtosis here is about 20: the central limit theorem's correction is of order sqrt(20/400))
@@ -246,18 +248,8 @@ def test_momentum_matrix_is_what_the_step_orthogonalises(nesterov):
 
 # -- along a run: estimate_constants ---------------------------------------------------------------
 
-class FullBatch(nn.Module):
-    """A linear layer evaluated on the whole design matrix whatever the minibatch: every
-    minibatch gradient is the full gradient (σ = 0) and the training loss is known."""
-
-    def __init__(self, X, m):
-        super().__init__()
-        self.X = X
-        self.lin = nn.Linear(X.shape[1], m, bias=False)
-
-    def forward(self, _):
-        return self.lin(self.X)
-
+# FullBatch (tests/torchside/test_constants_probe.py): every minibatch gradient is the full
+# gradient (σ = 0) and the training loss is known
 
 def _consistent_least_squares(N=30, n=6, m=4, seed=0):
     # Y = X W*ᵀ exactly: f* = 0, so Δ0 = f(x0)
