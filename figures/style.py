@@ -49,7 +49,7 @@ PAPER_RC = {
 
 # mapping of the toolkit's schedule names to fixed colours, so a schedule has one colour everywhere
 _NAMED = {"full": PALETTE[0], "uniform": PALETTE[1], "optimal-max": PALETTE[4], "optimal-sum": PALETTE[3],
-          "epoch-shift": PALETTE[6], "optimal": PALETTE[4], "custom": PALETTE[5]}
+          "epoch-shift": PALETTE[6], "phase-optimal": PALETTE[2], "optimal": PALETTE[4], "custom": PALETTE[5]}
 
 
 def color(name_or_index, default=None) -> str:

@@ -23,10 +23,12 @@ __all__ = [
     "plot_accuracy_vs_time",
     "prediction_points",
     "plot_predicted_vs_measured",
+    "campaign_points",
+    "plot_campaign",
 ]
 
 #: the order in which schedules are listed (others follow in order of appearance)
-SCHEDULE_ORDER = ("full", "uniform", "optimal-max", "optimal-sum", "epoch-shift")
+SCHEDULE_ORDER = ("full", "uniform", "optimal-max", "optimal-sum", "epoch-shift", "phase-optimal")
 
 #: the band of :func:`accuracy_bands`: the 25% and 75% quantiles over seeds (the interquartile
 #: range; numpy's linear interpolation between order statistics)
@@ -369,3 +371,82 @@ def _grid(columns, nrows, ncols):
     fig, axes = new_figure(columns, nrows / ncols + (0.28 if columns == 1 else 0.14), nrows=nrows, ncols=ncols)
     axes = np.atleast_2d(np.asarray(axes, dtype=object)).reshape(nrows, ncols)
     return fig, axes
+
+
+# -- figure 12: the regimes campaign ---------------------------------------------------------------
+
+def campaign_points(rows) -> list[dict]:
+    """The data of :func:`plot_campaign`: per regime (in order of appearance), per schedule other
+    than full, the measured time speed-up over full Muon with its interval (``nan`` where there
+    is none) and its decision. ``rows``: ``campaign.json``'s ``rows``
+    (:func:`~dropmuon.verification.torchside.campaign.campaign_rows`).
+
+    >>> pts = campaign_points([{"regime": "a", "schedule": "uniform", "speedup_time":
+    ...                         {"mean": 0.8, "low": 0.7, "high": 0.9, "decided": "slower"}}])
+    >>> pts[0]["regime"], pts[0]["points"][0]["mean"], pts[0]["points"][0]["decided"]
+    ('a', 0.8, 'slower')
+    """
+    if not rows:
+        raise ValueError("the campaign has no rows; run dropmuon campaign first")
+    out: dict = {}
+    for j, r in enumerate(rows):
+        check_record(r, j, "rows", ("regime", "schedule", "speedup_time"))
+        if r["schedule"] == "full":
+            continue
+        sp = r["speedup_time"] or {}
+        out.setdefault(r["regime"], []).append({
+            "schedule": r["schedule"], "mean": number(sp.get("mean")), "low": number(sp.get("low")),
+            "high": number(sp.get("high")), "decided": sp.get("decided")})
+    return [{"regime": k, "points": v} for k, v in out.items()]
+
+
+@styled
+def plot_campaign(rows, columns: int = 1) -> Figure:
+    """Time speed-up over full Muon by regime × schedule (data: :func:`campaign_points`): one row
+    of points per regime, one colour per schedule, the geometric mean over paired seeds with its
+    95% interval as a horizontal bar, on a log axis with the line 1 (full Muon) dashed. A filled
+    marker: the interval excludes 1 (significantly faster or slower); hollow: not significant."""
+    data = campaign_points(rows)
+    fig, ax = new_figure(columns, 0.18 + 0.16 * len(data) if columns == 1 else 0.09 + 0.08 * len(data))
+    schedules = []
+    for d in data:
+        for q in d["points"]:
+            if q["schedule"] not in schedules:
+                schedules.append(q["schedule"])
+    order = sorted(schedules, key=lambda s: SCHEDULE_ORDER.index(s) if s in SCHEDULE_ORDER else len(SCHEDULE_ORDER))
+    width = 0.7 / max(1, len(order))
+    vals = []
+    for i, d in enumerate(data):
+        y0 = len(data) - 1 - i
+        for q in d["points"]:
+            k = order.index(q["schedule"])
+            y = y0 + 0.35 - width * (k + 0.5)
+            c = color(q["schedule"], default=k + 1)
+            if math.isfinite(q["low"]) and math.isfinite(q["high"]):
+                ax.plot([q["low"], q["high"]], [y, y], color=c, lw=1.0, zorder=2,
+                        gid=f"interval:{d['regime']}:{q['schedule']}")
+                vals += [q["low"], q["high"]]
+            if math.isfinite(q["mean"]):
+                sig = q["decided"] in ("faster", "slower")
+                ax.plot([q["mean"]], [y], ls="none", marker="o", ms=3.8, mew=0.9, color=c, mfc=c if sig else "white",
+                        zorder=3, gid=f"point:{d['regime']}:{q['schedule']}")
+                vals.append(q["mean"])
+    vals = [v for v in vals if v > 0] or [0.5, 2.0]
+    lo, hi = min(min(vals), 1.0) / 1.15, max(max(vals), 1.0) * 1.15
+    ax.axvline(1.0, color="0.55", lw=0.8, ls="--", zorder=1, gid="full-muon")
+    ax.set_xscale("log", base=2)
+    ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
+    ax.xaxis.set_minor_formatter(NullFormatter())
+    ax.set_xlim(lo, hi)
+    ax.set_yticks(range(len(data)))
+    ax.set_yticklabels([d["regime"] for d in reversed(data)])
+    ax.set_ylim(-0.5, len(data) - 0.5)
+    ax.set_xlabel("time speed-up over full Muon (95% interval)")
+    ax.set_ylabel("regime")
+    handles = [Line2D([], [], color=color(s, default=order.index(s) + 1), lw=0, marker="o", ms=4, label=s)
+               for s in order]
+    handles += [Line2D([], [], color="0.3", lw=0, marker="o", ms=4, mfc="white", label="not significant"),
+                Line2D([], [], color="0.55", lw=0.8, ls="--", label="full Muon")]
+    fig.legend(handles=handles, loc="outside lower center", ncols=3 if columns == 1 else 6, handlelength=1.2,
+               columnspacing=0.9, labelspacing=0.25, fontsize=6.5)
+    return fig

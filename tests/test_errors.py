@@ -135,6 +135,17 @@ CASES: list[tuple[str, str]] = [
     ("estimate with one noise draw", "estimate --noise-draws 1"),
     ("estimate with no Delta0 steps", "estimate --delta0-steps 0"),
     ("train with an unknown radius rule", f"{T} --radius-rule nope"),
+    ("a batch neither a size nor full", "experiment --batch fuller --target-acc 0.9 --out TMP/exp"),
+    ("a learning-rate grid of one rate", "experiment --lr-grid 0.1 --target-acc 0.9 --out TMP/exp"),
+    ("an evaluation seed that is a tuning seed", "experiment --seed 2000003 --seeds 1 --lr-grid 0.05,0.1 "
+                                                 "--target-acc 0.9 --out TMP/exp"),
+    ("zero phases", "experiment --phases 0 --target-acc 0.9 --out TMP/exp"),
+    ("more training examples than the data has", "experiment --data digits --train-examples 100000 "
+                                                 "--target-acc 0.9 --out TMP/exp"),
+    ("phase-optimal in train (it needs the experiment's phases)", f"{T} --sampling phase-optimal"),
+    ("campaign: an unknown regime", "campaign --regimes minibatch,fast --list"),
+    ("API: phase-optimal without per-phase constants", ">>> make_schedule('phase-optimal', 2, costs=[1, 1])"),
+    ("API: phases that do not start at step 0", ">>> Phased((RPT([1.0]), RPT([1.0])), starts=(5, 10))"),
     ("API: pilot without full Muon", ">>> pilot_prediction({'uniform': dict(iterations=[0, 1], loss=[1, 0.5], "
                                      "seconds_per_step=1.0)})"),
     ("API: scoring without full Muon's runs", ">>> score_predictions({}, {'uniform': dict(time=[1.0], "
@@ -153,7 +164,9 @@ _API = ("from solvers import optimal_sampling\nfrom theory import RPT, theorems\
         "from dropmuon.verification.torchside.data import load_npz\n"
         "from dropmuon.verification.torchside.experiment import seeds_for_width\n"
         "from dropmuon.verification.pilot import pilot_prediction\n"
-        "from dropmuon.verification.scoring import score_predictions\n")
+        "from dropmuon.verification.scoring import score_predictions\n"
+        "from dropmuon.verification.schedules import make_schedule\n"
+        "from dropmuon.verification.dropmuon import Phased\n")
 
 
 def _no_samples_npz() -> bytes:

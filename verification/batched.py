@@ -45,7 +45,7 @@ from dropmuon.theory import RPT, CompactSubsets, Independent, SubsetDistribution
 from dropmuon.theory._validation import check_positive_int, check_scalar
 
 from .checks import CONFIDENCE
-from .dropmuon import EXACT_LMO, LMO, EpochShift, Sampler
+from .dropmuon import EXACT_LMO, LMO, EpochShift, Phased, Sampler
 from .newton_schulz import delta_batched, newton_schulz_batched
 from .problems import SeparableQuadratic, Stochastic
 
@@ -92,8 +92,8 @@ class GridRun:
 def _distribution(obj):
     """The i.i.d. subset distribution of ``obj`` (a :mod:`dropmuon.theory.sampling` distribution or
     a :class:`~dropmuon.verification.dropmuon.Sampler` wrapping one)."""
-    if isinstance(obj, EpochShift):
-        raise ValueError("grid_run needs i.i.d. sampling (A4); an epoch-shift schedule is not covered")
+    if isinstance(obj, (EpochShift, Phased)):
+        raise ValueError("grid_run needs i.i.d. sampling (A4); an epoch-shift or phased schedule is not covered")
     if isinstance(obj, Sampler):
         obj = obj.distribution
     if not isinstance(obj, (RPT, Independent, SubsetDistribution, CompactSubsets)):

@@ -35,6 +35,7 @@ __all__ = [
     "AdaptiveRadius",
     "Sampler",
     "EpochShift",
+    "Phased",
     "full_sampler",
     "uniform_sampler",
     "as_sampler",
@@ -259,6 +260,84 @@ class EpochShift:
         return list(self._at(k).outcomes())
 
 
+@dataclass(frozen=True, eq=False)
+class Phased:
+    """A schedule by phase of training: distribution ``distributions[p]`` at the steps
+    ``starts[p] ≤ k < starts[p+1]`` (the last phase open-ended), e.g. the optimal sampling for
+    each phase's own layer-wise constants (the ``phase-optimal`` schedule,
+    :func:`~dropmuon.verification.schedules.phase_optimal_schedule`). ``horizon``: the step the
+    phases were laid out to (the end of the last measured phase), which weighs the phases in the
+    time-averaged :attr:`inclusion`; without it they weigh equally. Not i.i.d. with more than one
+    phase, so the theorems' assumption A4 does not cover it as a whole — within one phase it is
+    an i.i.d. schedule, which is what a per-phase prediction uses.
+
+    >>> from dropmuon.theory import RPT
+    >>> s = Phased((RPT([1.0, 0.0]), RPT([0.5, 0.5])), starts=(0, 10), horizon=30)
+    >>> s.inclusion_at(9).tolist(), s.inclusion_at(10).tolist(), s.inclusion.tolist()
+    ([1.0, 1.0], [0.5, 1.0], [0.6666666666666666, 1.0])
+    """
+
+    distributions: tuple
+    starts: tuple
+    horizon: int | None = None
+
+    def __post_init__(self):
+        ds, st = tuple(self.distributions), tuple(self.starts)
+        if not ds:
+            raise ValueError("a phased schedule needs at least one distribution")
+        if len({d.nlayers for d in ds}) != 1:
+            raise ValueError(f"the phases' distributions have different numbers of layers: "
+                             f"{sorted({d.nlayers for d in ds})}")
+        if len(st) != len(ds):
+            raise ValueError(f"starts has {len(st)} entries but there are {len(ds)} phases; give one start step "
+                             f"per phase")
+        if any(isinstance(s, bool) or not isinstance(s, (int, np.integer)) for s in st) or st[0] != 0 \
+                or any(b <= a for a, b in zip(st, st[1:])):
+            raise ValueError(f"starts must be increasing integer steps beginning at 0; got starts = {list(st)!r}")
+        h = self.horizon
+        if h is not None and (isinstance(h, bool) or not isinstance(h, (int, np.integer)) or h <= st[-1]):
+            raise ValueError(f"horizon must be an integer step after the last phase's start {st[-1]}; "
+                             f"got horizon = {h!r}")
+        object.__setattr__(self, "distributions", ds)
+        object.__setattr__(self, "starts", tuple(int(s) for s in st))
+        object.__setattr__(self, "horizon", None if h is None else int(h))
+
+    @property
+    def nlayers(self) -> int:
+        return self.distributions[0].nlayers
+
+    @property
+    def iid(self) -> bool:
+        return len(self.distributions) == 1
+
+    @property
+    def weights(self) -> np.ndarray:
+        """Each phase's share of the steps up to :attr:`horizon` (equal shares without one)."""
+        if self.horizon is None:
+            return np.full(len(self.starts), 1.0 / len(self.starts))
+        lengths = np.diff(np.append(self.starts, self.horizon)).astype(float)
+        return lengths / lengths.sum()
+
+    @property
+    def inclusion(self) -> np.ndarray:
+        """The time-averaged inclusion, the phases weighed by :attr:`weights`."""
+        return np.asarray(self.weights @ np.array([np.asarray(d.inclusion, dtype=float) for d in self.distributions]))
+
+    def phase_at(self, k: int) -> int:
+        """The phase (0-based) of step ``k``."""
+        return int(np.searchsorted(self.starts, k, side="right")) - 1
+
+    def inclusion_at(self, k: int) -> np.ndarray:
+        """Layer ``i``'s probability of being in the set drawn at step ``k``: that of its phase."""
+        return np.asarray(self.distributions[self.phase_at(k)].inclusion)
+
+    def sample(self, k: int, rng: np.random.Generator) -> tuple[int, ...]:
+        return tuple(self.distributions[self.phase_at(k)].sample(rng))
+
+    def outcomes(self, k: int) -> list:
+        return list(self.distributions[self.phase_at(k)].outcomes())
+
+
 def full_sampler(nlayers: int) -> Sampler:
     """Every layer, every step (full-network Muon)."""
     return Sampler(RPT.full(nlayers))
@@ -269,9 +348,9 @@ def uniform_sampler(nlayers: int) -> Sampler:
     return Sampler(RPT.uniform(nlayers))
 
 
-def as_sampler(obj) -> Sampler | EpochShift:
+def as_sampler(obj) -> Sampler | EpochShift | Phased:
     """Accept a sampler or a distribution from :mod:`dropmuon.theory.sampling`."""
-    if isinstance(obj, (Sampler, EpochShift)):
+    if isinstance(obj, (Sampler, EpochShift, Phased)):
         return obj
     if isinstance(obj, (RPT, Independent, SubsetDistribution, CompactSubsets)):
         return Sampler(obj)

@@ -46,12 +46,15 @@ from dropmuon.theory._validation import check_scalar
 
 from .measured import _number, _records, cost_dict, load_constants
 
-__all__ = ["predict", "PlannedRun", "PREDICT_SCHEDULES", "L_SOURCES", "RADIUS_RULES", "EPS_FRACTION",
+__all__ = ["predict", "PlannedRun", "PREDICT_SCHEDULES", "KNOWN_SCHEDULES", "L_SOURCES", "RADIUS_RULES", "EPS_FRACTION",
            "DEFAULT_MOMENTUM", "TIE_RTOL"]
 
 #: the schedules :func:`predict` knows (those of the closed loop, built by
 #: :func:`dropmuon.verification.schedules.make_schedule` as training builds them)
 PREDICT_SCHEDULES = ("full", "uniform", "optimal-max", "optimal-sum", "epoch-shift")
+#: every schedule :func:`predict` knows: the default ones and ``phase-optimal``, which needs a
+#: calibration with per-phase constants (an experiment's)
+KNOWN_SCHEDULES = PREDICT_SCHEDULES + ("phase-optimal",)
 
 #: the record fields the theorems' ``L`` may come from: ``L`` (the trajectory estimate, what
 #: training builds its optimal schedules from) or ``L_probe`` (the direction-maximising probe)
@@ -154,17 +157,25 @@ def _ranks(rows: dict, key: str) -> list[str]:
     return [n for _, n in have]
 
 
-def _schedule_table(names, b: int, L_sched, model) -> dict:
+def _schedule_table(names, b: int, L_sched, model, phases=None) -> dict:
     from .schedules import make_schedule
 
     out = {}
     for name in names:
-        sampler, info = make_schedule(name, b, L=L_sched, costs=model, epoch_length=1)
+        sampler, info = make_schedule(name, b, L=L_sched, costs=model, epoch_length=1, phases=phases)
         rec = {"iid": hasattr(sampler, "distribution"), "start_probs": info["start_probs"]}
         if rec["iid"]:
             d = sampler.distribution
             rec["inclusion"] = np.asarray(d.inclusion, dtype=float)
             rec["seconds_per_step"] = model.expected_cost(d)
+        elif "start_probs_per_phase" in info:  # phase-optimal: averaged over the measured phases
+            w = sampler.weights
+            rec["start_probs_per_phase"] = info["start_probs_per_phase"]
+            rec["phase_starts"] = info["phase_starts"]
+            rec["predicted_speedup_per_phase"] = info["predicted_speedup_per_phase"]
+            rec["inclusion"] = np.asarray(sampler.inclusion, dtype=float)
+            rec["seconds_per_step"] = float(np.average([model.expected_cost(d) for d in sampler.distributions],
+                                                       weights=w))
         else:
             rec["start_probs_per_epoch"] = info["start_probs_per_epoch"]
             rec["inclusion"] = np.mean([d.inclusion for d in sampler.distributions], axis=0)  # cycle average
@@ -230,8 +241,11 @@ def predict(constants, schedules=PREDICT_SCHEDULES, *, run=None, epsilon=None, L
     speed-up, the predicted speed-up and its rank (module docstring for the definitions).
 
     ``constants``: a ``dropmuon estimate --json`` file, its list of per-layer records, or a
-    calibration dict; ``schedules``: names from :data:`PREDICT_SCHEDULES` (full updates are the
-    baseline whether listed or not); ``run``: a :class:`PlannedRun` or a dict of its fields;
+    calibration dict; ``schedules``: names from :data:`KNOWN_SCHEDULES` (default
+    :data:`PREDICT_SCHEDULES`; full updates are the
+    baseline whether listed or not; ``phase-optimal`` needs a calibration with the per-phase
+    constants of :func:`~dropmuon.verification.torchside.experiment.measure_phases`, and its row
+    carries each phase's start and predicted speed-up); ``run``: a :class:`PlannedRun` or a dict of its fields;
     ``epsilon``: the accuracy target (``None``: :data:`EPS_FRACTION` of the initial total gradient
     norm in the file); ``L_source``: the record field the theorems' ``L`` comes from
     (:data:`L_SOURCES`; the optimal schedules are built from ``L`` whatever it is, as training
@@ -272,10 +286,10 @@ def predict(constants, schedules=PREDICT_SCHEDULES, *, run=None, epsilon=None, L
         schedules = [schedules]
     names = list(dict.fromkeys(schedules))
     if not names:
-        raise ValueError(f"no schedule to predict; choose from: {', '.join(PREDICT_SCHEDULES)}")
+        raise ValueError(f"no schedule to predict; choose from: {', '.join(KNOWN_SCHEDULES)}")
     for n in names:
-        if n not in PREDICT_SCHEDULES:
-            raise ValueError(f"unknown schedule {n!r}; choose from: {', '.join(PREDICT_SCHEDULES)}")
+        if n not in KNOWN_SCHEDULES:
+            raise ValueError(f"unknown schedule {n!r}; choose from: {', '.join(KNOWN_SCHEDULES)}")
     if run is None:
         run = PlannedRun()
     elif isinstance(run, dict):
@@ -335,7 +349,11 @@ def predict(constants, schedules=PREDICT_SCHEDULES, *, run=None, epsilon=None, L
         eps, eps_rule = _default_epsilon(recs)
 
     # -- schedules -------------------------------------------------------------------------------
-    table = _schedule_table(list(dict.fromkeys(["full"] + names)), b, L_sched, model)
+    phases = constants.get("phases") if isinstance(constants, dict) else None  # a calibration's (phase-optimal)
+    if "phase-optimal" in names and phases is None:
+        raise ValueError(f"{name}: phase-optimal needs per-phase constants, which a constants file does not hold; "
+                         f"predict it from an experiment's calibration (dropmuon experiment measures them)")
+    table = _schedule_table(list(dict.fromkeys(["full"] + names)), b, L_sched, model, phases)
     base_cost = table["full"]["seconds_per_step"]
     for rec in table.values():
         rec["step_speedup"] = base_cost / rec["seconds_per_step"]
@@ -414,7 +432,8 @@ def _predict_theorem(thm, names, table, settings, vals: _Values, D0, eps, lr, be
         rows[sched] = row
         why = row["why_null"]
         if not table[sched]["iid"]:
-            why.append("the schedule is not i.i.d. (it changes over epochs): no theorem here gives its K")
+            why.append("the schedule is not i.i.d. (it changes over epochs or phases): no theorem here gives its "
+                       "K for the whole run")
             continue
         if not takes_pi and not table[sched]["full_sampling"]:
             why.append("the theorem has no inclusion probabilities pi: it says nothing about partial updates")

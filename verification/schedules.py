@@ -1,6 +1,7 @@
 """Named layer-sampling schedules for training runs (numpy only; the torch side and the CLI use
 them): full updates, uniform index sampling, the solver's max- and sum-form optima, our epoch-shift
-schedule, and a user's RPT start distribution."""
+schedule, the phase-optimal schedule (the max-form optimum of each phase's own constants), and a
+user's RPT start distribution."""
 
 from __future__ import annotations
 
@@ -8,12 +9,12 @@ import numpy as np
 
 from dropmuon.theory import RPT
 
-from .dropmuon import EpochShift, Sampler
+from .dropmuon import EpochShift, Phased, Sampler
 
-__all__ = ["SAMPLINGS", "make_schedule", "epoch_shift_schedule"]
+__all__ = ["SAMPLINGS", "make_schedule", "epoch_shift_schedule", "phase_optimal_schedule", "check_phases"]
 
 #: the sampling schedules :func:`make_schedule` builds by name
-SAMPLINGS = ("full", "uniform", "optimal-max", "optimal-sum", "epoch-shift", "custom")
+SAMPLINGS = ("full", "uniform", "optimal-max", "optimal-sum", "epoch-shift", "phase-optimal", "custom")
 
 
 def epoch_shift_schedule(nlayers: int, epoch_length: int) -> EpochShift:
@@ -37,14 +38,59 @@ def epoch_shift_schedule(nlayers: int, epoch_length: int) -> EpochShift:
     return EpochShift(tuple(dists), epoch_length)
 
 
-def make_schedule(name: str, nlayers: int, *, L=None, costs=None, probs=None, epoch_length: int = 1):
+def check_phases(phases, nlayers: int | None = None) -> dict:
+    """Validate per-phase constants ``{"starts": [s_0 = 0, s_1, …], "L": [[L_1, …, L_b] per phase],
+    "horizon": T}`` (``horizon`` optional: the step the phases were measured to) and return them
+    as plain lists; bad input raises a one-line ``ValueError`` naming it."""
+    if not isinstance(phases, dict) or not {"starts", "L"} <= set(phases):
+        raise ValueError("phase-optimal needs per-phase constants {'starts': [...], 'L': [[...], ...]} (the "
+                         "experiment measures them along full Muon's trajectory); got "
+                         f"{type(phases).__name__ if not isinstance(phases, dict) else sorted(phases)!r}")
+    starts, Ls = list(phases["starts"]), [list(map(float, row)) for row in phases["L"]]
+    if len(starts) != len(Ls) or not Ls:
+        raise ValueError(f"the phases have {len(starts)} starts but {len(Ls)} rows of L; give one row per phase")
+    for p, row in enumerate(Ls):
+        if nlayers is not None and len(row) != nlayers:
+            raise ValueError(f"phase {p + 1}'s L has {len(row)} entries but the network has {nlayers} layers")
+        if not all(np.isfinite(v) and v > 0 for v in row):
+            raise ValueError(f"phase {p + 1}'s L must be positive finite numbers; got L = {row!r}")
+    return {"starts": starts, "L": Ls, "horizon": phases.get("horizon")}
+
+
+def phase_optimal_schedule(phases, costs, *, objective: str = "max") -> tuple[Phased, list]:
+    """The phase-optimal schedule: in phase ``p`` (steps ``starts[p] ≤ k < starts[p+1]``) the RPT
+    start distribution that :func:`solvers.optimal_sampling` finds optimal for that phase's
+    constants ``L^{(p)}`` and the per-layer ``costs`` (the ``objective``-form, max by default:
+    T1's iteration count ``max_i L_i^{(p)}/π_i`` times the expected cost per step). T1's descent
+    step uses smoothness only on the segment between consecutive iterates, so constants measured
+    along one phase of training are the ones that phase's steps need. Returns the
+    :class:`~dropmuon.verification.dropmuon.Phased` schedule and the solver's result per phase
+    (each with ``speedup_vs_full``: the predicted speed-up of that phase).
+
+    >>> from dropmuon.theory import CostModel
+    >>> s, rs = phase_optimal_schedule({"starts": [0, 5], "L": [[1.0, 1.0], [1e-6, 1.0]]},
+    ...                                CostModel.linear([1.0, 1.0]))
+    >>> [[round(float(p), 3) for p in d.start_probs] for d in s.distributions], s.starts
+    ([[1.0, 0.0], [0.0, 1.0]], (0, 5))
+    """
+    from dropmuon.solvers import optimal_sampling
+
+    ph = check_phases(phases)
+    results = [optimal_sampling(row, costs, family="rpt", objective=objective) for row in ph["L"]]
+    return Phased(tuple(r.distribution for r in results), tuple(ph["starts"]), ph["horizon"]), results
+
+
+def make_schedule(name: str, nlayers: int, *, L=None, costs=None, probs=None, epoch_length: int = 1,
+                  phases=None):
     """``(sampler, info)`` for a schedule named in :data:`SAMPLINGS`.
 
     ``optimal-max`` / ``optimal-sum`` call :func:`solvers.optimal_sampling` (RPT family) with the
     smoothness constants ``L`` and ``costs`` (a :class:`theory.CostModel` or one cost per layer);
     ``custom`` takes RPT start probabilities ``probs``; ``epoch-shift`` is
     :func:`epoch_shift_schedule`. ``info`` records the start distribution and, for the optimal
-    ones, the solver's predicted speed-up over full updates.
+    ones, the solver's predicted speed-up over full updates. ``phase-optimal`` takes ``phases``
+    (per-phase constants, :func:`check_phases`) and ``costs`` (:func:`phase_optimal_schedule`);
+    its ``info`` holds each phase's start step, start distribution and predicted speed-up.
     """
     if name not in SAMPLINGS:
         raise ValueError(f"unknown sampling {name!r}; choose one of: {', '.join(SAMPLINGS)}")
@@ -66,6 +112,18 @@ def make_schedule(name: str, nlayers: int, *, L=None, costs=None, probs=None, ep
         info["start_probs_per_epoch"] = [d.start_probs.tolist() for d in sched.distributions]
         info["epoch_length"] = sched.epoch_length
         info["start_probs"] = np.mean([d.start_probs for d in sched.distributions], axis=0).tolist()
+        return sched, info
+    elif name == "phase-optimal":
+        if phases is None or costs is None:
+            raise ValueError("sampling 'phase-optimal' needs per-phase constants and costs (the experiment "
+                             "measures them along full Muon's trajectory)")
+        check_phases(phases, nlayers)
+        sched, results = phase_optimal_schedule(phases, costs)
+        info.update(phase_starts=list(sched.starts), phase_horizon=sched.horizon,
+                    start_probs_per_phase=[np.asarray(d.start_probs).tolist() for d in sched.distributions],
+                    predicted_speedup_per_phase=[r.speedup_vs_full for r in results],
+                    solver_status_per_phase=[r.status for r in results],
+                    start_probs=(sched.weights @ np.array([d.start_probs for d in sched.distributions])).tolist())
         return sched, info
     else:
         from dropmuon.solvers import optimal_sampling

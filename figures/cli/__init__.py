@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import sys
 
-from . import bound, certify, estimate, experiment, predict, report, sample, sweep, train, verify
+from . import bound, campaign, certify, estimate, experiment, predict, report, sample, sweep, train, verify
 from ._common import (
     EXIT_BAD_INPUT,
     EXIT_INTERNAL,
@@ -24,7 +24,7 @@ from ._common import (
 
 __all__ = ["main", "build_parser"]
 
-SUBCOMMANDS = [bound, sample, verify, sweep, estimate, predict, train, experiment, report, certify]
+SUBCOMMANDS = [bound, sample, verify, sweep, estimate, predict, train, experiment, campaign, report, certify]
 
 
 def build_parser() -> Parser:

@@ -21,7 +21,8 @@ def add_common(p):
     p.add_argument("--data", default=None,
                    help="digits | mnist5k | text (built-in) or a local .npz with x_train, y_train, x_test, y_test "
                         "(default: the model's own; digits for yours)")
-    p.add_argument("--batch", default="256", help="minibatch size (default 256)")
+    p.add_argument("--batch", default="256",
+                   help="minibatch size, or full: the whole training set at every step (default 256)")
     p.add_argument("--width", default="1.0", help="channel multiplier of the built-in models (1.0 = 64/128/256 for cnn)")
     p.add_argument("--lr", default="0.1", help="learning rate (default 0.1, the paper's MNIST setting)")
     p.add_argument("--ns-dtype", default="auto",
@@ -74,9 +75,16 @@ def torch_session(args):
 
 
 def parse_common(args) -> tuple:
-    """``(device, seed, batch, width, lr)`` from :func:`add_common`'s options."""
-    return (device(args.device), parse_number("--seed", args.seed, int, minimum=0),
-            parse_number("--batch", args.batch, int, positive=True),
+    """``(device, seed, batch, width, lr)`` from :func:`add_common`'s options (``batch`` an integer
+    or ``"full"``)."""
+    text = str(args.batch).strip()
+    if text == "full":
+        batch = "full"
+    elif not text.lstrip("+-").isdigit():
+        raise CLIError(f"--batch is {args.batch!r}: give a minibatch size (a positive integer) or full")
+    else:
+        batch = parse_number("--batch", text, int, positive=True)
+    return (device(args.device), parse_number("--seed", args.seed, int, minimum=0), batch,
             parse_number("--width", args.width, positive=True), parse_number("--lr", args.lr, positive=True))
 
 

@@ -4,7 +4,8 @@ intervals (torch extra)."""
 
 from __future__ import annotations
 
-from ._common import CLIError, add_execution_options, check_out_folder, emit_json, parse_execution, parse_number
+from ._common import (CLIError, add_execution_options, check_out_folder, emit_json, parse_execution, parse_floats,
+                      parse_number)
 from ._torch import add_common, add_compile, add_radius_rule, parse_common, progress_flag, radius_rule_of, torch_command
 from .train import add_run_limits, parse_run_limits
 
@@ -37,7 +38,21 @@ def add_parser(sub):
     add_radius_rule(p)
     p.add_argument("--seeds", default="5", help="number of training seeds, starting at --seed (default 5)")
     p.add_argument("--samplings", default="full,uniform,optimal-max,optimal-sum,epoch-shift",
-                   help="comma-separated schedules (full is required)")
+                   help="comma-separated schedules (full is required) from full, uniform, optimal-max, optimal-sum, "
+                        "epoch-shift and phase-optimal (the max-form optimum of each phase's own constants, measured "
+                        "per phase along a full-Muon run; see --phases)")
+    p.add_argument("--phases", default="4",
+                   help="phases of the phase-optimal schedule: full Muon's steps to the target split into this many "
+                        "equal parts, each with its own optimal sampling (default 4)")
+    p.add_argument("--train-examples", default=None, metavar="N",
+                   help="train on the first N training examples only (a fixed subset; e.g. to make --batch full "
+                        "affordable)")
+    p.add_argument("--lr-grid", default=None, metavar="LR,LR,...",
+                   help="tune each schedule's learning rate over this grid (e.g. 0.025,0.05,0.1,0.2,0.4) on "
+                        "--tune-seeds seeds of their own before the evaluation runs, by the median iterations to the "
+                        "target; the evaluation runs each schedule at its tuned rate (with --radius-rule, the base "
+                        "rate of that rule is tuned)")
+    p.add_argument("--tune-seeds", default="2", help="seeds per grid point of --lr-grid (default 2)")
     p.add_argument("--constants", default=None, help="JSON from dropmuon estimate --json instead of measuring")
     p.add_argument("--estimate-steps", default="20", help="trajectory steps for the constants (default 20)")
     p.add_argument("--repeats", default="7", help="timing rounds for the costs (default 7)")
@@ -99,7 +114,12 @@ def run(args) -> int:
         cost_repeats=parse_number("--repeats", args.repeats, int, positive=True),
         device=dev, data=args.data, data_seed=seed, constants=args.constants,
         flush_denormals=not args.keep_denormals, channels_last=args.channels_last, compile=args.compile,
-        radius_rule=radius_rule_of(args), stop_at_target=not args.past_target, pilot=not args.no_pilot, **limits,
+        radius_rule=radius_rule_of(args), stop_at_target=not args.past_target, pilot=not args.no_pilot,
+        phases=parse_number("--phases", args.phases, int, positive=True),
+        train_examples=(None if args.train_examples is None
+                        else parse_number("--train-examples", args.train_examples, int, positive=True)),
+        lr_grid=(None if args.lr_grid is None else tuple(parse_floats("--lr-grid", args.lr_grid))),
+        tune_runs=parse_number("--tune-seeds", args.tune_seeds, int, positive=True), **limits,
     )
     if preset and not args.json:
         print(f"preset {args.preset} on {dev}: " + ", ".join(f"--{k.replace('_', '-')} {getattr(args, k)}"
@@ -143,9 +163,13 @@ def print_summary(summary) -> None:
     cfg = summary["config"]
     print(f"closed loop: {cfg['model']} on {summary.get('data')} ({cfg['device']}), {len(cfg['seeds'])} seeds, "
           f"target train {summary.get('metric') or 'accuracy'} {cfg['target_acc']}, "
-          f"batch {cfg['batch']}, lr {cfg['lr']}, width {cfg['width']}"
+          f"batch {cfg['batch']}" + ("" if cfg.get("train_examples") is None else
+                                     f" on the first {cfg['train_examples']} training examples")
+          + f", lr {cfg['lr']}, width {cfg['width']}"
           + ("" if cfg.get("radius_rule", "common") == "common" else f", radius rule {cfg['radius_rule']} (lr/pi_i)"))
     print(f"L {_constants_origin(summary)} = (" + ", ".join(f"{x:.4g}" for x in summary["L"]) + ")")
+    _print_phases(summary)
+    _print_tuning(summary)
     print(f"\n{'sampling':<12s} {'start probs p':<26s} {'reached':>7s} {'iters':>6s} {'time s':>7s} "
           f"{'ms/step':>8s} {'pred':>6s} {'speed-up time [95% CI]':>25s} {'iters ratio':>11s} "
           f"{'pred max':>8s} {'pred sum':>8s} {'train':>6s} {'test':>6s}")
@@ -189,6 +213,38 @@ def print_summary(summary) -> None:
               f"{'matched' if v[f'{obj}_form_matched'] else 'did not match'}{rc}")
     print("speed-up: full's time to target / this schedule's, paired by seed; iters ratio: full's iterations / "
           "this schedule's; pred: the theory's total-cost speed-up K(full)·cost(full) / K(π)·E cost(π)")
+
+
+def _print_phases(summary) -> None:
+    """The phase-optimal schedule: each phase's steps, constants and predicted speed-up."""
+    ph = summary.get("phases")
+    row = summary["rows"].get("phase-optimal")
+    if not ph or row is None:
+        return
+    pred = summary.get("phase_predictions") or {}
+    print(f"phase-optimal: {len(ph['starts'])} phases of full Muon's {ph['horizon']} steps to the target "
+          f"(the last one open-ended)")
+    ends = ph["starts"][1:] + [None]
+    for j, (s0, s1, L) in enumerate(zip(ph["starts"], ends, ph["L"])):
+        sp = pred.get("predicted_speedup_per_phase")
+        probs = pred.get("start_probs_per_phase")
+        extra = "" if not sp else f"; start probs ({', '.join(f'{x:.2f}' for x in probs[j])}), predicted speed-up " \
+                                  f"{sp[j]:.3f}"
+        print(f"  phase {j + 1}: steps {s0}..{'' if s1 is None else s1 - 1}, L = "
+              f"({', '.join(f'{x:.4g}' for x in L)}){extra}")
+
+
+def _print_tuning(summary) -> None:
+    """The learning rates tuned per schedule, and the tuning's cost."""
+    t = summary.get("tuning")
+    if not t:
+        return
+    share = "" if t.get("share") is None else f", {t['share']:.0%} of the evaluation runs' training time"
+    print(f"learning rates tuned on seeds {t['seeds']} over {t['grid']} ({t['runs']} runs, "
+          f"{t['train_time_s']:.0f} s of training{share}): "
+          + ", ".join(f"{s} {lr:g}" for s, lr in t["lr"].items()))
+    if t.get("edge"):
+        print(f"  at an end of the grid (widen it?): {', '.join(t['edge'])}")
 
 
 def _print_predictors(summary) -> None:

@@ -31,8 +31,10 @@ def add_parser(sub):
     add_common(p)
     add_compile(p)
     add_radius_rule(p)
-    p.add_argument("--sampling", default="full", choices=SAMPLINGS, metavar="|".join(SAMPLINGS),
-                   help="layer-sampling schedule (default full)")
+    names = [s for s in SAMPLINGS if s != "phase-optimal"]  # it needs a phase measurement: dropmuon experiment
+    p.add_argument("--sampling", default="full", choices=names, metavar="|".join(names),
+                   help="layer-sampling schedule (default full; phase-optimal runs in dropmuon experiment, which "
+                        "measures its phases)")
     p.add_argument("--probs", default=None, help="start probabilities p_1..p_b for --sampling custom")
     p.add_argument("--constants", default=None, help="JSON from dropmuon estimate --json (for optimal-*)")
     add_run_limits(p)
@@ -83,6 +85,7 @@ def run(args) -> int:
     import math
 
     from dropmuon.verification.measured import TRAJECTORY_METHOD, constants_method, describe_constants_source
+    from dropmuon.verification.torchside.data import batch_size
     from dropmuon.verification.torchside.experiment import load_constants, measure_network
     from dropmuon.verification.torchside.tasks import objective_for
     from dropmuon.verification.torchside.training import make_schedule, train
@@ -100,7 +103,7 @@ def run(args) -> int:
     data = setup.data
     objective_for(data.task, loss, metric).check_target(limits["target_acc"], "--target-acc")
     if epoch_length is None:
-        epoch_length = max(1, math.ceil(len(data.x_train) / batch))
+        epoch_length = max(1, math.ceil(len(data.x_train) / batch_size(batch, len(data.x_train))))
     b = len(opt.layer_groups())
     L = costs = None
     source = method = None

@@ -20,10 +20,12 @@ from dropmuon.figures.theory_plots import (
     plot_full_optimal_region,
     plot_optimal_distribution,
 )
-from dropmuon.figures.torch_plots import plot_accuracy_vs_time, plot_measured_constants, plot_predicted_vs_measured
+from dropmuon.figures.torch_plots import (plot_accuracy_vs_time, plot_campaign, plot_measured_constants,
+                                          plot_predicted_vs_measured)
 from dropmuon.figures.verification_plots import plot_inexact_lmo, plot_verification
 
 from .conftest import legend_problems, text_problems
+from .test_torch_plots import CAMPAIGN_ROWS
 from .test_verification_plots import _coupling, _mc_records
 
 # a tight bounding box may reach this far past the nominal width (anti-aliasing, rounding)
@@ -110,11 +112,13 @@ def figures():
         "accuracy_vs_time": lambda c: plot_accuracy_vs_time(_runs(), columns=c),
         "predicted_vs_measured": lambda c: plot_predicted_vs_measured(_predictors(), columns=c),
         "certify": lambda c: plot_certify(cert, columns=c),
+        "campaign": lambda c: plot_campaign(CAMPAIGN_ROWS, columns=c),
     }
 
 
 NAMES = ["optimal_distribution", "cost_landscape", "full_optimal_region", "bound_vs_iterations", "bound_vs_cost",
-         "verification", "inexact_lmo", "measured_constants", "accuracy_vs_time", "predicted_vs_measured", "certify"]
+         "verification", "inexact_lmo", "measured_constants", "accuracy_vs_time", "predicted_vs_measured", "certify",
+         "campaign"]
 
 
 @pytest.mark.parametrize("columns", [1, 2])

@@ -251,3 +251,56 @@ def test_predicted_vs_measured_rejects_bad_input(bad, message):
 
     with pytest.raises(ValueError, match=message):
         plot_predicted_vs_measured(bad)
+
+
+def _row(regime, schedule, mean, low, high, decided):
+    sp = {"mean": mean, "low": low, "high": high, "n": 8, "decided": decided}
+    return {"regime": regime, "schedule": schedule, "speedup_time": sp, "speedup_per_step": sp,
+            "iterations_ratio": sp, "reached": 8, "runs": 8, "predicted": {}}
+
+
+#: a campaign of two regimes as campaign.json holds it: a significant loss, a not-significant
+#: result, a significant win and a schedule without an interval (one pair)
+CAMPAIGN_ROWS = [
+    _row("minibatch", "full", 1.0, 1.0, 1.0, "not significant"),
+    _row("minibatch", "uniform", 0.62, 0.55, 0.70, "slower"),
+    _row("minibatch", "optimal-max", 0.95, 0.85, 1.06, "not significant"),
+    _row("full-batch", "full", 1.0, 1.0, 1.0, "not significant"),
+    _row("full-batch", "optimal-max", 1.21, 1.08, 1.35, "faster"),
+    _row("full-batch", "phase-optimal", 1.1, None, None, "not significant"),
+]
+
+
+def test_campaign_plots_each_speedup_with_its_interval_by_regime(saved_ok, labelled_ok, tmp_path):
+    from dropmuon.figures.torch_plots import campaign_points, plot_campaign
+
+    pts = campaign_points(CAMPAIGN_ROWS)
+    assert [d["regime"] for d in pts] == ["minibatch", "full-batch"]
+    assert [q["schedule"] for q in pts[1]["points"]] == ["optimal-max", "phase-optimal"]  # full is the reference
+    for columns in (1, 2):
+        fig = plot_campaign(CAMPAIGN_ROWS, columns=columns)
+        labelled_ok(fig)
+        ax = fig.axes[0]
+        assert ax.get_xscale() == "log"
+        assert [t.get_text() for t in ax.get_yticklabels()] == ["full-batch", "minibatch"]  # first regime on top
+        assert list(_gid(ax, "full-muon").get_xdata()) == [1.0, 1.0]
+        for d in pts:
+            for q in d["points"]:
+                p = _gid(ax, f"point:{d['regime']}:{q['schedule']}")
+                assert list(p.get_xdata()) == [q["mean"]] and p.get_color() == color(q["schedule"])
+                # filled where the interval excludes 1, hollow where it does not
+                assert (p.get_markerfacecolor() == "white") is (q["decided"] not in ("faster", "slower"))
+                gids = {ln.get_gid() for ln in ax.lines}
+                if q["low"] is None or not math.isfinite(q["low"]):
+                    assert f"interval:{d['regime']}:{q['schedule']}" not in gids
+                else:
+                    assert list(_gid(ax, f"interval:{d['regime']}:{q['schedule']}").get_xdata()) == [q["low"], q["high"]]
+        # the regimes' rows do not overlap: every point of a regime lies within half a unit of its tick
+        for i, d in enumerate(pts):
+            y0 = len(pts) - 1 - i
+            for q in d["points"]:
+                (y,) = _gid(ax, f"point:{d['regime']}:{q['schedule']}").get_ydata()
+                assert abs(y - y0) < 0.5
+        saved_ok(save_figure(fig, tmp_path / f"campaign_{columns}"))
+    with pytest.raises(ValueError, match="the campaign has no rows"):
+        plot_campaign([])

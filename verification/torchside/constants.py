@@ -450,6 +450,9 @@ def estimate_constants(model, optimizer: DropMuon, loss_fn, data, *, steps: int 
 
     The theorems' other constants, measured on the same run:
 
+    With ``batch="full"`` every step uses the whole training set (exact gradients): the noise is
+    then exactly zero and is recorded as ``sigma = 0`` without a measurement.
+
     * ``sigma`` (A3): at the points ``k ≡ 0 (mod noise_every)`` and the last, the full-batch
       gradient and ``noise_draws`` minibatch gradients at this ``batch`` (drawn with replacement,
       as training draws them; :func:`~dropmuon.verification.torchside.noise.gradient_deviations`),
@@ -466,7 +469,21 @@ def estimate_constants(model, optimizer: DropMuon, loss_fn, data, *, steps: int 
       ``f(x0) − f*`` by the loss the longer run still had; it is labelled an estimate.
     """
     from .._progress import Progress
-    from .noise import full_loss, gradient_deviations, noise_rho, summarize_noise
+    from .data import FULL_BATCH, batch_size
+    from .noise import NOISE_CONFIDENCE, NoiseEstimate, full_loss, gradient_deviations, noise_rho, summarize_noise
+
+    full = batch == FULL_BATCH
+    if not full and (isinstance(batch, bool) or not isinstance(batch, int) or batch < 1):
+        raise ValueError(f"batch must be a positive integer or {FULL_BATCH!r}; got batch = {batch!r}")
+    N = len(data.x_train)
+    chunk = min(batch_size(batch, N), 1024)  # examples per forward pass of a full-loss evaluation
+
+    def draw():
+        """The step's batch: the whole training set, or ``batch`` examples drawn with replacement."""
+        if full:
+            return data.x_train.to(device), data.y_train.to(device)
+        idx = torch.randint(0, N, (batch,), generator=gen)
+        return data.x_train[idx].to(device), data.y_train[idx].to(device)
 
     if not (isinstance(steps, int) and steps >= 2):
         raise ValueError(f"steps must be an integer >= 2; got steps = {steps!r}")
@@ -495,7 +512,7 @@ def estimate_constants(model, optimizer: DropMuon, loss_fn, data, *, steps: int 
     t_train = t_est = t_noise = t_probe = t_delta0 = 0.0
     with Progress(steps + delta0_steps, "estimate", enabled=progress) as bar:
         for k in range(steps):
-            if noise_every and (k % noise_every == 0 or k == steps - 1):
+            if noise_every and not full and (k % noise_every == 0 or k == steps - 1):
                 tn = time.perf_counter()
                 sq, dual, f = gradient_deviations(model, loss_fn, layers, data.x_train, data.y_train, batch=batch,
                                                   draws=noise_draws, generator=noise_gen, device=device)
@@ -506,10 +523,9 @@ def estimate_constants(model, optimizer: DropMuon, loss_fn, data, *, steps: int 
                 t_noise += time.perf_counter() - tn
             elif k == 0:
                 tn = time.perf_counter()
-                losses.append((0, full_loss(model, loss_fn, data.x_train, data.y_train, chunk=batch, device=device)))
+                losses.append((0, full_loss(model, loss_fn, data.x_train, data.y_train, chunk=chunk, device=device)))
                 t_delta0 += time.perf_counter() - tn
-            idx = torch.randint(0, len(data.x_train), (batch,), generator=gen)
-            x, y = data.x_train[idx].to(device), data.y_train[idx].to(device)
+            x, y = draw()
             t0 = time.perf_counter()
             optimizer.zero_grad(set_to_none=True)
             with _same_noise(seed, k, device):
@@ -550,15 +566,14 @@ def estimate_constants(model, optimizer: DropMuon, loss_fn, data, *, steps: int 
         # Δ0: the same full-Muon run continued, its full training loss evaluated along the way
         t3 = time.perf_counter()
         for k in range(steps, steps + delta0_steps):
-            idx = torch.randint(0, len(data.x_train), (batch,), generator=gen)
-            x, y = data.x_train[idx].to(device), data.y_train[idx].to(device)
+            x, y = draw()
             optimizer.zero_grad(set_to_none=True)
             with _same_noise(seed, k, device):
                 loss_fn(model(x), y).backward()
             optimizer.step()
             done = k + 1 - steps
             if done % delta0_every == 0 or done == delta0_steps:
-                losses.append((k + 1, full_loss(model, loss_fn, data.x_train, data.y_train, chunk=batch,
+                losses.append((k + 1, full_loss(model, loss_fn, data.x_train, data.y_train, chunk=chunk,
                                                 device=device)))
             bar.update()
         optimizer.zero_grad(set_to_none=True)
@@ -582,9 +597,13 @@ def estimate_constants(model, optimizer: DropMuon, loss_fn, data, *, steps: int 
         L0_sd, L1_sd = _bootstrap_l0l1(g, e[ok], seed)
         q = (3 * len(e)) // 4
         head, tail = e[:q][np.isfinite(e[:q])], e[q:][np.isfinite(e[q:])]
-        noise = (summarize_noise(np.array(noise_sq[i]), np.array(noise_dual[i]),
-                                 rho=noise_rho([layer_matrix_shape(p.shape) for p in ps]), batch=batch, seed=seed)
-                 if noise_sq[i] else None)
+        rho = noise_rho([layer_matrix_shape(p.shape) for p in ps])
+        if full:  # a step's gradient is the full-batch gradient: no noise, exactly
+            noise = NoiseEstimate(sigma=0.0, sigma_ci=(0.0, 0.0), sigma_dual=0.0, rho=rho, batch=FULL_BATCH,
+                                  per_point=(), draws=0, confidence=NOISE_CONFIDENCE)
+        else:
+            noise = (summarize_noise(np.array(noise_sq[i]), np.array(noise_dual[i]), rho=rho, batch=batch, seed=seed)
+                     if noise_sq[i] else None)
         grp = groups[i]
         out.append(LayerConstants(
             layer=i + 1, shape=tuple(ps[0].shape), L=float(e[ok].max()), L_median=float(np.median(e[ok])),

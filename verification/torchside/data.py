@@ -16,11 +16,25 @@ import numpy as np
 import torch
 
 __all__ = [
-    "Dataset", "DATASETS", "TASKS", "load_digits", "load_mnist5k", "load_text", "load_npz", "load_data",
+    "Dataset", "DATASETS", "TASKS", "FULL_BATCH", "batch_size", "load_digits", "load_mnist5k", "load_text", "load_npz", "load_data",
 ]
 
 #: The names :func:`load_data` accepts besides a path to an ``.npz``.
 DATASETS = ("digits", "mnist5k", "text")
+#: The batch that means "the whole training set at every step" (exact gradients of the training loss).
+FULL_BATCH = "full"
+
+
+def batch_size(batch, n: int) -> int:
+    """The number of examples a step of ``batch`` uses on ``n`` training examples: ``n`` for
+    :data:`FULL_BATCH`, else ``batch`` itself.
+
+    >>> batch_size("full", 1000), batch_size(128, 1000)
+    (1000, 128)
+    """
+    return int(n) if batch == FULL_BATCH else int(batch)
+
+
 #: What the targets mean: class labels, real values, or next tokens.
 TASKS = ("classification", "regression", "language-model")
 
@@ -98,6 +112,23 @@ class Dataset:
         """The same data on ``device``."""
         return dataclasses.replace(self, **{k: getattr(self, k).to(device)
                                             for k in ("x_train", "y_train", "x_test", "y_test")})
+
+    def head(self, n: int) -> "Dataset":
+        """The first ``n`` training examples (the held-out part unchanged), named ``"<name>[:n]"``:
+        a fixed training subset, e.g. for full-batch runs. The built-in sets' training order is
+        already mixed (mnist5k's first 1000 hold 85–117 of each digit), so a head is a fair sample.
+
+        >>> d = Dataset(torch.zeros(4, 3), torch.tensor([0, 1, 2, 1]), torch.zeros(2, 3), torch.tensor([0, 1]), "toy")
+        >>> len(d.head(2).x_train), d.head(2).name, len(d.head(2).x_test)
+        (2, 'toy[:2]', 2)
+        """
+        N = len(self.x_train)
+        if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or not 1 <= n <= N:
+            raise ValueError(f"train_examples must be an integer from 1 to the {N} training examples of "
+                             f"{self.name!r}; got train_examples = {n!r}")
+        if n == N:
+            return self
+        return dataclasses.replace(self, x_train=self.x_train[:n], y_train=self.y_train[:n], name=f"{self.name}[:{n}]")
 
 
 def load_digits(seed: int = 0, test_fraction: float = 0.2) -> Dataset:

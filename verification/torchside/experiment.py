@@ -15,6 +15,7 @@ from __future__ import annotations
 import math
 import time
 from dataclasses import asdict, dataclass
+from dataclasses import replace as dataclasses_replace
 from pathlib import Path
 
 import numpy as np
@@ -30,7 +31,8 @@ __all__ = [
     "ExperimentConfig", "measure_network", "load_constants", "calibrate", "schedules", "predictions", "run_task",
     "run_experiment", "summarize", "speedup_ci", "seeds_needed", "CONFIDENCE", "BOOTSTRAP_RESAMPLES",
     "RESOLVE_EFFECT", "POWER", "suspect_runs", "SPREAD_LIMIT", "ACROSS_RUNS_LIMIT", "seeds_for_width",
-    "PRESETS", "preset_settings", "lhs_thresholds",
+    "PRESETS", "preset_settings", "lhs_thresholds", "measure_phases", "with_phases", "tune_learning_rates",
+    "tuning_seeds", "PHASE_SEED", "TUNE_SEED", "EXPERIMENT_SAMPLINGS",
 ]
 
 #: two-sided level of the confidence intervals on speed-ups
@@ -38,6 +40,27 @@ CONFIDENCE = 0.95
 
 # the schedules the closed loop compares, in the order they are reported
 DEFAULT_SAMPLINGS = ("full", "uniform", "optimal-max", "optimal-sum", "epoch-shift")
+#: every schedule the closed loop can run (``phase-optimal`` on request: it needs a phase measurement)
+EXPERIMENT_SAMPLINGS = DEFAULT_SAMPLINGS + ("phase-optimal",)
+
+#: the seed of the full-Muon run along which the phase-optimal schedule's constants are measured
+#: (the evaluation seeds are small integers, the pilot's is 1_000_003; this one is neither)
+PHASE_SEED = 1_000_033
+#: the first of the learning-rate tuning seeds (``tune_runs`` consecutive ones, disjoint from the
+#: evaluation, pilot and phase seeds)
+TUNE_SEED = 2_000_003
+#: steps between two online estimates along the phase measurement's run (1: every step)
+PHASE_ESTIMATE_EVERY = 1
+
+
+def tuning_seeds(config) -> tuple:
+    """The seeds the learning rates are tuned on: ``TUNE_SEED, TUNE_SEED + 1, …`` (``tune_runs``
+    of them), never an evaluation seed (:class:`ExperimentConfig` refuses a clash).
+
+    >>> tuning_seeds(ExperimentConfig(tune_runs=3))
+    (2000003, 2000004, 2000005)
+    """
+    return tuple(TUNE_SEED + i for i in range(config.tune_runs))
 
 
 @dataclass(frozen=True)
@@ -66,14 +89,24 @@ class ExperimentConfig:
     at the target, and only a run that goes on shows it fall to the summary's ``ε²``; ``pilot``:
     before the evaluation runs, a short pilot run of every schedule on a seed of its own, whose
     progress per iteration and time per step predict each schedule's speed-up beside the
-    theorems (:mod:`~dropmuon.verification.torchside.preregistration`)."""
+    theorems (:mod:`~dropmuon.verification.torchside.preregistration`).
+
+    The regimes beyond today's minibatch protocol: ``batch="full"`` (:data:`~dropmuon.verification.torchside.data.FULL_BATCH`),
+    every step on the whole training set, which ``train_examples`` (the first that many training
+    examples, :meth:`~dropmuon.verification.torchside.data.Dataset.head`) keeps affordable — the
+    setting of the deterministic theorems; ``lr_grid``: a learning rate per schedule, tuned over
+    this grid on ``tune_runs`` seeds of their own before the evaluation runs
+    (:func:`tune_learning_rates`; the chosen rates land in ``tuned_lr``, pairs ``(schedule, lr)``
+    that override ``lr`` for that schedule); ``phases``: the number of phases of the
+    ``phase-optimal`` schedule, whose constants are measured per phase along full Muon's
+    trajectory (:func:`measure_phases`)."""
 
     seeds: tuple = (0, 1, 2)
     samplings: tuple = DEFAULT_SAMPLINGS
     max_steps: int = 300
     target_acc: float = 0.97
     max_seconds: float | None = None
-    batch: int = 256
+    batch: int | str = 256
     lr: float = 0.05
     width: float = 1.0
     eval_every: int = 5
@@ -93,8 +126,14 @@ class ExperimentConfig:
     grad_norm_every: int = 20  # training.GRAD_NORM_EVERY (likewise)
     stop_at_target: bool = True
     pilot: bool = True
+    train_examples: int | None = None
+    lr_grid: tuple | None = None
+    tune_runs: int = 2
+    phases: int = 4
+    tuned_lr: tuple = ()
 
     def __post_init__(self):
+        from .data import FULL_BATCH
         from .training import SAMPLINGS
 
         object.__setattr__(self, "seeds", tuple(int(s) for s in self.seeds))
@@ -105,7 +144,7 @@ class ExperimentConfig:
             raise ValueError(f"seeds must be distinct; got seeds = {list(self.seeds)}")
         bad = [s for s in self.samplings if s not in SAMPLINGS or s == "custom"]
         if bad:
-            raise ValueError(f"unknown sampling {bad[0]!r}; choose from: {', '.join(DEFAULT_SAMPLINGS)}")
+            raise ValueError(f"unknown sampling {bad[0]!r}; choose from: {', '.join(EXPERIMENT_SAMPLINGS)}")
         if "full" not in self.samplings:
             raise ValueError("the experiment needs the 'full' sampling: speed-ups are measured against it")
         if isinstance(self.target_acc, bool) or not (isinstance(self.target_acc, (int, float))
@@ -128,10 +167,43 @@ class ExperimentConfig:
         for name in ("channels_last", "compile", "stop_at_target", "pilot"):
             if not isinstance(getattr(self, name), bool):
                 raise ValueError(f"{name} must be True or False; got {name} = {getattr(self, name)!r}")
-        for name in ("max_steps", "batch", "eval_every", "estimate_steps", "cost_repeats", "grad_norm_every"):
+        if self.batch != FULL_BATCH and (isinstance(self.batch, bool) or not isinstance(self.batch, int)
+                                         or self.batch < 1):
+            raise ValueError(f"batch must be a positive integer or {FULL_BATCH!r}; got batch = {self.batch!r}")
+        for name in ("max_steps", "eval_every", "estimate_steps", "cost_repeats", "grad_norm_every", "tune_runs",
+                     "phases"):
             v = getattr(self, name)
             if isinstance(v, bool) or not isinstance(v, int) or v < 1:
                 raise ValueError(f"{name} must be a positive integer; got {name} = {v!r}")
+        n = self.train_examples
+        if n is not None and (isinstance(n, bool) or not isinstance(n, int) or n < 1):
+            raise ValueError(f"train_examples must be a positive integer or None (every training example); "
+                             f"got train_examples = {n!r}")
+        if self.lr_grid is not None:
+            grid = tuple(self.lr_grid) if isinstance(self.lr_grid, (list, tuple)) else (self.lr_grid,)
+            bad = [v for v in grid if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v)
+                   or v <= 0]
+            if bad or len(grid) < 2 or len(set(grid)) != len(grid):
+                raise ValueError(f"lr_grid must be at least two distinct positive learning rates; got "
+                                 f"lr_grid = {self.lr_grid!r}")
+            object.__setattr__(self, "lr_grid", tuple(float(v) for v in grid))
+            clash = sorted(set(self.seeds) & set(tuning_seeds(self)))
+            if clash:
+                raise ValueError(f"seed {clash[0]} is both an evaluation seed and a tuning seed; the learning rates "
+                                 f"are tuned on seeds {list(tuning_seeds(self))}, disjoint from the evaluation's")
+        object.__setattr__(self, "tuned_lr", tuple((str(k), float(v)) for k, v in dict(self.tuned_lr).items()))
+        for k, v in self.tuned_lr:
+            if k not in self.samplings or not (math.isfinite(v) and v > 0):
+                raise ValueError(f"tuned_lr must pair the experiment's schedules with positive learning rates; "
+                                 f"got ({k!r}, {v!r})")
+        reserved = {PHASE_SEED: "the phase measurement's"}
+        from .preregistration import PILOT_SEED
+
+        reserved[PILOT_SEED] = "the pilot's"
+        for k in self.seeds:
+            if k in reserved:
+                raise ValueError(f"seed {k} is {reserved[k]} seed; choose evaluation seeds other than "
+                                 f"{sorted(reserved)}")
         for name in ("lr", "width"):
             v = getattr(self, name)
             if not (isinstance(v, (int, float)) and math.isfinite(v) and v > 0):
@@ -149,7 +221,31 @@ class ExperimentConfig:
         for k in ("grad_norm_examples", "grad_norm_every", "stop_at_target"):
             if getattr(self, k) != getattr(ExperimentConfig, k):
                 rule[k] = getattr(self, k)
+        for k in ("train_examples",):
+            if getattr(self, k) is not None:
+                rule[k] = getattr(self, k)
+        if self.tuned_lr:
+            rule["tuned_lr"] = [list(p) for p in self.tuned_lr]
         return dict({k: getattr(self, k) for k in keys}, **self._speed_settings(), **rule)
+
+    def schedule_lr(self, sampling: str) -> float:
+        """The learning rate of ``sampling``'s runs: its tuned rate when there is one, else ``lr``."""
+        return dict(self.tuned_lr).get(sampling, self.lr)
+
+    def for_schedule(self, sampling: str) -> "ExperimentConfig":
+        """The settings of ``sampling``'s runs: ``lr`` its own (:meth:`schedule_lr`), no other
+        schedule's tuned rate (so a run's recorded settings name its rate only)."""
+        import dataclasses
+
+        if not self.tuned_lr:
+            return self
+        return dataclasses.replace(self, lr=self.schedule_lr(sampling), tuned_lr=())
+
+    def epoch_length(self, n_train: int) -> int:
+        """Steps per pass over ``n_train`` training examples: 1 at full batch."""
+        from .data import batch_size
+
+        return max(1, math.ceil(n_train / batch_size(self.batch, n_train)))
 
     def _speed_settings(self) -> dict:
         """The speed options that are on (absent when off, so results from before they existed match)."""
@@ -158,11 +254,12 @@ class ExperimentConfig:
 
 # -- calibration: constants and costs -------------------------------------------------------------
 
-def measure_network(model, optimizer, data, *, batch: int, steps: int = 20, repeats: int = 7, seed: int = 0,
+def measure_network(model, optimizer, data, *, batch: int | str, steps: int = 20, repeats: int = 7, seed: int = 0,
                     device="cpu", progress=None, loss_fn=None, timing_model=None, noise_draws: int = 16,
                     delta0_steps: int = 40) -> dict:
     """Measure per-layer costs (every layer set up to 6 layers, sampled sets beyond; at the
-    training batch size) and then the layer-wise constants along ``steps`` steps of full Muon.
+    training batch size, the whole training set for ``batch="full"``) and then the layer-wise
+    constants along ``steps`` steps of full Muon.
     ``loss_fn`` defaults to the data's task (:func:`~dropmuon.verification.torchside.tasks.objective_for`).
     Returns ``{"layers": [per-layer records], "cost_model": {...}, "per_start": [...],
     "overhead": {...}}``; the per-layer records are those of ``dropmuon estimate --json``, with the
@@ -182,9 +279,12 @@ def measure_network(model, optimizer, data, *, batch: int, steps: int = 20, repe
     from .costs import measure_costs
     from .tasks import objective_for
 
+    from .data import FULL_BATCH
+
     loss = objective_for(getattr(data, "task", "classification"), loss_fn).loss
     gen = torch.Generator().manual_seed(seed)
-    idx = torch.randint(0, len(data.x_train), (batch,), generator=gen)
+    idx = (torch.arange(len(data.x_train)) if batch == FULL_BATCH
+           else torch.randint(0, len(data.x_train), (batch,), generator=gen))
     t0 = time.perf_counter()
     costs = measure_costs(timing_model if timing_model is not None else model, optimizer, loss, data.x_train[idx].to(device), data.y_train[idx].to(device),
                           repeats=repeats, device=device, progress=progress, seed=seed)
@@ -222,11 +322,13 @@ def measure_network(model, optimizer, data, *, batch: int, steps: int = 20, repe
 
 # -- schedules and their predicted cost -----------------------------------------------------------
 
-def schedules(samplings, nlayers: int, L, cost_model: CostModel, epoch_length: int) -> dict:
-    """``{sampling: (sampler, info)}`` for the named schedules (:func:`training.make_schedule`)."""
+def schedules(samplings, nlayers: int, L, cost_model: CostModel, epoch_length: int, phases=None) -> dict:
+    """``{sampling: (sampler, info)}`` for the named schedules (:func:`training.make_schedule`;
+    ``phases``: the per-phase constants ``phase-optimal`` needs, :func:`measure_phases`)."""
     from .training import make_schedule
 
-    return {s: make_schedule(s, nlayers, L=L, costs=cost_model, epoch_length=epoch_length) for s in samplings}
+    return {s: make_schedule(s, nlayers, L=L, costs=cost_model, epoch_length=epoch_length, phases=phases)
+            for s in samplings}
 
 
 def predictions(scheds: dict, L, cost_model: CostModel) -> dict:
@@ -239,7 +341,7 @@ def predictions(scheds: dict, L, cost_model: CostModel) -> dict:
     out = {}
     for name, (sampler, info) in scheds.items():
         rec = {}
-        if hasattr(sampler, "distribution"):
+        if hasattr(sampler, "distribution"):  # i.i.d.
             d = sampler.distribution
             rec["seconds_per_step"] = cost_model.expected_cost(d)
             for obj in ("max", "sum"):
@@ -249,8 +351,13 @@ def predictions(scheds: dict, L, cost_model: CostModel) -> dict:
             pi, L_ = np.asarray(d.inclusion), np.asarray(L)
             rec["iterations_vs_full_max"] = float(np.max(L_ / pi) / np.max(L_))
             rec["iterations_vs_full_sum"] = float(np.sum(L_ / pi) / np.sum(L_))
-        else:
-            rec["seconds_per_step"] = float(np.mean([cost_model.expected_cost(d) for d in sampler.distributions]))
+        else:  # averaged over a cycle (epoch-shift) or over the measured phases (phase-optimal)
+            w = getattr(sampler, "weights", None)
+            rec["seconds_per_step"] = float(np.average([cost_model.expected_cost(d) for d in sampler.distributions],
+                                                       weights=w))
+            if "predicted_speedup_per_phase" in info:
+                rec["phase_starts"] = info["phase_starts"]
+                rec["predicted_speedup_per_phase"] = info["predicted_speedup_per_phase"]
         out[name] = rec
     return out
 
@@ -306,6 +413,8 @@ def make_setup(config: "ExperimentConfig", factory=None, data=None, loss_fn=None
     fac, label = resolve_factory(factory if factory is not None else config.model)
     if data is None:
         data = load_data(config.data if config.data is not None else default_data_for(config.model), config.data_seed)
+    if config.train_examples is not None:
+        data = data.head(config.train_examples)
     setup = Setup(fac, label, data.to(config.device), loss_fn, metric)
     model, opt, loss, met = setup.build(config, config.seeds[0])
     objective = objective_for(getattr(data, "task", "classification"), loss, met)
@@ -316,16 +425,18 @@ def make_setup(config: "ExperimentConfig", factory=None, data=None, loss_fn=None
 
 def run_task(config: ExperimentConfig, sampling: str, seed: int, calibration: dict, *, setup: Setup | None = None,
              progress=None) -> dict:
-    """Train a fresh model (initialised from ``seed``) with one schedule; returns the run's record."""
+    """Train a fresh model (initialised from ``seed``) with one schedule, at the schedule's own
+    learning rate (:meth:`ExperimentConfig.for_schedule`); returns the run's record."""
     import torch
 
     from .training import train
 
+    config = config.for_schedule(sampling)
     setup = setup or make_setup(config)
     data = setup.data
     L, cm = load_constants(calibration)
-    epoch_length = max(1, math.ceil(len(data.x_train) / config.batch))
-    sampler, info = schedules([sampling], len(L), L, cm, epoch_length)[sampling]
+    epoch_length = config.epoch_length(len(data.x_train))
+    sampler, info = schedules([sampling], len(L), L, cm, epoch_length, calibration.get("phases"))[sampling]
     model, opt, loss, metric = setup.build(config, seed, training=True)
     if len(opt.layer_groups()) != len(L):
         raise ValueError(f"the constants have {len(L)} layers but the network has {len(opt.layer_groups())}")
@@ -591,8 +702,8 @@ def summarize(config: ExperimentConfig, calibration: dict, runs: list[dict], n_t
     while its average still rises; it has then not fallen to ``ε²`` and counts as not reaching it
     (``config.stop_at_target=False`` trains on)."""
     L, cm = load_constants(calibration)
-    epoch_length = max(1, math.ceil((n_train if n_train is not None else _n_train(config)) / config.batch))
-    scheds = schedules(config.samplings, len(L), L, cm, epoch_length)
+    epoch_length = config.epoch_length(n_train if n_train is not None else _n_train(config))
+    scheds = schedules(config.samplings, len(L), L, cm, epoch_length, calibration.get("phases"))
     pred = predictions(scheds, L, cm)
     by = {s: {r["seed"]: r for r in runs if r["sampling"] == s} for s in config.samplings}
     seeds = list(config.seeds)
@@ -660,7 +771,8 @@ def _n_train(config: ExperimentConfig) -> int:
     from .data import load_data
 
     name = config.data if config.data is not None else default_data_for(config.model)
-    return len(load_data(name, config.data_seed).x_train)
+    n = len(load_data(name, config.data_seed).x_train)
+    return n if config.train_examples is None else min(n, config.train_examples)
 
 
 # -- the whole loop -------------------------------------------------------------------------------
@@ -673,6 +785,8 @@ def calibrate(config: ExperimentConfig, out: Path | None = None, *, progress=Non
     settings = {k: getattr(config, k) for k in ("model", "ns_dtype", "batch", "lr", "width", "device", "data", "data_seed",
                                                  "estimate_steps", "cost_repeats", "constants", "flush_denormals")}
     settings.update(config._speed_settings())
+    if config.train_examples is not None:  # absent otherwise: calibrations from before it existed match
+        settings["train_examples"] = config.train_examples
     path = out / "calibration.json" if out is not None else None
     if config.constants is not None:
         _, cm = load_constants(config.constants)  # validates, naming the file
@@ -703,6 +817,134 @@ def calibrate(config: ExperimentConfig, out: Path | None = None, *, progress=Non
     if path is not None:
         write_json_atomic(path, cal)
     return cal
+
+
+def _phase_settings(config: ExperimentConfig) -> dict:
+    """What the phase measurement depends on beyond the calibration's settings."""
+    return {k: getattr(config, k) for k in ("phases", "max_steps", "target_acc", "eval_every", "train_examples")} | {
+        "seed": PHASE_SEED, "estimate_every": PHASE_ESTIMATE_EVERY}
+
+
+def measure_phases(config: ExperimentConfig, *, setup: Setup | None = None, progress=None) -> dict:
+    r"""Per-phase layer-wise constants for the ``phase-optimal`` schedule, measured along one run
+    of full Muon (seed :data:`PHASE_SEED`, the experiment's settings, stopping at the target):
+    every step is an :func:`~dropmuon.verification.torchside.constants.estimating_step`, giving
+    ``L̂_j^k = ‖∇_j f(X^{k+1}) − ∇_j f(X^k)‖_nuc / ‖X_j^{k+1} − X_j^k‖_op`` on the step's batch —
+    smoothness along the segment between consecutive iterates, the only smoothness T1's descent
+    step uses. The run's ``T`` steps (to the target, else all of them) are split into
+    ``config.phases`` equal phases by iteration, ``starts = [round(T·p/P)]``; phase ``p``'s
+    ``L_j`` is the largest ``L̂_j^k`` over its steps (as the calibration takes the largest over
+    its trajectory). The last phase is open-ended: a schedule slower than full Muon spends its
+    later steps in it.
+
+    Returns ``{"starts", "L", "horizon": T, "iterations_to_target", "steps", "L_median",
+    "settings", "method", "estimate_s", "train_s"}``. Phases are by iteration of *full Muon's*
+    trajectory; a Drop-Muon run at step ``k`` is at an earlier stage of training, so its phases
+    come later in its own progress — a limitation of a fixed, non-adaptive schedule."""
+    from .training import make_schedule, train
+
+    setup = setup or make_setup(config)
+    cfg = config.for_schedule("full")
+    model, opt, loss, metric = setup.build(cfg, PHASE_SEED, training=True)
+    b = len(opt.layer_groups())
+    sampler, info = make_schedule("full", b)
+    r = train(model, opt, setup.data, sampler, max_steps=cfg.max_steps, batch=cfg.batch, target_acc=cfg.target_acc,
+              eval_every=cfg.eval_every, seed=PHASE_SEED, device=cfg.device, loss_fn=loss, metric=metric,
+              progress=progress, info=dict(info, sampling="phase-measurement"), grad_norms=False,
+              estimate_every=PHASE_ESTIMATE_EVERY)
+    T = int(r.iterations_to_target or r.steps)
+    P = min(config.phases, T)
+    starts = sorted({int(round(T * p / P)) for p in range(P)})
+    recs = r.info["online_constants"]["records"]
+    Ls, medians = [], []
+    for p, s0 in enumerate(starts):
+        s1 = starts[p + 1] if p + 1 < len(starts) else T
+        est = {j: [x["L_hat"] for x in recs if x["layer"] == j and s0 <= x["step"] < s1 and math.isfinite(x["L_hat"])]
+               for j in range(1, b + 1)}
+        missing = [j for j, v in est.items() if not v]
+        if missing:
+            raise ValueError(f"phase {p + 1} (steps {s0}..{s1 - 1}) has no finite estimate for layer {missing[0]}; "
+                             f"use fewer phases (--phases)")
+        Ls.append([float(max(est[j])) for j in range(1, b + 1)])
+        medians.append([float(np.median(est[j])) for j in range(1, b + 1)])
+    oc = r.info["online_constants"]
+    return {"starts": starts, "L": Ls, "horizon": T, "L_median": medians,
+            "iterations_to_target": r.iterations_to_target, "steps": r.steps,
+            "method": (f"per phase, the largest trajectory estimate |grad_j f(X') - grad_j f(X)|_nuc / |X'_j - X_j|_op "
+                       f"over the phase's steps of one full-Muon run (seed {PHASE_SEED}), {P} equal phases by "
+                       f"iteration of its {T} steps to the target"),
+            "estimate_s": oc["estimate_s"], "train_s": oc["train_s"], "settings": _phase_settings(config)}
+
+
+def with_phases(config: ExperimentConfig, cal: dict, out: Path | None = None, *, setup: Setup | None = None,
+                progress=None) -> dict:
+    """``cal`` with its ``phases`` (:func:`measure_phases`) when ``config`` runs the
+    ``phase-optimal`` schedule: reused when measured with the same settings, else measured now
+    and saved with the calibration."""
+    if "phase-optimal" not in config.samplings:
+        return cal
+    if (cal.get("phases") or {}).get("settings") == to_jsonable(_phase_settings(config)):
+        return cal
+    cal = dict(cal, phases=to_jsonable(measure_phases(config, setup=setup, progress=progress)))
+    if out is not None:
+        write_json_atomic(out / "calibration.json", cal)
+    return cal
+
+
+def tune_learning_rates(config: ExperimentConfig, calibration: dict, out: Path | None = None, *,
+                        setup: Setup | None = None, progress=None, resume: bool = True) -> dict | None:
+    """Each schedule's learning rate, chosen from ``config.lr_grid`` on the tuning seeds
+    (:func:`tuning_seeds`, disjoint from the evaluation seeds): every (schedule, rate, seed) is
+    one run with the experiment's settings; a schedule's score at a rate is the median over the
+    tuning seeds of its iterations to the target (interpolated; a run that misses counts as
+    infinite), ties broken by the median final training loss. Iterations, not seconds: a
+    schedule's cost per step does not depend on its rate, so the two orderings agree, and
+    iterations do not carry the machine's timing noise. With ``config.radius_rule`` the grid is
+    over the base rate ``η`` of that rule (``η/π_i`` for ``inverse-inclusion``).
+
+    The runs are saved under ``OUT/tuning/`` and resume like the evaluation runs. Returns
+    ``None`` without a grid, else ``{"lr": {schedule: rate}, "grid", "seeds", "table":
+    {schedule: {rate: {"iterations": [...], "median", "reached", "final_loss_median"}}},
+    "train_time_s", "runs", "edge": [schedules whose rate is at an end of the grid]}``."""
+    from ..execution import Task, run_tasks
+
+    if config.lr_grid is None:
+        return None
+    setup = setup or make_setup(config)
+    fp = _fingerprint(calibration)
+    seeds = tuning_seeds(config)
+    base = dataclasses_replace(config, tuned_lr=(), pilot=False)
+    tasks = []
+    for s in config.samplings:
+        for lr in config.lr_grid:
+            for k in seeds:
+                tasks.append(Task(f"{s}-lr{lr:g}-seed{k}", _task_record,
+                                  (dataclasses_replace(base, lr=lr), s, k, calibration, fp, setup)))
+    runs = run_tasks(tasks, results=out / "tuning" if out is not None else None, decode=_decode_run,
+                     manifest={"settings": _jsonable_settings(base), "grid": list(config.lr_grid),
+                               "seeds": list(seeds), "calibration": fp},
+                     on_mismatch="rerun", resume=resume, progress=progress, label="tuning")
+    table, chosen, spent = {}, {}, 0.0
+    for s in config.samplings:
+        table[s] = {}
+        for lr in config.lr_grid:
+            rs = [r for r in runs if r["sampling"] == s and r["settings"]["lr"] == lr]
+            spent += sum(r.get("train_time_s") or 0.0 for r in rs)
+            its = [_interpolated(r, "iterations_to_target_interpolated", "iterations_to_target") for r in rs]
+            score = float(np.median([math.inf if v is None else v for v in its]))
+            loss = float(np.median([r["final_train_loss"] if math.isfinite(r["final_train_loss"]) else math.inf
+                                    for r in rs]))
+            table[s][lr] = {"iterations": its, "median": score if math.isfinite(score) else None,
+                            "reached": sum(v is not None for v in its), "final_loss_median": loss}
+        chosen[s] = min(config.lr_grid, key=lambda lr: (table[s][lr]["median"] if table[s][lr]["median"] is not None
+                                                        else math.inf, table[s][lr]["final_loss_median"]))
+    grid = sorted(config.lr_grid)
+    return {"lr": chosen, "grid": list(config.lr_grid), "seeds": list(seeds), "radius_rule": config.radius_rule,
+            "table": {s: {f"{lr:g}": v for lr, v in t.items()} for s, t in table.items()},
+            "train_time_s": spent, "runs": len(runs),
+            "edge": [s for s, lr in chosen.items() if lr in (grid[0], grid[-1])],
+            "criterion": "median over the tuning seeds of the iterations to the target (a miss counts as infinite), "
+                         "ties by the median final training loss"}
 
 
 def _saved_calibration(path: Path) -> dict | None:
@@ -784,6 +1026,12 @@ def run_experiment(config, data=None, *, loss_fn=None, metric=None, out=None, pr
         warnings.warn("parallel training runs on one machine share its CPU: their wall-clock times are comparable "
                       "with each other, not with serial runs", RuntimeWarning, stacklevel=2)
     cal = calibrate(config, out, progress=progress, setup=setup)
+    cal = with_phases(config, cal, out, setup=setup, progress=progress)
+    tuning = tune_learning_rates(config, cal, out, setup=setup, progress=progress, resume=resume)
+    if tuning is not None:  # each schedule runs at its tuned rate from here on: pilot, predictions, evaluation
+        config = dataclasses_replace(config, tuned_lr=tuple(tuning["lr"].items()))
+        if out is not None:
+            write_json_atomic(out / "tuning.json", tuning)
     fp = _fingerprint(cal)
     # predict first: the theorems' and the pilot's predictions, written with their digest before
     # the first evaluation run starts
@@ -805,6 +1053,15 @@ def run_experiment(config, data=None, *, loss_fn=None, metric=None, out=None, pr
     summary["metric"] = runs[0].get("metric") if runs else None
     summary["predictions_sha256"] = sha
     summary["predictors"] = score_runs(config, pred, runs)
+    if tuning is not None:
+        spent = sum(r.get("train_time_s") or 0.0 for r in runs)
+        summary["tuning"] = dict({k: v for k, v in tuning.items() if k != "table"},
+                                 share=tuning["train_time_s"] / spent if spent else None)
+    if cal.get("phases"):
+        summary["phases"] = {k: cal["phases"][k] for k in ("starts", "horizon", "L", "method")}
+        ph = ((pred.get("theorems") or {}).get("schedules") or {}).get("phase-optimal") or {}
+        summary["phase_predictions"] = {k: ph.get(k) for k in ("phase_starts", "start_probs_per_phase",
+                                                               "predicted_speedup_per_phase")}
     result = {"calibration": cal, "predictions": pred, "predictions_sha256": sha, "runs": runs, "summary": summary}
     if out is not None:
         write_json_atomic(out / "experiment.json", result)
@@ -850,5 +1107,8 @@ def _fingerprint(cal: dict) -> str:
     import json
 
     L, cm = load_constants(cal)
-    blob = json.dumps(to_jsonable({"L": L, "cost_model": _cost_dict(cm)}), sort_keys=True)
+    fields = {"L": L, "cost_model": _cost_dict(cm)}
+    if cal.get("phases"):  # the phase-optimal schedule comes from these (absent otherwise: old results match)
+        fields["phases"] = {k: cal["phases"][k] for k in ("starts", "L", "horizon")}
+    blob = json.dumps(to_jsonable(fields), sort_keys=True)
     return hashlib.sha256(blob.encode()).hexdigest()[:16]

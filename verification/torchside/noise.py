@@ -39,7 +39,7 @@ class NoiseEstimate:
     sigma_ci: tuple
     sigma_dual: float
     rho: float | None
-    batch: int | None
+    batch: int | str | None
     per_point: tuple
     draws: int
     confidence: float

@@ -96,7 +96,7 @@ def register_predictions(config, calibration: dict, out: Path | None, fingerprin
                                  f"after they were written (delete the file to predict again)")
             return saved["predictions"], saved["sha256"]
     samplings = [s for s in config.samplings]
-    theory = predict(calibration, samplings, run=PlannedRun(batch=config.batch, lr=config.lr,
+    theory = predict(calibration, samplings, run=PlannedRun(batch=config.batch, lr=config.schedule_lr("full"),
                                                             radius_rule=config.radius_rule))
     pred = {"theorems": theory, "pilot": _pilot(config, calibration, setup, progress)}
     pred = json.loads(json.dumps(pred, allow_nan=False))  # plain JSON types: the digest is of what is stored

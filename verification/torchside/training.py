@@ -28,6 +28,7 @@ from .costs import _sync
 from .build import is_compiled, warm_up_starts
 from .constants import estimating_step, online_summary
 from .optimizer import DropMuon, denormals_flushed, layer_matrix_shape, layers_step
+from .data import FULL_BATCH
 from .tasks import evaluate, objective_for
 
 __all__ = ["SAMPLINGS", "TrainResult", "make_schedule", "epoch_shift_schedule", "train", "accuracy",
@@ -301,6 +302,10 @@ def train(model, optimizer: DropMuon, data, schedule, *, max_steps: int, batch: 
 
     The minibatch sequence depends on ``seed`` only, the layer sets on ``seed`` and the schedule:
     runs of different schedules with one seed share their data order (common random numbers).
+    With ``batch="full"`` (:data:`FULL_BATCH`) every step uses the whole training set — exact
+    gradients of the training loss, the setting of the deterministic theorems — and the seed
+    varies only the layer sets (and the initialisation, made by the caller): a run is then a
+    deterministic function of the seed, up to the floating-point order of the device's kernels.
     The result's ``info`` records :func:`~dropmuon.verification.torchside.optimizer.denormals_flushed`: on a
     CPU, subnormal floats make late-training steps up to ~1.6× slower unless
     ``torch.set_flush_denormal(True)`` ran before torch's first parallel operation.
@@ -341,8 +346,11 @@ def train(model, optimizer: DropMuon, data, schedule, *, max_steps: int, batch: 
     from .._progress import Progress
 
     for name, v in (("max_steps", max_steps), ("batch", batch), ("eval_every", eval_every)):
+        if name == "batch" and v == FULL_BATCH:
+            continue
         if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 1:
-            raise ValueError(f"{name} must be a positive integer; got {name} = {v!r}")
+            raise ValueError(f"{name} must be a positive integer{' or ' + repr(FULL_BATCH) if name == 'batch' else ''}; "
+                             f"got {name} = {v!r}")
     objective = objective_for(getattr(data, "task", "classification"), loss_fn, metric)
     objective.check_target(target_acc)
     if max_seconds is not None and not (isinstance(max_seconds, (int, float)) and max_seconds > 0):
@@ -413,9 +421,13 @@ def train(model, optimizer: DropMuon, data, schedule, *, max_steps: int, batch: 
     reached_step = reached_time = None
     stop = "max_steps"
     compile_s = None
+    full_batch = batch == FULL_BATCH
+    if full_batch:  # every step on the whole training set, in its order: no draw, the same batch every step
+        x_all, y_all = data.x_train.to(device), data.y_train.to(device)
     if is_compiled(model):  # build each start's graph before the clock runs
-        compile_s = warm_up_starts(model, optimizer, loss_fn, data.x_train[:batch].to(device),
-                                   data.y_train[:batch].to(device))
+        nb = n if full_batch else batch
+        compile_s = warm_up_starts(model, optimizer, loss_fn, data.x_train[:nb].to(device),
+                                   data.y_train[:nb].to(device))
     wall0 = time.perf_counter()
     acc, loss = evaluate(model, data.x_train, data.y_train, objective)
     record(0, 0.0, acc, loss)
@@ -428,8 +440,11 @@ def train(model, optimizer: DropMuon, data, schedule, *, max_steps: int, batch: 
         info["compile_s"] = compile_s
     with Progress(max_steps, f"train {info.get('sampling', '')}".strip(), enabled=progress) as bar:
         while k < max_steps:
-            idx = torch.randint(0, n, (batch,), generator=gen)
-            x, y = data.x_train[idx].to(device), data.y_train[idx].to(device)
+            if full_batch:
+                x, y = x_all, y_all
+            else:
+                idx = torch.randint(0, n, (batch,), generator=gen)
+                x, y = data.x_train[idx].to(device), data.y_train[idx].to(device)
             S = sampler.sample(k, rng)
             if by_inclusion:
                 pi = sampler.inclusion_at(k)
