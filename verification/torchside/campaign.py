@@ -46,7 +46,11 @@ REGIMES = {
                   "cpu": dict(_MNIST_CPU), "cuda": dict(_MNIST_GPU)},
     "full-batch": {"about": "every step on a fixed training subset: exact gradients, the deterministic theorems' "
                             "setting",
-                   "cpu": dict(_MNIST_CPU, batch="full", train_examples=1000, eval_every=10, max_steps=600,
+                   # sized by a 3-seed pilot on the 2-core EPYC (docs/results.md): about 6 min of wall clock per
+                   # seed at 1000 examples (full Muon ~60 steps of ~1 s, the slowest run 150), so 20 seeds fit in
+                   # about 2 hours; 300 steps at most keeps the pilot runs (a share of the largest experiment)
+                   # near a tenth of the training
+                   "cpu": dict(_MNIST_CPU, batch="full", train_examples=1000, eval_every=5, max_steps=300,
                                seeds=20),
                    "cuda": dict(_MNIST_GPU, batch="full", eval_every=5, max_steps=400)},
     "tuned": {"about": "each schedule at its own tuned learning rate (Muon's common rate)",
