@@ -441,12 +441,12 @@ def plot_campaign(rows, columns: int = 1) -> Figure:
     ax.set_yticks(range(len(data)))
     ax.set_yticklabels([d["regime"] for d in reversed(data)])
     ax.set_ylim(-0.5, len(data) - 0.5)
-    ax.set_xlabel("time speed-up over full Muon (95% interval)")
+    ax.set_xlabel("time speed-up over full Muon")
     ax.set_ylabel("regime")
     handles = [Line2D([], [], color=color(s, default=order.index(s) + 1), lw=0, marker="o", ms=4, label=s)
                for s in order]
-    handles += [Line2D([], [], color="0.3", lw=0, marker="o", ms=4, mfc="white", label="not significant"),
+    handles += [Line2D([], [], color="0.3", lw=1.0, marker="o", ms=4, mfc="white", label="not significant; bar: 95% CI"),
                 Line2D([], [], color="0.55", lw=0.8, ls="--", label="full Muon")]
-    fig.legend(handles=handles, loc="outside lower center", ncols=3 if columns == 1 else 6, handlelength=1.2,
+    fig.legend(handles=handles, loc="outside lower center", ncols=2 if columns == 1 else 6, handlelength=1.2,
                columnspacing=0.9, labelspacing=0.25, fontsize=6.5)
     return fig
