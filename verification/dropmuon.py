@@ -232,13 +232,8 @@ class EpochShift:
         object.__setattr__(self, "distributions", tuple(self.distributions))
         object.__setattr__(self, "epoch_length", check_positive_int("epoch_length", self.epoch_length))
 
-    @property
-    def nlayers(self) -> int:
-        return self.distributions[0].nlayers
-
-    @property
-    def iid(self) -> bool:
-        return len(self.distributions) == 1
+    nlayers = property(lambda self: self.distributions[0].nlayers)
+    iid = property(lambda self: len(self.distributions) == 1, doc="One distribution: i.i.d. sampling.")
 
     @property
     def inclusion(self) -> np.ndarray:
@@ -302,13 +297,8 @@ class Phased:
         object.__setattr__(self, "starts", tuple(int(s) for s in st))
         object.__setattr__(self, "horizon", None if h is None else int(h))
 
-    @property
-    def nlayers(self) -> int:
-        return self.distributions[0].nlayers
-
-    @property
-    def iid(self) -> bool:
-        return len(self.distributions) == 1
+    nlayers = EpochShift.nlayers
+    iid = EpochShift.iid
 
     @property
     def weights(self) -> np.ndarray:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from ._common import CLIError, check_out_folder, emit_json, parse_number
 from ._torch import device, progress_flag, torch_command
+from .experiment import _ci3 as _ci
 
 LIST_OPTIONS = ()
 
@@ -87,14 +88,6 @@ def run(args) -> int:
     print(f"\nresults: {args.out}/campaign.json, each regime's experiment in {args.out}/<regime>/; figure: "
           f"{args.out}/campaign.png (.pdf)")
     return 0
-
-
-def _ci(d) -> str:
-    if d.get("mean") is None:
-        return "-"
-    if d.get("low") is None:
-        return f"{d['mean']:.3f}"
-    return f"{d['mean']:.3f} [{d['low']:.3f}, {d['high']:.3f}]"
 
 
 def print_rows(rows) -> None:
