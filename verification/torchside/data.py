@@ -116,7 +116,7 @@ class Dataset:
     def head(self, n: int) -> "Dataset":
         """The first ``n`` training examples (the held-out part unchanged), named ``"<name>[:n]"``:
         a fixed training subset, e.g. for full-batch runs. The built-in sets' training order is
-        already mixed (mnist5k's first 1000 hold 85–117 of each digit), so a head is a fair sample.
+        already mixed (mnist5k's first 1000 hold 85–120 of each digit), so a head is a fair sample.
 
         >>> d = Dataset(torch.zeros(4, 3), torch.tensor([0, 1, 2, 1]), torch.zeros(2, 3), torch.tensor([0, 1]), "toy")
         >>> len(d.head(2).x_train), d.head(2).name, len(d.head(2).x_test)

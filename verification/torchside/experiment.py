@@ -221,9 +221,8 @@ class ExperimentConfig:
         for k in ("grad_norm_examples", "grad_norm_every", "stop_at_target"):
             if getattr(self, k) != getattr(ExperimentConfig, k):
                 rule[k] = getattr(self, k)
-        for k in ("train_examples",):
-            if getattr(self, k) is not None:
-                rule[k] = getattr(self, k)
+        if self.train_examples is not None:
+            rule["train_examples"] = self.train_examples
         if self.tuned_lr:
             rule["tuned_lr"] = [list(p) for p in self.tuned_lr]
         return dict({k: getattr(self, k) for k in keys}, **self._speed_settings(), **rule)
