@@ -1,8 +1,17 @@
-"""Worst-case certificates that scale and are rigorous: one layer's performance-estimation problem
-with banded interpolation over chordal cliques (:mod:`.banded`), its dual checked in exact arithmetic
-(:mod:`.rigorous`), the bracket ``[attained, proved]`` (:mod:`.layer`) and the cost estimate that
-refuses a problem before the work (:mod:`.budget`). :func:`dropmuon.verification.certify.certify` is
-the front door; docs/certify.md derives each step.
+"""Performance estimation (PEP) for T1's worst case, in parts; the front door is
+:func:`dropmuon.verification.certify.certify` and docs/certify.md derives each step.
+
+* :mod:`.banded` — one layer's PEP with banded interpolation over chordal cliques (scales to
+  ``K`` = 1000+); :mod:`.rigorous` — its dual checked in exact arithmetic; :mod:`.layer` — the
+  bracket ``[attained, proved]``; :mod:`.budget` — the cost estimate that refuses a problem
+  before the work.
+* :mod:`.allpairs` — the all-pairs layer PEP through cvxpy and the proved closed form;
+  :mod:`.tree` — the PEP over the whole sampling tree (the reduction's test; the coupled
+  relaxation); :mod:`.sdp` — the sparse Gram functionals both use.
+* :mod:`.witness` — the 1-D smooth interpolant the witnesses are built from;
+  :mod:`.sampling` — optimal sampling for the exact worst case.
+* :mod:`.stochastic` — T3's noise: a second-moment relaxation (an upper bound, not exact) and a
+  Monte Carlo search for values the algorithm attains.
 
 Importing this package is cheap (the submodules load on first use), so the refusal in
 ``dropmuon certify`` runs before any solver is imported.

@@ -113,7 +113,7 @@ def _local(vec: dict, lo: int, s: int) -> np.ndarray:
 
 def build(pi: float, K: int, beta: float, band: int | None, weights: np.ndarray | None = None) -> BandedLayer:
     """The banded layer PEP (``band = None`` or ``≥ K``: all pairs)."""
-    from dropmuon.verification.certify import _binomial_weights
+    from .allpairs import _binomial_weights
 
     bf = beta_fraction(beta)
     p, q = bf.numerator, bf.denominator
