@@ -167,6 +167,25 @@ def _index_band(d: int, bw: int):
     return idx, k
 
 
+def clique_rows(d: int, s: int, idx, first: int, nv: int):
+    """The rows putting each ``s×s`` diagonal block of a banded ``d×d`` Gram matrix into one of
+    Clarabel's PSD cones: ``svec`` (upper triangle by columns, off-diagonals × √2) with the sign of
+    ``s = b − Ax`` (``b = 0``). ``idx`` is :func:`_index_band`'s table, the band entries are
+    variables ``first + idx[a, b − a]`` of ``nv``. Returns ``(A, starts)``, one cone per start."""
+    starts = list(range(0, d - s + 1)) if d > s else [0]
+    ci, cj, cv = [], [], []
+    row = 0
+    sq2 = math.sqrt(2.0)
+    for t in starts:
+        for col in range(s):
+            for rr in range(col + 1):
+                ci.append(row)
+                cj.append(first + _entry(idx, t + rr, t + col))
+                cv.append(-1.0 if rr == col else -sq2)
+                row += 1
+    return sp.csc_matrix((cv, (ci, cj)), shape=(row, nv)), starts
+
+
 def _entry(idx, a, b):
     if a > b:
         a, b = b, a
@@ -217,7 +236,6 @@ def solve(layer: BandedLayer, *, margin: float = 0.0, tol: float = 1e-10, max_it
     b = np.zeros(nrows)
     b[0] = 1.0
     Qf = np.asarray(layer.Q, dtype=float) / scale
-    ar = np.arange(s)
     for r in range(layer.Q.shape[0]):
         row = r + 1
         o = int(layer.lo[r])
@@ -237,21 +255,9 @@ def solve(layer: BandedLayer, *, margin: float = 0.0, tol: float = 1e-10, max_it
             Ii += [row, row]
             Jj += [int(j), int(i)]
             Vv += [1.0, -1.0]
-    del ar
     A_ineq = sp.csc_matrix((Vv, (Ii, Jj)), shape=(nrows, nv))
-    # clique cones: svec (upper triangle, column-major, off-diagonals × √2) of each window block
-    starts = list(range(0, d - s + 1)) if d > s else [0]
-    ci, cj, cv = [], [], []
-    row = 0
-    sq2 = math.sqrt(2.0)
-    for t in starts:
-        for col in range(s):
-            for rr in range(col + 1):
-                ci.append(row)
-                cj.append(nf + _entry(idx, t + rr, t + col))
-                cv.append(-1.0 if rr == col else -sq2)
-                row += 1
-    A_psd = sp.csc_matrix((cv, (ci, cj)), shape=(row, nv))
+    A_psd, starts = clique_rows(d, s, idx, nf, nv)
+    row = A_psd.shape[0]
     A = sp.vstack([A_ineq, A_psd]).tocsc()
     bvec = np.concatenate([b, np.zeros(row)])
     cones = [clarabel.NonnegativeConeT(nrows)] + [clarabel.PSDTriangleConeT(s) for _ in starts]

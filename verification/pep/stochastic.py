@@ -318,13 +318,9 @@ def banded_noise_relaxation(K: int, *, sigma: float, eta: float, beta: float, ba
     noise_w = add((1.0, mi(-1)), (-1.0, gi(0)))
     noise = [add((1 / beta, mi(n)), (-(1 - beta) / beta, mi(n - 1)), (-1.0, gi(n))) for n in range(K)]
     u = [add((1 / t, xi_(n)), (-1 / t, xi_(n + 1))) for n in range(K)]
-    # band index of Gram entries (p, q), p ≤ q ≤ p + bw
-    hidx = -np.ones((D, bw + 1), dtype=np.int64)
-    nh = 0
-    for p in range(D):
-        for d in range(min(bw, D - 1 - p) + 1):
-            hidx[p, d] = nh
-            nh += 1
+    from .banded import _index_band, clique_rows
+
+    hidx, nh = _index_band(D, bw)  # band index of Gram entries (p, q), p ≤ q ≤ p + bw
     nf, nn, ng = K + 1, K, K
     F0, N0, G0_, H0 = 0, nf, nf + nn, nf + nn + ng
     nv = H0 + nh
@@ -412,20 +408,8 @@ def banded_noise_relaxation(K: int, *, sigma: float, eta: float, beta: float, ba
             J.append(k)
             V.append(a)
     Asoc = sp.csc_matrix((V, (I, J)), shape=(len(soc_rows), nv))
-    # clique PSD cones (svec: upper triangle by columns, off-diagonals × √2)
-    starts = list(range(0, D - s + 1)) if D > s else [0]
-    ci, cj, cv = [], [], []
-    r = 0
-    sq2 = math.sqrt(2.0)
-    for t0 in starts:
-        for col in range(s):
-            for row in range(col + 1):
-                p, q = t0 + row, t0 + col
-                ci.append(r)
-                cj.append(H0 + hidx[p, q - p])
-                cv.append(-1.0 if row == col else -sq2)
-                r += 1
-    Apsd = sp.csc_matrix((cv, (ci, cj)), shape=(r, nv))
+    Apsd, starts = clique_rows(D, s, hidx, H0, nv)
+    r = Apsd.shape[0]
     A = sp.vstack([Aeq, Ale, Asoc, Apsd]).tocsc()
     bvec = np.concatenate([beq, ble, np.array(soc_b), np.zeros(r)])
     cones = [clarabel.ZeroConeT(Aeq.shape[0]), clarabel.NonnegativeConeT(Ale.shape[0])]
