@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from . import banded, rigorous
+from .allpairs import _binomial_weights
 
 __all__ = ["LayerBracket", "layer_bracket", "prove", "EXACT_RTOL", "BRACKET_RTOL", "quadratic_witness_value",
            "interpolant_witness_value"]
@@ -74,12 +75,6 @@ class LayerBracket:
     solver_value: float | None
     time: float
     steps: tuple = field(default=(), repr=False)
-
-
-def _weights(pi: float, K: int) -> np.ndarray:
-    from .allpairs import _binomial_weights
-
-    return _binomial_weights(pi, K)
 
 
 def _run_own_clock(fun, K: int, beta: float, x0: float, L: float = 1.0) -> tuple[np.ndarray, float]:
@@ -205,7 +200,7 @@ def layer_bracket(pi: float, K: int, *, beta: float = 1.0, rtol: float = BRACKET
                             "closed form 2(1-(1-pi)^K)/(pi K) (proved); lower: f = x^2/2 run through Drop-Muon",
                             wq, None, time.perf_counter() - t0, tuple(steps))
     weights_q = rigorous.weight_upper_bounds(pi, K)
-    c = _weights(pi, K)
+    c = _binomial_weights(pi, K)
     best_lower, best_wit = lq, wq
     best_upper, best_band, sval = None, None, None
     w = 1
