@@ -41,6 +41,10 @@ def add_parser(sub):
     p.add_argument("--list", action="store_true", help="print the regimes and their settings on this device, run nothing")
     p.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")
     p.add_argument("--keep-denormals", action="store_true", help="do not flush subnormal floats while timing")
+    p.add_argument("--stop-after", default=None, choices=["calibration", "tuning"],
+                   help="run each regime only up to its calibration (times the layers: wants an idle machine) or "
+                        "its learning-rate tuning (scored in iterations: any machine), before its predictions; "
+                        "re-run without it to go on")
     p.add_argument("--json", action="store_true", help="print the campaign record as JSON")
     p.set_defaults(run=run)
     return p
@@ -76,7 +80,18 @@ def run(args) -> int:
         return 0
     check_out_folder("--out", args.out)
     rec = run_campaign(names, device=dev, out=args.out, progress=progress_flag(args), resume=not args.no_resume,
-                       overrides=None if seeds is None else {"seeds": seeds})
+                       overrides=None if seeds is None else {"seeds": seeds}, stop_after=args.stop_after)
+    if args.stop_after is not None:
+        if args.json:
+            emit_json(dict(rec, out=str(args.out)))
+            return 0
+        for n, r in rec["regimes"].items():
+            lr = r.get("tuned_lr")
+            print(f"{n}: stopped after the {args.stop_after}"
+                  + (": tuned rates " + ", ".join(f"{s} {v:g}" for s, v in lr.items()) if lr else "")
+                  + f" ({args.out}/{n}/)")
+        print("re-run without --stop-after to register the predictions and run the evaluation seeds")
+        return 0
     from dropmuon.figures.style import save_figure
     from dropmuon.figures.torch_plots import plot_campaign
 

@@ -44,7 +44,7 @@ def _summary(tag):
 def test_a_campaign_writes_its_record_after_every_regime(tmp_path, monkeypatch):
     seen = []
 
-    def fake(cfg, out, progress=None, resume=True):
+    def fake(cfg, out, progress=None, resume=True, stop_after=None):
         if len(seen) == 2:
             raise KeyboardInterrupt  # killed in the third regime
         seen.append((out.name, cfg.batch, len(cfg.seeds)))
@@ -63,6 +63,36 @@ def test_a_campaign_writes_its_record_after_every_regime(tmp_path, monkeypatch):
     with pytest.raises(ValueError, match="unknown regime 'nope'"):  # checked before the first run
         cp.run_campaign(["minibatch", "nope"], out=tmp_path / "x")
     assert not (tmp_path / "x").exists()
+
+
+def test_a_campaign_run_one_regime_at_a_time_builds_one_record(tmp_path, monkeypatch):
+    def fake(cfg, out, progress=None, resume=True, stop_after=None):
+        if stop_after is not None:
+            return {"calibration": {}, "tuning": {"lr": {"full": 0.2}}, "stopped_after": stop_after}
+        return {"summary": _summary(out.name)}
+
+    monkeypatch.setattr(ex, "run_experiment", fake)
+    cp.run_campaign(["resnet"], out=tmp_path, overrides={"seeds": 2})
+    cp.run_campaign(["minibatch"], out=tmp_path, overrides={"seeds": 2})
+    rec = json.loads((tmp_path / "campaign.json").read_text())
+    assert list(rec["regimes"]) == ["minibatch", "resnet"]  # both kept, in the regimes' order
+    assert [r["regime"] for r in rec["rows"] if r["schedule"] == "uniform"] == ["minibatch", "resnet"]
+    # running a regime again replaces its rows instead of adding them twice
+    cp.run_campaign(["resnet"], out=tmp_path, overrides={"seeds": 2})
+    rec = json.loads((tmp_path / "campaign.json").read_text())
+    assert [r["regime"] for r in rec["rows"]].count("resnet") == 2  # full and uniform
+    # a partial run (calibration or tuning only) leaves the record alone and reports the tuned rates
+    got = cp.run_campaign(["tuned"], out=tmp_path, overrides={"seeds": 2}, stop_after="tuning")
+    assert got["regimes"]["tuned"]["tuned_lr"] == {"full": 0.2} and got["stopped_after"] == "tuning"
+    assert json.loads((tmp_path / "campaign.json").read_text()) == rec
+    # a record made on another device is not mixed in
+    cp.run_campaign(["tuned"], device="cuda", out=tmp_path, overrides={"seeds": 2})
+    assert list(json.loads((tmp_path / "campaign.json").read_text())["regimes"]) == ["tuned"]
+
+
+def test_stop_after_names_a_stage():
+    with pytest.raises(ValueError, match="stop_after must be 'calibration' or 'tuning', not 'runs'"):
+        ex.run_experiment(ex.ExperimentConfig(seeds=(0,)), stop_after="runs")
 
 
 def test_campaign_list_prints_every_regime_with_its_settings(capsys):

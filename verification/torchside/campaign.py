@@ -113,25 +113,63 @@ def campaign_rows(name: str, summary: dict) -> list[dict]:
 
 
 def run_campaign(regimes=None, *, device: str = "cpu", out, progress=None, resume: bool = True,
-                 overrides: dict | None = None) -> dict:
+                 overrides: dict | None = None, stop_after: str | None = None) -> dict:
     """Run the named ``regimes`` (default all, in :data:`REGIMES`' order) one after the other into
     ``OUT/<regime>/``, each a full closed loop that writes its predictions before its first run;
     ``overrides`` change every regime's settings (e.g. ``{"seeds": 3}`` for a dry run). Writes
     ``OUT/campaign.json`` (atomically, after every regime, so a partial campaign is readable):
     ``{"device", "regimes": {name: {"about", "settings", "summary"}}, "rows": [...]}`` with
-    :func:`campaign_rows` for the figure. Returns that record."""
+    :func:`campaign_rows` for the figure. Returns that record. The regimes of an earlier
+    ``OUT/campaign.json`` made on the same device and not run now are kept in it, so the campaign
+    can be run one regime at a time.
+
+    ``stop_after`` (``"calibration"`` or ``"tuning"``) runs each regime only that far
+    (:func:`~dropmuon.verification.torchside.experiment.run_experiment`) and writes no
+    ``campaign.json``; the record then lists ``{name: "stopped_after": …}`` and no rows."""
     from .experiment import run_experiment
 
     names = list(REGIMES) if regimes is None else list(regimes)
     for n in names:
         regime_settings(n, device)  # every name checked before the first run
     out = Path(out)
-    record = {"device": str(device), "regimes": {}, "rows": []}
+    record = _earlier_record(out / "campaign.json", device, names)
     for n in names:
         cfg = regime_config(n, device, **(overrides or {}))
-        res = run_experiment(cfg, out=out / n, progress=progress, resume=resume)
+        res = run_experiment(cfg, out=out / n, progress=progress, resume=resume, stop_after=stop_after)
+        if stop_after is not None:
+            record["regimes"][n] = {"about": REGIMES[n]["about"], "settings": asdict(cfg),
+                                    "stopped_after": stop_after,
+                                    "tuned_lr": (res["tuning"] or {}).get("lr")}
+            continue
         summary = res["summary"]
         record["regimes"][n] = {"about": REGIMES[n]["about"], "settings": asdict(cfg), "summary": summary}
-        record["rows"] += campaign_rows(n, summary)
+        rows = [r for r in record["rows"] if r["regime"] != n] + campaign_rows(n, summary)
+        record["rows"] = sorted(rows, key=lambda r: list(REGIMES).index(r["regime"]))  # stable: schedules keep order
+        record["regimes"] = {k: record["regimes"][k] for k in REGIMES if k in record["regimes"]}
         write_json_atomic(out / "campaign.json", record)
+    if stop_after is not None:
+        record["stopped_after"] = stop_after
     return record
+
+
+def _earlier_record(path: Path, device: str, names) -> dict:
+    """The campaign record to add to: ``path``'s regimes that this call does not run, when it
+    was made on the same device (so that running one regime at a time builds up one record), else
+    an empty record."""
+    import warnings
+
+    from dropmuon.theory._io import read_json
+
+    empty = {"device": str(device), "regimes": {}, "rows": []}
+    if not path.exists():
+        return empty
+    try:
+        old = read_json(path, "campaign record")
+        if not isinstance(old, dict) or old.get("device") != str(device):
+            return empty
+        keep = {n: r for n, r in old["regimes"].items() if n not in names}
+        return {"device": str(device), "regimes": keep,
+                "rows": [r for r in old["rows"] if r["regime"] in keep]}
+    except (ValueError, KeyError, TypeError) as e:
+        warnings.warn(f"{path}: {e}; starting a new campaign record", RuntimeWarning, stacklevel=3)
+        return empty

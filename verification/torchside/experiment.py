@@ -979,7 +979,8 @@ def _task_record(config: ExperimentConfig, sampling: str, seed: int, calibration
 
 
 def run_experiment(config, data=None, *, loss_fn=None, metric=None, out=None, progress=None, resume: bool = True,
-                   jobs: int = 1, scheduler: str | None = None, settings: ExperimentConfig | None = None) -> dict:
+                   jobs: int = 1, scheduler: str | None = None, settings: ExperimentConfig | None = None,
+                   stop_after: str | None = None) -> dict:
     """The closed loop, in either of two forms:
 
     * ``run_experiment(config, out=…)`` (or ``run_experiment(config, OUT)``) — everything from an
@@ -998,11 +999,20 @@ def run_experiment(config, data=None, *, loss_fn=None, metric=None, out=None, pr
     their wall-clock times are comparable with each other only; one worker per machine or GPU is
     the setting for timing). With ``out`` every task's result is written atomically to
     ``OUT/runs/`` and, with ``resume``, finished tasks made with the same settings and calibration
-    are read back instead of re-run. Returns ``{"calibration", "runs", "summary"}``."""
+    are read back instead of re-run. Returns ``{"calibration", "runs", "summary"}``.
+
+    ``stop_after="calibration"`` or ``"tuning"`` stops there, before the predictions and the
+    first evaluation run, and returns ``{"calibration", "tuning", "stopped_after"}``: the
+    calibration (which times the layers) wants an idle machine, the tuning (scored in
+    iterations) does not, so the two can be run at different times; a later call without
+    ``stop_after`` reads both back and goes on."""
     import warnings
 
     from ..execution import Task, run_tasks, scheduler_address
     from .build import resolve_factory
+
+    if stop_after not in (None, "calibration", "tuning"):
+        raise ValueError(f"stop_after must be 'calibration' or 'tuning', not {stop_after!r}")
 
     if isinstance(config, ExperimentConfig):
         if settings is not None or hasattr(data, "x_train"):
@@ -1026,11 +1036,15 @@ def run_experiment(config, data=None, *, loss_fn=None, metric=None, out=None, pr
                       "with each other, not with serial runs", RuntimeWarning, stacklevel=2)
     cal = calibrate(config, out, progress=progress, setup=setup)
     cal = with_phases(config, cal, out, setup=setup, progress=progress)
+    if stop_after == "calibration":
+        return {"calibration": cal, "tuning": None, "stopped_after": stop_after}
     tuning = tune_learning_rates(config, cal, out, setup=setup, progress=progress, resume=resume)
     if tuning is not None:  # each schedule runs at its tuned rate from here on: pilot, predictions, evaluation
         config = dataclasses_replace(config, tuned_lr=tuple(tuning["lr"].items()))
         if out is not None:
             write_json_atomic(out / "tuning.json", tuning)
+    if stop_after == "tuning":
+        return {"calibration": cal, "tuning": tuning, "stopped_after": stop_after}
     fp = _fingerprint(cal)
     # predict first: the theorems' and the pilot's predictions, written with their digest before
     # the first evaluation run starts
