@@ -6,11 +6,19 @@ One front door, :func:`optimal_sampling`, over four families (``rpt``, ``indepen
 methods that are cross-checked in the tests: closed forms, an exact LP (HiGHS), convex programs
 (cvxpy), a multi-start local method (scipy) and a brute-force grid. Depends only on :mod:`theory`.
 
+Modules, read top-down: :mod:`~dropmuon.solvers._problem` (the problem ``K(π) · E cost`` and its
+linear form per family), :mod:`~dropmuon.solvers.closed_form`, :mod:`~dropmuon.solvers.lp`,
+:mod:`~dropmuon.solvers.convex` and :mod:`~dropmuon.solvers.numeric` (the methods),
+:mod:`~dropmuon.solvers.optimal` (the front door and its result) and
+:mod:`~dropmuon.solvers.theorem_objective` (any registered theorem as the objective; it calls the
+front door and registers itself as its solver of ``theorem=``, so the imports run one way).
+
 >>> from dropmuon.solvers import optimal_sampling
 >>> optimal_sampling([1, 5, 3, 2], [1, 1, 1, 1], method="lp").start_probs.round(12).tolist()
 [0.2, 0.8, 0.0, 0.0]
 """
 
+from . import theorem_objective  # noqa: F401 - registers the solver of optimal_sampling(theorem=...)
 from ._problem import FAMILIES, MAX_STARTS, METHODS, OBJECTIVES
 from .optimal import (
     FULL_OPTIMAL_RTOL,

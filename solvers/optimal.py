@@ -332,6 +332,19 @@ def _check_finite(problem: Problem, family: str, used: str, dist, K: float, ec: 
         )
 
 
+# The solver of ``theorem=`` (:func:`dropmuon.solvers.theorem_objective.optimal_for_theorem`)
+# registers itself here when the package is imported. It calls this front door for its closed-form
+# cross-check, so this module does not import it: the two depend one way only.
+_THEOREM_SOLVER: dict = {}
+
+
+def _register_theorem_solver(solve):
+    """Make ``solve`` the solver of ``optimal_sampling(..., theorem=...)``; returns it unchanged
+    (a decorator)."""
+    _THEOREM_SOLVER["solve"] = solve
+    return solve
+
+
 def _fixed_distribution(distribution, b):
     if not isinstance(distribution, (RPT, Independent, SubsetDistribution, CompactSubsets)):
         raise ValueError(
@@ -406,8 +419,9 @@ def optimal_sampling(
         raise ValueError(f"seed must be an integer; got seed = {seed!r}")
     starts = check_starts(starts)
     if theorem is not None:
-        from .theorem_objective import optimal_for_theorem
-
+        optimal_for_theorem = _THEOREM_SOLVER.get("solve")
+        if optimal_for_theorem is None:  # dropmuon.solvers imports theorem_objective, which registers it
+            raise RuntimeError("no solver is registered for theorem=; import dropmuon.solvers.theorem_objective")
         if method not in ("auto", "scipy"):
             raise ValueError(f"theorem= is solved numerically; method {method!r} does not apply (use auto)")
         if objective != "max":

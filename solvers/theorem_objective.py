@@ -23,6 +23,7 @@ import numpy as np
 from dropmuon.theory import RPT, Independent, get_theorem
 
 from ._problem import check_starts, cost_model
+from .optimal import SamplingResult, _register_theorem_solver, optimal_sampling
 
 __all__ = ["optimal_for_theorem", "PI_FLOOR", "AGREEMENT_RTOL"]
 
@@ -62,6 +63,7 @@ def _iterations_interpolated(thm, statement: str, epsilon, kw) -> float:
     return float(K - 1 + (lo - t) / (lo - hi.value))
 
 
+@_register_theorem_solver  # optimal_sampling(..., theorem=...) solves with this function
 def optimal_for_theorem(theorem, costs, *, family: str = "rpt", statement: str | None = None,
                         L=None, L0=None, L1=None, constants=None, Delta0=None, epsilon=None,
                         forward_cost: float | None = None, starts: int = 8, seed: int = 0):
@@ -81,8 +83,6 @@ def optimal_for_theorem(theorem, costs, *, family: str = "rpt", statement: str |
     >>> r.status, [round(float(p), 3) for p in r.inclusion]
     ('optimal', [0.333, 0.667, 1.0])
     """
-    from .optimal import SamplingResult, optimal_sampling
-
     thm = _theorem(theorem)
     st = thm.statement(statement)
     if st.target is None:
