@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
 
-from .bounds import Theorem
 from .builtin_theorems import BUILTIN
+from .theorem import Theorem
 
 __all__ = ["TheoremRegistry", "theorems", "get_theorem", "register_theorem"]
 

@@ -64,7 +64,7 @@ rho = sp.IndexedBase("rho", positive=True)
 delta = sp.IndexedBase("delta", nonnegative=True)
 
 #: the dual norm of a layer's gradient, ``g_i = ‖∇_i f(X^k)‖_(i)*``: the variable of the numeric
-#: left-hand sides (:attr:`dropmuon.theory.bounds.Statement.term`), not a constant
+#: left-hand sides (:attr:`dropmuon.theory.statements.Statement.term`), not a constant
 g = sp.IndexedBase("g", nonnegative=True)
 
 PER_LAYER: dict[str, sp.IndexedBase] = {

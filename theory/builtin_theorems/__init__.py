@@ -1,7 +1,7 @@
 """The theorems, one module each: T1 (:mod:`.smooth_deterministic`), T1′
 (:mod:`.smooth_constant_radius`), T2 (:mod:`.l0l1_deterministic`), T3 (:mod:`.smooth_stochastic`)
-and T4 (:mod:`.inexact_constant_radius`); the engine they share is :mod:`dropmuon.theory.bounds`.
-A theorem of your own is a :class:`~dropmuon.theory.bounds.Theorem` subclass registered with
+and T4 (:mod:`.inexact_constant_radius`); the engine they share is :mod:`dropmuon.theory.theorem`.
+A theorem of your own is a :class:`~dropmuon.theory.theorem.Theorem` subclass registered with
 :func:`dropmuon.theory.register_theorem` (see ``docs/theory.md``, "Adding the paper's statement").
 """
 

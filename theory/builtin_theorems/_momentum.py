@@ -13,7 +13,8 @@ from ..assumptions import (
     LayerwiseSmoothness,
     StochasticGradients,
 )
-from ..bounds import _AVG, _G, Statement, Theorem
+from ..statements import _AVG, _G, Statement
+from ..theorem import Theorem
 from ._common import BETA, D0, DEL, EPS, ETA, K_, PI, RHO, SIG, G, L, _sum
 
 

@@ -10,7 +10,7 @@ from ..assumptions import (
     IndependentSampling,
     LayerwiseSmoothness,
 )
-from ..bounds import TightInstance
+from ..statements import TightInstance
 from ._momentum import _MomentumLMO
 
 

@@ -11,7 +11,8 @@ from ..assumptions import (
     IndependentSampling,
     LayerwiseL0L1Smoothness,
 )
-from ..bounds import _AVG, _G, Statement, Theorem, TightInstance
+from ..statements import _AVG, _G, Statement, TightInstance
+from ..theorem import Theorem
 from ._common import D0, EPS, K_, L0, L1, PI, G, _sum
 
 

@@ -10,7 +10,8 @@ from ..assumptions import (
     IndependentSampling,
     LayerwiseSmoothness,
 )
-from ..bounds import _AVG, _G, Statement, Theorem, TightInstance
+from ..statements import _AVG, _G, Statement, TightInstance
+from ..theorem import Theorem
 from ._common import D0, EPS, K_, PI, G, L
 
 
