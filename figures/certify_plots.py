@@ -1,4 +1,4 @@
-"""Figures of the exact worst-case certificates (verification/certify.py, docs/certify.md): the
+"""Figures of the exact worst-case certificates (verification/pep/certificate.py, docs/certify.md): the
 certified worst case of T1 against its bound over K for several sampling probabilities, and the
 optimal sampling for the exact worst case against the bound's. Data functions return JSON-ready
 dicts; plot functions are pure functions of that data."""
@@ -31,7 +31,7 @@ def certify_data(*, pis=(1.0, 0.5, 0.2, 0.05), K_max: int = 1000, sdp_K=(1, 2, 4
     >>> [round(v, 6) for v in d["curves"][0]["sdp"]]
     [2.0, 1.0]
     """
-    from dropmuon.verification.certify import closed_form_factor, compare_optimal_sampling, layer_worst_case
+    from dropmuon.verification.pep.certificate import closed_form_factor, compare_optimal_sampling, layer_worst_case
 
     K = np.unique(np.geomspace(1, K_max, 60).round().astype(int))
     curves = []

@@ -232,7 +232,7 @@ def read_torch_results(path) -> dict:
     non-finite ``L``, a bad cost), runs that cannot be plotted, an incomplete ``summary``."""
     from dropmuon.figures.torch_plots import accuracy_bands, constants_series
     from dropmuon.theory._io import read_json
-    from dropmuon.verification.measured import load_constants
+    from dropmuon.verification.forecasting.measured import load_constants
 
     data = read_json(path, "torch results file")  # unreadable, not JSON, NaN/Infinity: the file is named
     if not isinstance(data, dict) or "runs" not in data or "calibration" not in data:
@@ -279,7 +279,7 @@ def _section_distributions(rep, data, save, torch_data, columns):
     )
     from dropmuon.solvers import optimal_sampling
     from dropmuon.theory import CostModel
-    from dropmuon.verification.predictions import builtin_profiles
+    from dropmuon.verification.synthetic.predictions import builtin_profiles
 
     rep.heading(SECTIONS[0])
     rep.paragraph(
@@ -291,7 +291,7 @@ def _section_distributions(rep, data, save, torch_data, columns):
     profiles = [(p.name, list(p.L), p.cost_model, f"c = {_vec(p.costs)}, F = {_g(p.forward)}")
                 for p in builtin_profiles()]
     if torch_data:
-        from dropmuon.verification.measured import load_constants
+        from dropmuon.verification.forecasting.measured import load_constants
 
         L, cm = load_constants(torch_data["calibration"])
         profiles.append(("measured CNN", L, cm, "measured (seconds)"))
@@ -387,13 +387,13 @@ def _section_verification(rep, data, save, suite, seed, columns):
 
 def _section_coupling(rep, data, save, suite, seed, columns=1):
     from dropmuon.figures.verification_plots import plot_inexact_lmo
-    from dropmuon.verification.coupling import coupling_table
+    from dropmuon.verification.synthetic.coupling import coupling_table
 
     c = coupling_table(seed, suite)
     rep.heading(SECTIONS[3])
     rep.paragraph("T4 (inexact LMO, δ): the worst-case δ of Newton–Schulz over matrices of rank 64 with condition "
                   "number ≤ κ (exact up to rounding), and the step size that minimises the bound / the measured "
-                  "metric as δ grows (`dropmuon.verification.coupling.coupling_table`). The theory predicts "
+                  "metric as δ grows (`dropmuon.verification.synthetic.coupling.coupling_table`). The theory predicts "
                   "η*(δ) = η*(0)/(1+δ).")
     rows = []
     for r in c["delta_worst"]:

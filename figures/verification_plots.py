@@ -66,7 +66,7 @@ def verification_points(records) -> dict:
     """The points of :func:`plot_verification`: the checks of a kind in :data:`PLOTTED_KINDS` with a
     positive, finite ``observed`` and ``bound`` (so that they can be drawn on log axes).
 
-    ``records``: :class:`~dropmuon.verification.checks.CheckResult` dicts (``r.as_dict()``, or JSON with
+    ``records``: :class:`~dropmuon.verification.synthetic.checks.CheckResult` dicts (``r.as_dict()``, or JSON with
     ``null`` for non-finite numbers). Returns ``{"points": [{name, theorem, kind, observed, bound,
     holds, method, interval, confidence}, …] (in input order; ``interval = [ci_low, ci_high]`` of a
     Monte Carlo estimate of ``observed``, ``None`` for exact values), "theorems": [names in drawing order], "dropped": [names of
@@ -250,7 +250,7 @@ _PRESET_COLOURS = {"muon": 4, "you": 1, "polar-express": 3}
 
 def _rows(coupling: dict, key: str, fields) -> list[dict]:
     if key not in coupling:
-        raise ValueError(f"coupling lacks the key {key!r} (a dropmuon.verification.coupling.coupling_table dict)")
+        raise ValueError(f"coupling lacks the key {key!r} (a dropmuon.verification.synthetic.coupling.coupling_table dict)")
     rows = coupling[key]
     if not isinstance(rows, (list, tuple)) or not rows:
         raise ValueError(f"coupling[{key!r}] is empty; it needs rows with {', '.join(fields)}")
@@ -266,7 +266,7 @@ def _series(rows, x: str, y: str) -> dict:
 
 def inexact_lmo_curves(coupling: dict, *, prediction_points: int = 101) -> dict:
     """The data of :func:`plot_inexact_lmo` from a
-    :func:`dropmuon.verification.coupling.coupling_table` dict.
+    :func:`dropmuon.verification.synthetic.coupling.coupling_table` dict.
 
     Returns ``{"delta_lines": [{preset, kappa, steps, delta}, …] (one per preset × κ, steps
     increasing, δ ≤ 0 or non-finite dropped for the log axis), "dropped": that count, "theory":
@@ -322,7 +322,7 @@ def inexact_lmo_curves(coupling: dict, *, prediction_points: int = 101) -> dict:
 
 @styled
 def plot_inexact_lmo(coupling: dict, columns: int = 2) -> Figure:
-    """Two panels from a :func:`dropmuon.verification.coupling.coupling_table` dict (data:
+    """Two panels from a :func:`dropmuon.verification.synthetic.coupling.coupling_table` dict (data:
     :func:`inexact_lmo_curves`).
 
     (a): the worst-case ``δ`` of Newton–Schulz versus its number of steps, one colour per preset

@@ -162,7 +162,7 @@ def test_a_figure_plots_both(plugin):
 
     matplotlib.use("Agg")
     from dropmuon.figures.verification_plots import plot_verification
-    from dropmuon.verification.suites import run_suite
+    from dropmuon.verification.synthetic.suites import run_suite
 
     spec = importlib.util.spec_from_file_location("plugin_for_fig", plugin)
     spec.loader.exec_module(importlib.util.module_from_spec(spec))
@@ -243,7 +243,7 @@ def test_monte_carlo_decision_cannot_pass_a_10_percent_violation():
     above the bound then passes with probability below 1 − confidence (0.1%). Simulated with normal data
     at several sample sizes: 4000 replications, so the expected count of passes at 0.1% is 4; we
     allow 3× that (a binomial tail at 12 has probability ~1e-3)."""
-    from dropmuon.verification.checks import CONFIDENCE, _decide, _quantile
+    from dropmuon.verification.synthetic.checks import CONFIDENCE, _decide, _quantile
 
     rng = np.random.default_rng(0)
     bound = 1.0
@@ -271,7 +271,7 @@ def test_an_undecidable_monte_carlo_check_says_inconclusive():
     it instead of passing. With the exact per-layer expectation the same check holds."""
     from dropmuon.theory import Independent
     from dropmuon.verification import check_theorem
-    from dropmuon.verification.problems import SeparableQuadratic
+    from dropmuon.verification.synthetic.problems import SeparableQuadratic
 
     p = SeparableQuadratic([2.0, 1.0, 3.0], [(2, 2), (3, 1), (2, 3)], "linf", seed=1)
     d = Independent([0.5, 0.8, 1.0])
@@ -309,7 +309,7 @@ def test_a_bound_too_small_by_half_a_percent_is_not_reported_as_holding():
     count as ``holds``. It is ``within-tolerance`` now: not a pass, with its own note."""
     from dropmuon.theory import Independent
     from dropmuon.verification import check_theorem
-    from dropmuon.verification.problems import SeparableQuadratic
+    from dropmuon.verification.synthetic.problems import SeparableQuadratic
 
     p = SeparableQuadratic([2.0, 1.0, 3.0], [(2, 2), (3, 1), (2, 3)], "linf", seed=1)
     d = Independent([0.95, 0.97, 1.0])
@@ -326,8 +326,8 @@ def test_a_bound_too_small_by_half_a_percent_is_not_reported_as_holding():
 def test_verify_counts_within_tolerance_apart_and_exits_1(monkeypatch, capsys):
     """``verify`` keeps exit status 0 for a real pass: one within-tolerance check among passes gives
     exit 1, its own count in the summary and its own line on stderr."""
-    import dropmuon.verification.suites as suites
-    from dropmuon.verification.checks import CheckResult
+    import dropmuon.verification.synthetic.suites as suites
+    from dropmuon.verification.synthetic.checks import CheckResult
 
     def rec(status, name):
         return CheckResult(name, "smooth-deterministic", "rate", "p", 1.0, 1.0, 1.0, status == "holds", "mc",

@@ -1,6 +1,6 @@
 """T4's inexact-LMO coupling — δ tables, the theorem's tuned (η, β) against δ, and the
-empirically best step and momentum on a synthetic problem (dropmuon.verification.coupling) — and
-its vectorised engine (dropmuon.verification.batched) against the per-path Drop-Muon."""
+empirically best step and momentum on a synthetic problem (dropmuon.verification.synthetic.coupling) — and
+its vectorised engine (dropmuon.verification.synthetic.batched) against the per-path Drop-Muon."""
 
 import ast
 import inspect
@@ -12,10 +12,10 @@ import numpy as np
 import pytest
 
 from dropmuon.theory import RPT, Independent
-from dropmuon.verification.checks import CONFIDENCE
+from dropmuon.verification.synthetic.checks import CONFIDENCE
 from dropmuon.theory.norms import NORMS
-from dropmuon.verification import batched, coupling
-from dropmuon.verification.coupling import (
+from dropmuon.verification.synthetic import batched, coupling
+from dropmuon.verification.synthetic.coupling import (
     ALIGN_RTOL,
     ETA_RTOL,
     coupling_checks,
@@ -27,9 +27,9 @@ from dropmuon.verification.coupling import (
     theory_coupling,
     tune,
 )
-from dropmuon.verification.dropmuon import LMO, ConstantRadius, Sampler, paths
-from dropmuon.verification.newton_schulz import delta, delta_batched, newton_schulz, newton_schulz_batched
-from dropmuon.verification.problems import SeparableQuadratic, Stochastic
+from dropmuon.verification.synthetic.dropmuon import LMO, ConstantRadius, Sampler, paths
+from dropmuon.verification.synthetic.newton_schulz import delta, delta_batched, newton_schulz, newton_schulz_batched
+from dropmuon.verification.synthetic.problems import SeparableQuadratic, Stochastic
 
 # The vectorised run against dropmuon.paths on the same sampling paths: both perform the same
 # float operations per step (SVD-based polar factor / Newton-Schulz matmuls, K ≤ 5 steps) in a
@@ -121,7 +121,7 @@ def _engine_vs_paths(problem, dist, K, etas, lmo, method, mc_paths=1):
                                  LMO("newton-schulz", preset="polar-express", steps=8)],
                          ids=["exact", "ns-muon-3", "ns-polar-express-8"])
 def test_batched_engine_matches_per_path_dropmuon(lmo):
-    """dropmuon.verification.batched against dropmuon.paths, same rule (t_i = η/π_i) and sampling:
+    """dropmuon.verification.synthetic.batched against dropmuon.paths, same rule (t_i = η/π_i) and sampling:
     exact enumeration over the 4^3 paths of Independent([0.5, 0.8]) on non-square spectral layers
     (one wide, one tall: Newton-Schulz's transposed branch), and Monte Carlo with full sampling,
     where both engines run the same deterministic path, mc_paths times."""

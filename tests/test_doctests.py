@@ -49,5 +49,5 @@ def test_docstring_examples(name):
 
 
 def test_every_module_is_found():
-    assert {"dropmuon.theory.bounds", "dropmuon.solvers.optimal", "dropmuon.verification.checks",
+    assert {"dropmuon.theory.bounds", "dropmuon.solvers.optimal", "dropmuon.verification.synthetic.checks",
             "dropmuon.figures.cli._common"} <= set(MODULES)

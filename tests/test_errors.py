@@ -161,13 +161,13 @@ CASES: list[tuple[str, str]] = [
 ]
 
 _API = ("from solvers import optimal_sampling\nfrom theory import RPT, theorems\n"
-        "from dropmuon.verification.execution import run_tasks\n"
+        "from dropmuon.verification.runs.execution import run_tasks\n"
         "from dropmuon.verification.torchside.data import load_npz\n"
         "from dropmuon.verification.torchside.experiment import seeds_for_width\n"
-        "from dropmuon.verification.pilot import pilot_prediction\n"
-        "from dropmuon.verification.scoring import score_predictions\n"
-        "from dropmuon.verification.schedules import make_schedule\n"
-        "from dropmuon.verification.dropmuon import Phased\n")
+        "from dropmuon.verification.forecasting.pilot import pilot_prediction\n"
+        "from dropmuon.verification.forecasting.scoring import score_predictions\n"
+        "from dropmuon.verification.forecasting.schedules import make_schedule\n"
+        "from dropmuon.verification.synthetic.dropmuon import Phased\n")
 
 
 def _no_samples_npz() -> bytes:

@@ -8,8 +8,8 @@ import math
 import pytest
 
 from dropmuon.verification import run_suite
-from dropmuon.verification.execution import InjectedFailure, Task, run_tasks, scheduler_address
-from dropmuon.verification.sweep import load_sweep, run_sweep
+from dropmuon.verification.runs.execution import InjectedFailure, Task, run_tasks, scheduler_address
+from dropmuon.verification.runs.sweep import load_sweep, run_sweep
 
 distributed = pytest.importorskip("distributed")
 
@@ -130,7 +130,7 @@ def test_run_tasks_contract_and_bad_input(tmp_path, monkeypatch):
         scheduler_address("localhost 8786")
     # an address nobody answers at is an environment error (exit 3), found at once by a plain
     # socket rather than after Dask's ~30 s of retries
-    from dropmuon.verification.execution import SchedulerUnreachable
+    from dropmuon.verification.runs.execution import SchedulerUnreachable
 
     def no_client(*a, **k):
         raise AssertionError("Dask's client was started (it retries until its timeout)")
@@ -177,8 +177,8 @@ def test_cli_sweep_and_execution_options(tmp_path, capsys):
 def test_a_sweep_counts_each_verdict_apart(tmp_path, monkeypatch):
     """The sweep's summary and table keep within-tolerance and inconclusive checks apart from
     violations and from real passes; any check not shown to hold is 'failed' (exit 1)."""
-    import dropmuon.verification.checks as checks
-    from dropmuon.verification.checks import CheckResult
+    import dropmuon.verification.synthetic.checks as checks
+    from dropmuon.verification.synthetic.checks import CheckResult
 
     verdicts = iter(["holds", "within-tolerance", "inconclusive", "violated"] * 10)
 

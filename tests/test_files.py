@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 
 from dropmuon.theory._io import current_umask, write_json_atomic, write_text_atomic
-from dropmuon.verification.execution import (
+from dropmuon.verification.runs.execution import (
     DamagedResult,
     ManifestMismatch,
     SchedulerLost,
@@ -28,7 +28,7 @@ from dropmuon.verification.execution import (
     manifest_changes,
     run_tasks,
 )
-from dropmuon.verification.sweep import MAX_K, load_sweep, run_sweep
+from dropmuon.verification.runs.sweep import MAX_K, load_sweep, run_sweep
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -122,7 +122,7 @@ def _no_checks():
 
 
 def test_a_damaged_suite_task_is_recomputed(tmp_path):
-    from dropmuon.verification.suites import _decode_checks, _encode_checks
+    from dropmuon.verification.synthetic.suites import _decode_checks, _encode_checks
 
     tasks = [Task("0000", _no_checks)]
     run_tasks(tasks, results=tmp_path, manifest="x", encode=_encode_checks, decode=_decode_checks, progress=False)
@@ -170,7 +170,7 @@ def test_a_diff_of_many_keys_is_truncated():
     new = {"a": list(range(6)), "b": {"x": "z" * 500}, "c": 2, "d": 3, "f": 4}
     changes = manifest_changes(old, new)
     assert [k for k, _, _ in changes] == ["a", "b.x", "c", "d", "e", "f"]
-    from dropmuon.verification.execution import _mismatch_message
+    from dropmuon.verification.runs.execution import _mismatch_message
 
     msg = _mismatch_message(Path("/r"), changes)
     assert len(msg) < 300 and "and 3 more" in msg and "…" in msg
@@ -190,7 +190,7 @@ def test_no_resume_starts_afresh_in_the_same_folder(tmp_path):
 
 
 def test_no_resume_then_a_kill_does_not_mix_old_results_in(tmp_path):
-    from dropmuon.verification.execution import InjectedFailure
+    from dropmuon.verification.runs.execution import InjectedFailure
 
     tasks = [Task(f"t{i}", _square, (i,)) for i in range(4)]
     run_tasks(tasks, results=tmp_path, manifest={"power": 2}, progress=False)
@@ -312,7 +312,7 @@ def test_losing_the_scheduler_raises_scheduler_lost(tmp_path):
 SCRIPT = textwrap.dedent("""
     import sys, time
     from pathlib import Path
-    from dropmuon.verification.execution import Task, run_tasks
+    from dropmuon.verification.runs.execution import Task, run_tasks
 
     def slow(marker):
         Path(marker).write_text("running")

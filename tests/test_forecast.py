@@ -1,4 +1,4 @@
-"""Pre-registered predictions (``dropmuon predict``, ``dropmuon.verification.forecast``) and the
+"""Pre-registered predictions (``dropmuon predict``, ``dropmuon.verification.forecasting.forecast``) and the
 theory hooks they use (``Theorem.iterations_leading``, ``iterations_continuous``, ``floor``): the
 numbers against values computed here from the formulas of docs/theory.md, each theorem's coverage
 per schedule, missing constants, and the command line. Pure numpy (no torch)."""
@@ -22,7 +22,7 @@ from dropmuon.theory import (
 )
 from dropmuon.theory.builtin_theorems.smooth_constant_radius import SmoothConstantRadius
 from dropmuon.verification import PlannedRun, predict
-from dropmuon.verification.forecast import EPS_FRACTION, PREDICT_SCHEDULES
+from dropmuon.verification.forecasting.forecast import EPS_FRACTION, PREDICT_SCHEDULES
 
 from .tolerances import FORMULA_RTOL
 

@@ -1,4 +1,4 @@
-"""Newton–Schulz polar factors and their inexactness δ (dropmuon.verification.newton_schulz): the matrix
+"""Newton–Schulz polar factors and their inexactness δ (dropmuon.verification.synthetic.newton_schulz): the matrix
 iteration against its scalar map through an SVD, δ against the operator norm, the worst case over
 a condition number against random and constructed matrices, and the known shapes of the presets."""
 
@@ -11,7 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from dropmuon.theory.norms import polar
-from dropmuon.verification.newton_schulz import (
+from dropmuon.verification.synthetic.newton_schulz import (
     PRESETS,
     REFERENCE_EPS,
     coefficients,

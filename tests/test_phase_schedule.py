@@ -7,10 +7,10 @@ import pytest
 
 from dropmuon.solvers import optimal_sampling
 from dropmuon.theory import RPT, CostModel
-from dropmuon.verification.dropmuon import Phased, as_sampler
-from dropmuon.verification.forecast import predict
-from dropmuon.verification.measured import load_constants
-from dropmuon.verification.schedules import make_schedule
+from dropmuon.verification.synthetic.dropmuon import Phased, as_sampler
+from dropmuon.verification.forecasting.forecast import predict
+from dropmuon.verification.forecasting.measured import load_constants
+from dropmuon.verification.forecasting.schedules import make_schedule
 
 # three phases whose constants move the bottleneck from the output end to the input end
 PHASES = {"starts": [0, 40, 90], "L": [[1.0, 2.0, 30.0], [5.0, 5.0, 5.0], [40.0, 3.0, 1.0]], "horizon": 150}

@@ -1,8 +1,8 @@
-"""The pilot predictor (verification.pilot): time to a common loss level from pilot runs."""
+"""The pilot predictor (verification.forecasting.pilot): time to a common loss level from pilot runs."""
 
 import pytest
 
-from dropmuon.verification.pilot import pilot_prediction
+from dropmuon.verification.forecasting.pilot import pilot_prediction
 
 
 def test_pilot_predicts_time_to_the_highest_final_loss():

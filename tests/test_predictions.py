@@ -1,5 +1,5 @@
 """Item 5: the solver's predicted best distributions against measured cost-to-ε on quadratics
-whose expected gradient norms are known in closed form (dropmuon.verification.predictions)."""
+whose expected gradient norms are known in closed form (dropmuon.verification.synthetic.predictions)."""
 
 import json
 import math
@@ -9,8 +9,8 @@ import pytest
 
 from dropmuon.solvers import optimal_sampling
 from dropmuon.theory import RPT, Independent
-from dropmuon.verification.dropmuon import Sampler, SharpStep, paths
-from dropmuon.verification.predictions import (
+from dropmuon.verification.synthetic.dropmuon import Sampler, SharpStep, paths
+from dropmuon.verification.synthetic.predictions import (
     MIN_PREDICTED_GAP,
     Profile,
     builtin_profiles,
@@ -22,7 +22,7 @@ from dropmuon.verification.predictions import (
     random_profiles,
     run_predictions,
 )
-from dropmuon.verification.problems import SeparableQuadratic
+from dropmuon.verification.synthetic.problems import SeparableQuadratic
 
 # Closed form against exact enumeration: the enumeration multiplies each entry by (1 − h/L) up to
 # K = 6 times (one rounding each) and sums at most 64 paths × 3 layers × 9 entries of positive

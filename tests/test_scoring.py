@@ -1,4 +1,4 @@
-"""Scoring predictors against a measured experiment (verification.scoring): paired ratios with
+"""Scoring predictors against a measured experiment (verification.forecasting.scoring): paired ratios with
 their t-intervals, rank correlations with bootstrap intervals over seeds, and the winner."""
 
 import math
@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from dropmuon.verification.scoring import paired_ratio, score_predictions
+from dropmuon.verification.forecasting.scoring import paired_ratio, score_predictions
 
 
 def _measured(rng, ratios, nseeds=12, sd=0.1):
@@ -95,7 +95,7 @@ def test_bad_measurements_are_named():
 
 
 def test_vectorised_rank_correlations_equal_scipy():
-    from dropmuon.verification.scoring import _spearman_kendall
+    from dropmuon.verification.forecasting.scoring import _spearman_kendall
 
     rng = np.random.default_rng(4)
     pred = np.array([1.0, 0.5, 2.0, 0.5, 1.5])  # a tie: tau-b and mean ranks matter

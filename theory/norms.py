@@ -12,7 +12,7 @@ The per-layer methods ``norm``, ``dual``, ``sharp``, ``lmo`` and :func:`polar` c
 implementation with one matrix (no leading axes); ``norm_batched``, ``dual_batched``,
 ``sharp_batched``, ``lmo_batched`` and :func:`polar_batched` expose it for a stack, where each
 trailing ``m × n`` block is one matrix (no :func:`as_matrix` reshaping), as the vectorised
-Drop-Muon of :mod:`dropmuon.verification.batched` needs.
+Drop-Muon of :mod:`dropmuon.verification.synthetic.batched` needs.
 """
 
 from __future__ import annotations

@@ -187,7 +187,7 @@ def add_execution_options(p, *, out_default=None, out_help="results folder: one 
 
 def parse_execution(args) -> dict:
     """``{"jobs", "scheduler", "resume"}`` from :func:`add_execution_options`' options."""
-    from dropmuon.verification.execution import scheduler_address
+    from dropmuon.verification.runs.execution import scheduler_address
 
     jobs = parse_number("--jobs", args.jobs, int)
     if jobs == 0 or jobs < -1:

@@ -78,7 +78,7 @@ def run(args) -> int:
             check_fits(K, beta, solver=args.solver, max_seconds=max_seconds, layers=layers)
         except ValueError as e:
             raise CLIError(str(e)) from None
-    from dropmuon.verification.certify import certify
+    from dropmuon.verification.pep.certificate import certify
 
     with warnings.catch_warnings():  # the solver's accuracy is reported in the status and the bracket
         warnings.simplefilter("ignore", UserWarning)

@@ -150,7 +150,7 @@ def _ms(d, scale=1.0, fmt="{:.1f}"):
 def _constants_origin(summary) -> str:
     """Where the summary's constants came from: the ``--constants`` file and the method recorded
     in it, or the trajectory estimate measured by the experiment."""
-    from dropmuon.verification.measured import describe_constants_source
+    from dropmuon.verification.forecasting.measured import describe_constants_source
 
     path = summary["config"].get("constants")
     if path is not None:

@@ -50,7 +50,7 @@ bad file, an unknown schedule, a bad eps)."""
 
 
 def add_parser(sub):
-    from dropmuon.verification.forecast import EPS_FRACTION, L_SOURCES, PREDICT_SCHEDULES, RADIUS_RULES
+    from dropmuon.verification.forecasting.forecast import EPS_FRACTION, L_SOURCES, PREDICT_SCHEDULES, RADIUS_RULES
 
     p = sub.add_parser(
         "predict",
@@ -96,7 +96,7 @@ def _batch(text):
 
 
 def run(args) -> int:
-    from dropmuon.verification.forecast import PlannedRun, predict
+    from dropmuon.verification.forecasting.forecast import PlannedRun, predict
 
     schedules = [s.strip() for s in args.schedules.split(",")]
     if any(not s for s in schedules):
@@ -125,7 +125,7 @@ def _vec(xs):
 
 
 def format_text(p: dict) -> str:
-    """The text report of a :func:`~dropmuon.verification.forecast.predict` result: the inputs,
+    """The text report of a :func:`~dropmuon.verification.forecasting.forecast.predict` result: the inputs,
     one table per theorem and the winners."""
     r, inp = p["run"], p["inputs"]
     lines = [f"dropmuon predict: {inp['layers']} layers from {inp['constants']}"]

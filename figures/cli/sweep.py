@@ -13,7 +13,7 @@ HELP = "run a grid of bound checks from a TOML file (local processes or Dask), o
 def add_parser(sub):
     p = sub.add_parser("sweep", help=HELP, description=(
         "Expand the grid of a sweep configuration (problems x theorems x distributions x seeds; see "
-        "docs/sweep-example.toml and dropmuon.verification.sweep), check each point, save each result as it arrives "
+        "docs/sweep-example.toml and dropmuon.verification.runs.sweep), check each point, save each result as it arrives "
         "(a re-run resumes), and write OUT/table.csv and OUT/table.json. Exit status 1 if any check fails."))
     p.add_argument("config", help="the sweep's TOML file")
     add_execution_options(p, out_default="results/sweep-NAME",
@@ -25,7 +25,7 @@ def add_parser(sub):
 
 
 def run(args) -> int:
-    from dropmuon.verification.sweep import load_sweep, run_sweep
+    from dropmuon.verification.runs.sweep import load_sweep, run_sweep
 
     cfg = load_sweep(args.config)
     out = args.out if args.out is not None and args.out != "results/sweep-NAME" else f"results/sweep-{cfg.name}"

@@ -13,7 +13,7 @@ HELP = "train a model with one Drop-Muon sampling schedule and time it (torch)"
 
 
 def add_parser(sub):
-    from dropmuon.verification.schedules import SAMPLINGS
+    from dropmuon.verification.forecasting.schedules import SAMPLINGS
 
     p = sub.add_parser(
         "train",
@@ -84,7 +84,7 @@ def parse_run_limits(args) -> dict:
 def run(args) -> int:
     import math
 
-    from dropmuon.verification.measured import TRAJECTORY_METHOD, constants_method, describe_constants_source
+    from dropmuon.verification.forecasting.measured import TRAJECTORY_METHOD, constants_method, describe_constants_source
     from dropmuon.verification.torchside.data import batch_size
     from dropmuon.verification.torchside.experiment import load_constants, measure_network
     from dropmuon.verification.torchside.tasks import objective_for

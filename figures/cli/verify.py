@@ -49,8 +49,8 @@ def _fmt(x) -> str:
 
 
 def run(args) -> int:
-    from dropmuon.verification.checks import MC_RESOLUTION
-    from dropmuon.verification.suites import SUITES, run_suite, summarise
+    from dropmuon.verification.synthetic.checks import MC_RESOLUTION
+    from dropmuon.verification.synthetic.suites import SUITES, run_suite, summarise
 
     if args.suite not in SUITES:
         raise CLIError(f"unknown suite {args.suite!r}; choose one of: {', '.join(SUITES)}")

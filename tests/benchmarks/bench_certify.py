@@ -1,4 +1,4 @@
-"""Exact worst-case certificates (verification/certify.py): solve time of one layer's (K+1)-point PEP
+"""Exact worst-case certificates (verification/pep/certificate.py): solve time of one layer's (K+1)-point PEP
 at K = 10, 50, 200 (Clarabel and SCS), with its error against the closed form it reproduces, and of
 the PEP over the full sampling tree (no reduction, separable and coupled) at b = 3, K = 4.
 
@@ -17,7 +17,7 @@ import resource, sys, time, warnings
 warnings.simplefilter("ignore", UserWarning)
 resource.setrlimit(resource.RLIMIT_AS, ({mem}, {mem}))
 from dropmuon.theory import RPT
-from dropmuon.verification.certify import closed_form_factor, layer_worst_case, tree_worst_case
+from dropmuon.verification.pep.certificate import closed_form_factor, layer_worst_case, tree_worst_case
 t0 = time.perf_counter()
 {body}
 print(f"{{time.perf_counter() - t0:.6g}} {{info}}")

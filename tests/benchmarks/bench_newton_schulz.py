@@ -1,11 +1,11 @@
-"""Newton–Schulz in numpy float64 (dropmuon.verification.newton_schulz) against the exact polar factor by
+"""Newton–Schulz in numpy float64 (dropmuon.verification.synthetic.newton_schulz) against the exact polar factor by
 SVD, at 256 × 256, 1024 × 1024 and 1024 × 4096, with the cost of measuring δ (singular values
 only), each against the SVD polar factor measured in the same run."""
 
 import numpy as np
 
 from _timing import measure, table
-from dropmuon.verification.newton_schulz import delta, newton_schulz
+from dropmuon.verification.synthetic.newton_schulz import delta, newton_schulz
 
 
 def svd_polar(M):

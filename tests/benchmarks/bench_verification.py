@@ -5,9 +5,9 @@ import time
 
 from _timing import measure, table
 from dropmuon.theory import RPT
-from dropmuon.verification.checks import check_theorem
-from dropmuon.verification.problems import SeparableQuadratic
-from dropmuon.verification.suites import THEOREMS, _tasks, summarise
+from dropmuon.verification.synthetic.checks import check_theorem
+from dropmuon.verification.synthetic.problems import SeparableQuadratic
+from dropmuon.verification.synthetic.suites import THEOREMS, _tasks, summarise
 
 
 def _timed(tasks):

@@ -82,7 +82,7 @@ def _report_like_records():
 def _certify():
     """Certify data without the SDPs (seconds each): the SDP's values are the closed form at those K
     (what tests/verification checks), the rest as the report computes it."""
-    from dropmuon.verification.certify import closed_form_factor
+    from dropmuon.verification.pep.certificate import closed_form_factor
 
     d = certify_data(sdp_K=(), epsilons=(1.2, 1.0, 0.8, 0.6, 0.5, 0.4, 0.3))
     for c in d["curves"]:

@@ -79,7 +79,7 @@ def test_numbers_come_from_the_run_and_the_named_file(report, torch_results, qui
     assert data["certify"]["savings"] and all(r["saving"] >= -1e-9 for r in data["certify"]["savings"])
     # the optimal distribution of the first built-in profile is the solver's
     from dropmuon.solvers import optimal_sampling
-    from dropmuon.verification.predictions import builtin_profiles
+    from dropmuon.verification.synthetic.predictions import builtin_profiles
 
     p = builtin_profiles()[0]
     r = optimal_sampling(list(p.L), p.cost_model)
@@ -214,7 +214,7 @@ def test_progress_names_every_step_as_it_starts(tmp_path, monkeypatch, capsys):
 @pytest.mark.parametrize("columns", [1, 2])
 def test_inexact_lmo_caption_names_the_panels_the_figure_draws(columns, monkeypatch):
     from dropmuon.figures.report import _section_coupling
-    from dropmuon.verification import coupling
+    from dropmuon.verification.synthetic import coupling
 
     from .test_verification_plots import _coupling
 

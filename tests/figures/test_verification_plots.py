@@ -27,8 +27,8 @@ def records():
     check (not a bound pair)."""
     from dropmuon.theory import RPT
     from dropmuon.verification import check_theorem
-    from dropmuon.verification.problems import SeparableQuadratic
-    from dropmuon.verification.suites import tight_instances
+    from dropmuon.verification.synthetic.problems import SeparableQuadratic
+    from dropmuon.verification.synthetic.suites import tight_instances
 
     p = SeparableQuadratic([1.0, 4.0, 2.0], [(3, 4), (2, 3), (4, 2)], "spectral", seed=0)
     real = check_theorem("smooth-deterministic", p, RPT.uniform(3), 5)
@@ -186,7 +186,7 @@ def test_plot_inexact_lmo_rejects_bad_input(edit, message):
 
 
 def test_plot_inexact_lmo_reads_the_real_coupling_table(labelled_ok):
-    from dropmuon.verification.coupling import coupling_table
+    from dropmuon.verification.synthetic.coupling import coupling_table
 
     c = json.loads(json.dumps(coupling_table(0, "quick")))  # as a JSON file would give it
     fig = plot_inexact_lmo(c, columns=1)

@@ -90,7 +90,7 @@ UNIT_ROUNDOFF = {torch.float32: U32, torch.bfloat16: 2.0 ** -8}
 def _ns_numbers(steps=5):
     """``(A, largest output)``: the largest |d p^T/dσ| over σ ∈ [0, 1] for T = ``steps`` iterations
     of the Muon quintic, and the largest singular value ``max p^T`` they output (on a grid of 2e5)."""
-    from dropmuon.verification.newton_schulz import coefficients
+    from dropmuon.verification.synthetic.newton_schulz import coefficients
 
     x = np.linspace(0.0, 1.0, 200_001)
     slope = np.ones_like(x)

@@ -16,7 +16,7 @@ torch = pytest.importorskip("torch")
 pytest.importorskip("sklearn")
 
 from dropmuon.theory import RPT  # noqa: E402
-from dropmuon.verification.schedules import epoch_shift_schedule  # noqa: E402
+from dropmuon.verification.forecasting.schedules import epoch_shift_schedule  # noqa: E402
 from dropmuon.verification.torchside import DropMuon, make_cnn  # noqa: E402
 from dropmuon.verification.torchside import experiment as ex  # noqa: E402
 from dropmuon.verification.torchside import training as tr  # noqa: E402

@@ -13,8 +13,8 @@ torch = pytest.importorskip("torch")
 
 from torch import nn  # noqa: E402
 
-from dropmuon.verification.newton_schulz import delta as ns_delta  # noqa: E402
-from dropmuon.verification.newton_schulz import normalisation, scalar_map  # noqa: E402
+from dropmuon.verification.synthetic.newton_schulz import delta as ns_delta  # noqa: E402
+from dropmuon.verification.synthetic.newton_schulz import normalisation, scalar_map  # noqa: E402
 from dropmuon.verification.torchside import Dataset, DropMuon  # noqa: E402
 from dropmuon.verification.torchside.constants import (  # noqa: E402
     direction_error, estimate_constants, momentum_matrix, step_direction)
@@ -341,7 +341,7 @@ def test_estimate_rejects_bad_counts():
 def test_cli_estimate_reports_the_theorems_constants(capsys, tmp_path, one_thread):
     pytest.importorskip("sklearn")
     from dropmuon.figures.cli import main
-    from dropmuon.verification.measured import load_constants
+    from dropmuon.verification.forecasting.measured import load_constants
 
     code = main(["estimate", "--device", "cpu", "--seed", "0", "--json", "--width", "0.125", "--steps", "3",
                  "--batch", "32", "--repeats", "3", "--no-progress", "--noise-draws", "3", "--delta0-steps", "4",

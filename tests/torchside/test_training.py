@@ -13,7 +13,7 @@ pytest.importorskip("sklearn")
 
 from ..tolerances import EXACT_RTOL  # noqa: E402
 from dropmuon.theory import RPT  # noqa: E402
-from dropmuon.verification.schedules import epoch_shift_schedule, make_schedule  # noqa: E402
+from dropmuon.verification.forecasting.schedules import epoch_shift_schedule, make_schedule  # noqa: E402
 from dropmuon.verification.torchside import DropMuon, make_cnn  # noqa: E402
 from dropmuon.verification.torchside import experiment as ex  # noqa: E402
 from dropmuon.verification.torchside.environment import resolve_ns_dtype  # noqa: E402

@@ -1,4 +1,4 @@
-"""Exact worst-case certificates (verification/certify.py): the layer PEP against PEPit, its closed
+"""Exact worst-case certificates (verification/pep/certificate.py): the layer PEP against PEPit, its closed
 form and the full sampling tree; T1's bound never exceeded and attained where the theory says; the
 witness run through Drop-Muon; the coupled relaxation; optimal sampling for the exact worst case;
 bad input; the CLI."""
@@ -11,7 +11,7 @@ import pytest
 
 from dropmuon.figures.cli import main
 from dropmuon.theory import RPT, Independent
-from dropmuon.verification.certify import (
+from dropmuon.verification.pep.certificate import (
     ATTAIN_RTOL,
     SmoothInterpolant,
     certified_iterations,

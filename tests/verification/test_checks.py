@@ -9,10 +9,10 @@ import pytest
 from dropmuon.figures.cli import main
 from dropmuon.theory import RPT, Independent
 from dropmuon.verification import CheckResult, check_theorem, run_suite, summarise
-from dropmuon.verification.checks import BOUND_RTOL, TIGHT_MIN
-from dropmuon.verification.dropmuon import LMO, EpochShift
-from dropmuon.verification.problems import Constants, SeparableQuadratic, Stochastic
-from dropmuon.verification.suites import THEOREMS, quick_tasks, random_instance, tight_instances
+from dropmuon.verification.synthetic.checks import BOUND_RTOL, TIGHT_MIN
+from dropmuon.verification.synthetic.dropmuon import LMO, EpochShift
+from dropmuon.verification.synthetic.problems import Constants, SeparableQuadratic, Stochastic
+from dropmuon.verification.synthetic.suites import THEOREMS, quick_tasks, random_instance, tight_instances
 
 
 def _lying(factor):
@@ -130,7 +130,7 @@ def test_cli_verify_quick_json_matches_run_suite(capsys, quick_suite_records):
 def test_a_deterministic_instance_is_never_checked_by_monte_carlo():
     """A coupled (non-separable) deterministic problem whose sampling tree is too large to
     enumerate is refused, not silently estimated; asked for explicitly, Monte Carlo runs."""
-    from dropmuon.verification.problems import CoupledQuadratic
+    from dropmuon.verification.synthetic.problems import CoupledQuadratic
 
     p = CoupledQuadratic([(2, 2), (2, 2), (2, 2)], "frobenius", coupling=0.5, seed=0)
     with pytest.raises(ValueError, match="never by Monte Carlo"):

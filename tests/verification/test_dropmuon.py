@@ -8,7 +8,7 @@ from hypothesis import strategies as st
 
 from dropmuon.theory import RPT, CompactSubsets, Independent, SubsetDistribution
 from dropmuon.theory.norms import get_norm, polar
-from dropmuon.verification.dropmuon import (
+from dropmuon.verification.synthetic.dropmuon import (
     LMO,
     AdaptiveRadius,
     ConstantRadius,
@@ -25,7 +25,7 @@ from dropmuon.verification.dropmuon import (
     torch_momentum_from_beta,
     uniform_sampler,
 )
-from dropmuon.verification.problems import SeparableQuadratic, Stochastic
+from dropmuon.verification.synthetic.problems import SeparableQuadratic, Stochastic
 
 from ..tolerances import SVD_RTOL
 

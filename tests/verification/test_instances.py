@@ -1,4 +1,4 @@
-"""Ready-made check instances (``dropmuon.verification.instances``): T4's asymptotically tight
+"""Ready-made check instances (``dropmuon.verification.synthetic.instances``): T4's asymptotically tight
 instance reaches its closed-form ratio and never exceeds the bound; T3's noise- and
 momentum-dominated instances hold at their Monte Carlo confidence, and their noise and momentum
 terms are most of the bound."""
@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 
 from dropmuon.theory import get_theorem
-from dropmuon.verification.checks import BOUND_RTOL, TIGHT_MIN
-from dropmuon.verification.instances import (
+from dropmuon.verification.synthetic.checks import BOUND_RTOL, TIGHT_MIN
+from dropmuon.verification.synthetic.instances import (
     EXACT_MAX_K,
     GradientAlignedNoise,
     SparseSpikeNoise,
@@ -18,7 +18,7 @@ from dropmuon.verification.instances import (
     t4_tight_instance,
     t4_tight_ratio,
 )
-from dropmuon.verification.problems import SeparableQuadratic
+from dropmuon.verification.synthetic.problems import SeparableQuadratic
 
 # observed and bound are float64 sums of at most a few hundred terms: they agree with the closed form
 # to ~1e-14 relative; 1e-10 separates rounding from a wrong formula

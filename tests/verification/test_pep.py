@@ -14,7 +14,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from dropmuon.figures.cli import main
-from dropmuon.verification.certify import _binomial_weights, certify, closed_form_factor, layer_worst_case
+from dropmuon.verification.pep.certificate import _binomial_weights, certify, closed_form_factor, layer_worst_case
 from dropmuon.verification.pep import banded, rigorous
 from dropmuon.verification.pep.budget import check_fits, estimate_cost
 from dropmuon.verification.pep.layer import layer_bracket, prove, quadratic_witness_value

@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from dropmuon.verification.problems import (
+from dropmuon.verification.synthetic.problems import (
     CoupledQuadratic,
     DeepLinear,
     L0L1Radial,

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from dropmuon.theory import RPT, Independent
-from dropmuon.verification.dropmuon import (
+from dropmuon.verification.synthetic.dropmuon import (
     LMO,
     AdaptiveRadius,
     ConstantRadius,
@@ -13,7 +13,7 @@ from dropmuon.verification.dropmuon import (
     SharpStep,
     paths,
 )
-from dropmuon.verification.problems import (
+from dropmuon.verification.synthetic.problems import (
     CoupledQuadratic,
     DeepLinear,
     L0L1Radial,

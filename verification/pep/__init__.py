@@ -1,6 +1,8 @@
-"""Performance estimation (PEP) for T1's worst case, in parts; the front door is
-:func:`dropmuon.verification.certify.certify` and docs/certify.md derives each step.
+"""Performance estimation (PEP) for T1's worst case, in parts; docs/certify.md derives each step.
+Read top-down:
 
+* :mod:`.certificate` — the front door, :func:`certify` (a :class:`Certificate`: the bracket
+  ``[attained, proved]`` on the whole network, with the witness).
 * :mod:`.banded` — one layer's PEP with banded interpolation over chordal cliques (scales to
   ``K`` = 1000+); :mod:`.rigorous` — its dual checked in exact arithmetic; :mod:`.layer` — the
   bracket ``[attained, proved]``; :mod:`.budget` — the cost estimate that refuses a problem
@@ -19,9 +21,10 @@ Importing this package is cheap (the submodules load on first use), so the refus
 
 from dropmuon.theory._lazy import lazy_exports
 
-_LAZY = {"layer": ["layer_bracket", "LayerBracket"], "rigorous": ["check_dual", "RigorousBound"],
+_LAZY = {"certificate": ["certify", "Certificate", "compare_optimal_sampling", "certified_iterations"],
+         "layer": ["layer_bracket", "LayerBracket"], "rigorous": ["check_dual", "RigorousBound"],
          "budget": ["check_fits", "estimate_cost"]}
 
-__all__ = ["layer_bracket", "LayerBracket", "check_dual", "RigorousBound", "check_fits", "estimate_cost"]
+__all__ = ["certify", "Certificate", "compare_optimal_sampling", "certified_iterations", "layer_bracket", "LayerBracket", "check_dual", "RigorousBound", "check_fits", "estimate_cost"]
 
 __getattr__, __dir__ = lazy_exports(__name__, _LAZY, globals(), __all__)

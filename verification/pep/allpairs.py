@@ -1,6 +1,6 @@
 r"""One layer's ``(K+1)``-point PEP with the interpolation conditions between every pair of points
 (cvxpy; one ``(K+1)×(K+1)`` PSD cone, practical to ``K ≈ 50``), and the proved closed form of its
-value for ``β = 1``. :func:`~dropmuon.verification.certify.certify` uses the banded, chordal
+value for ``β = 1``. :func:`~dropmuon.verification.pep.certificate.certify` uses the banded, chordal
 version (:mod:`.banded`) with an exact dual check; this one stays for cross-checks (PEPit, the
 sampling tree) and ``--solver SCS``."""
 

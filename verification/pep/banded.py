@@ -1,6 +1,6 @@
 r"""One layer's PEP with banded interpolation, solved over chordal cliques (scales to ``K`` = 1000+).
 
-The layer PEP of :mod:`dropmuon.verification.certify` (``L = 1``, ``f(x_0) − f^* ≤ 1``, momentum
+The layer PEP of :mod:`dropmuon.verification.pep.certificate` (``L = 1``, ``f(x_0) − f^* ≤ 1``, momentum
 ``β``, the binomial weights ``c_n`` of the layer's own clock) imposes the interpolation conditions
 of 1-smooth functions between *every* pair of its ``K+1`` points: one ``(K+1)×(K+1)`` PSD cone,
 memory ``∝ K⁴`` and interior-point time ``∝ K⁶``. Here they are imposed only between points at most

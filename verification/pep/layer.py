@@ -3,11 +3,11 @@ r"""One layer's worst case, bracketed: ``lower ≤ W(π, K; β) ≤ upper``, bot
 ``W`` is the worst case of ``(1/K) Σ_{n<K} c_n ‖g_n‖²`` over 1-smooth ``f`` with
 ``f(x_0) − inf f ≤ 1`` for one layer of Drop-Muon on its own clock (step 1, momentum ``β`` frozen
 while unsampled, warm start; ``c_n`` the binomial weights of ``π``; the reduction of
-:mod:`dropmuon.verification.certify`).
+:mod:`dropmuon.verification.pep.certificate`).
 
 * **Lower bound**: a function of the class, run through the numpy Drop-Muon. Every function tried is
   ``1``-smooth by construction (the interpolant of the SDP's 1-D worst case,
-  :class:`~dropmuon.verification.certify.SmoothInterpolant`, is smooth *whatever* its data, and
+  :class:`~dropmuon.verification.pep.certificate.SmoothInterpolant`, is smooth *whatever* its data, and
   ``½x²``), and its value is computed from its own run and its own exact infimum, so it is attained.
 * **Upper bound**: for ``β = 1`` the proved closed form ``2(1 − (1−π)^K)/(πK)``; for ``β < 1`` the
   banded PEP (:mod:`.banded`) with its dual multipliers checked in exact arithmetic
@@ -80,12 +80,12 @@ class LayerBracket:
 def _run_own_clock(fun, K: int, beta: float, x0: float, L: float = 1.0) -> tuple[np.ndarray, float]:
     """Gradient norms ``‖g_n‖`` (``n < K``) of Drop-Muon's step on a 1-D ``L``-smooth ``fun`` on the
     layer's own clock, and ``f(x_0) − inf f``: the numpy Drop-Muon
-    (:func:`~dropmuon.verification.dropmuon.paths`, sharp step ``1/L``, momentum ``β`` with warm
+    (:func:`~dropmuon.verification.synthetic.dropmuon.paths`, sharp step ``1/L``, momentum ``β`` with warm
     start), always sampled. With ``β = 1`` a run that reaches a zero gradient has reached a fixed point
     (``x`` no longer moves), so only the steps up to it are run and the rest are exact zeros."""
     from dropmuon.theory import Independent
     from .witness import InterpolatedProblem
-    from dropmuon.verification.dropmuon import SharpStep, paths
+    from dropmuon.verification.synthetic.dropmuon import SharpStep, paths
 
     prob = InterpolatedProblem(fun, 1, [L], float(x0))
 

@@ -7,7 +7,7 @@ martingale difference with ``E[‖ξ_n‖² | past] ≤ σ²``; momentum ``m_n =
 warm-started at ``m_{−1} = g_0 + ξ'`` (its own noise); the step is the LMO of the Frobenius ball of
 radius ``t = η/π``, ``x_{n+1} = x_n − t·m_n/‖m_n‖``. With i.i.d. sampling the rate statement's
 left-hand side is ``(1/K) Σ_{n<K} c_n E‖g_n‖`` (binomial weights ``c_n``, as in the reduction of
-:mod:`dropmuon.verification.certify`).
+:mod:`dropmuon.verification.pep.certificate`).
 
 **Why not exact.** An exact worst case would range over all functions *and all noise laws*: an
 infinite-dimensional problem whose iterates are random. Three things keep a PEP from it: the step
@@ -221,7 +221,7 @@ def t3_noise_search(K: int, *, sigma: float, L: float = 1.0, pi: float = 1.0, De
     r"""Values T3's left-hand side actually takes: T3's algorithm (one layer on its own clock,
     momentum with a stochastic warm start, LMO step ``−t·m/‖m‖``, ``t = η/π``; ``η, β`` from T3's rule
     unless given) run by Monte Carlo (``paths`` runs, vectorised; an implementation independent of
-    :mod:`dropmuon.verification.dropmuon`) on every function of :data:`SEARCH_FUNCTIONS` (1-D: ``(L/2)x²``
+    :mod:`dropmuon.verification.synthetic.dropmuon`) on every function of :data:`SEARCH_FUNCTIONS` (1-D: ``(L/2)x²``
     from ``x_0 = sqrt(2Δ0/L)``; the Huber function with threshold ``a = sqrt(Δ0/L)`` from ``1.5a``) under
     every noise law of :data:`SEARCH_NOISES` (Gaussian; ``±σ`` along the gradient; spikes ``±σ/sqrt(p)``
     with probability ``p = 0.02``). Each value is a *lower* bound on the worst case up to its Monte Carlo

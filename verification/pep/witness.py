@@ -1,5 +1,5 @@
 r"""The witness: a 1-D ``L``-smooth function through a PEP's worst-case points (Taylor–Hendrickx–Glineur
-interpolation), as a :class:`~dropmuon.verification.problems.Problem` that the numpy Drop-Muon runs on."""
+interpolation), as a :class:`~dropmuon.verification.synthetic.problems.Problem` that the numpy Drop-Muon runs on."""
 
 from __future__ import annotations
 
@@ -90,7 +90,7 @@ class SmoothInterpolant:
 
 
 def _witness_problem_class():
-    from ..problems import Constants, Problem, _norms
+    from ..synthetic.problems import Constants, Problem, _norms
 
     class _Interpolated(Problem):
         def __init__(self, interpolant: SmoothInterpolant, layer: int, L, x0: float):

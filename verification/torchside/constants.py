@@ -278,7 +278,7 @@ def step_direction(U: torch.Tensor, group: dict) -> torch.Tensor:
     coefficients, step count, ``eps`` and dtype (the step's own function)."""
     if group["sharp"] == "svd":
         return _polar(U)
-    from ..newton_schulz import normalisation
+    from ..synthetic.newton_schulz import normalisation
 
     ns = group["ns_coefficients"]
     scale = normalisation(ns) if isinstance(ns, str) else 1.0
@@ -329,7 +329,7 @@ def direction_error(U: torch.Tensor, group: dict) -> float:
     LMO ``−t·polar(U)``, so ``δ`` is the direction error relative to the radius in the layer's
     spectral norm, the ``δ_i`` of ``‖D̃ − LMO_t(M)‖ ≤ δ_i t``; for Newton–Schulz in exact
     arithmetic it equals ``max_j |p(σ_j/(f‖U‖_F)) − 1|``
-    (:func:`dropmuon.verification.newton_schulz.delta`; the step normalises by
+    (:func:`dropmuon.verification.synthetic.newton_schulz.delta`; the step normalises by
     ``max(f‖U‖_F, eps)``), and at a lower ``ns_dtype`` it also carries the iteration's rounding.
     With ``sharp="svd"`` it is the rounding of the polar factor to the parameter's dtype (0 in
     float64).
@@ -468,7 +468,7 @@ def estimate_constants(model, optimizer: DropMuon, loss_fn, data, *, steps: int 
       and at the end, and at the noise points). Since ``f* ≤`` that loss it *under*-estimates
       ``f(x0) − f*`` by the loss the longer run still had; it is labelled an estimate.
     """
-    from .._progress import Progress
+    from ..runs._progress import Progress
     from .data import FULL_BATCH, batch_size
     from .noise import NOISE_CONFIDENCE, NoiseEstimate, full_loss, gradient_deviations, noise_rho, summarize_noise
 

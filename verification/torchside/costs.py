@@ -212,7 +212,7 @@ def measure_costs(model, optimizer: DropMuon, loss_fn, inputs, targets, *, repea
     """
     from scipy.optimize import nnls
 
-    from .._progress import Progress
+    from ..runs._progress import Progress
 
     if not (isinstance(repeats, int) and repeats >= 3):
         raise ValueError(f"repeats must be an integer >= 3 (a median of repeats); got repeats = {repeats!r}")

@@ -24,7 +24,7 @@ import torch
 import torch.distributed as dist
 from torch import Tensor
 
-from ..dropmuon import as_sampler
+from ..synthetic.dropmuon import as_sampler
 from .optimizer import DropMuon, freeze_except
 
 __all__ = [

@@ -24,8 +24,8 @@ from dropmuon.theory import CostModel
 
 from dropmuon.theory._io import read_json, to_jsonable, write_json_atomic
 
-from ..measured import TRAJECTORY_METHOD, constants_method, load_constants
-from ..measured import cost_dict as _cost_dict
+from ..forecasting.measured import TRAJECTORY_METHOD, constants_method, load_constants
+from ..forecasting.measured import cost_dict as _cost_dict
 
 __all__ = [
     "ExperimentConfig", "measure_network", "load_constants", "calibrate", "schedules", "predictions", "run_task",
@@ -905,7 +905,7 @@ def tune_learning_rates(config: ExperimentConfig, calibration: dict, out: Path |
     ``None`` without a grid, else ``{"lr": {schedule: rate}, "grid", "seeds", "table":
     {schedule: {rate: {"iterations": [...], "median", "reached", "final_loss_median"}}},
     "train_time_s", "runs", "edge": [schedules whose rate is at an end of the grid]}``."""
-    from ..execution import Task, run_tasks
+    from ..runs.execution import Task, run_tasks
 
     if config.lr_grid is None:
         return None
@@ -994,7 +994,7 @@ def run_experiment(config, data=None, *, loss_fn=None, metric=None, out=None, pr
 
     Calibrate, then run every (seed, sampling) task — seeds in order, the samplings of each seed
     in an order shuffled by the seed so that slow drifts of the machine do not favour one
-    schedule — and summarise. The tasks go through :func:`dropmuon.verification.execution.run_tasks`:
+    schedule — and summarise. The tasks go through :func:`dropmuon.verification.runs.execution.run_tasks`:
     ``jobs`` local processes or a Dask ``scheduler`` (on a CPU, parallel runs share the cores, so
     their wall-clock times are comparable with each other only; one worker per machine or GPU is
     the setting for timing). With ``out`` every task's result is written atomically to
@@ -1008,7 +1008,7 @@ def run_experiment(config, data=None, *, loss_fn=None, metric=None, out=None, pr
     ``stop_after`` reads both back and goes on."""
     import warnings
 
-    from ..execution import Task, run_tasks, scheduler_address
+    from ..runs.execution import Task, run_tasks, scheduler_address
     from .build import resolve_factory
 
     if stop_after not in (None, "calibration", "tuning"):

@@ -18,8 +18,8 @@ from typing import Iterable, Sequence
 import torch
 from torch import Tensor
 
-from ..newton_schulz import coefficients as ns_coefficients
-from ..newton_schulz import normalisation
+from ..synthetic.newton_schulz import coefficients as ns_coefficients
+from ..synthetic.newton_schulz import normalisation
 
 __all__ = ["DropMuon", "dropmuon_training_step", "layers_step", "freeze_below", "freeze_except", "layer_matrix_shape",
            "route_parameter", "denormals_flushed", "ADAMW_DEFAULTS", "RADIUS_RULES"]
@@ -89,7 +89,7 @@ def route_parameter(shape: Sequence[int], *, kernel: bool = True) -> tuple[str, 
 
 
 def _coefficients(ns, steps: int) -> list[tuple]:
-    """Per-step ``(a, b, c)`` as Python floats (:func:`dropmuon.verification.newton_schulz.coefficients`:
+    """Per-step ``(a, b, c)`` as Python floats (:func:`dropmuon.verification.synthetic.newton_schulz.coefficients`:
     a preset name or a table whose last row repeats); a single triple is used at every step."""
     if not isinstance(ns, str) and len(ns) == 3 and all(isinstance(v, (int, float)) for v in ns):
         ns = [tuple(ns)]
@@ -130,7 +130,7 @@ class DropMuon(torch.optim.Optimizer):
 
     with ``m × n`` the *flattened* shape — identical to ``torch.optim.Muon`` on 2-D parameters.
     ``ns_coefficients`` is a triple, a per-step table or a preset name of
-    :data:`dropmuon.verification.newton_schulz.PRESETS` (``"muon"``, ``"you"``, ``"polar-express"``, with its
+    :data:`dropmuon.verification.synthetic.newton_schulz.PRESETS` (``"muon"``, ``"you"``, ``"polar-express"``, with its
     normalisation ``1.01‖U‖_F``);
     ``ns_dtype`` defaults to bfloat16 as in torch (use float32/float64 for accuracy).
 

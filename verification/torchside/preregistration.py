@@ -1,10 +1,10 @@
 """Predict, then measure: the closed loop's predictions, made and written with their SHA-256 digest
 before its first training run, and scored against the runs afterwards.
 
-The predictors are every registered theorem (:func:`dropmuon.verification.forecast.predict`, from
+The predictors are every registered theorem (:func:`dropmuon.verification.forecasting.forecast.predict`, from
 the calibration's measured constants and the run's settings) and the empirical baseline, short
 pilot runs of every schedule on seeds disjoint from the evaluation seeds
-(:func:`dropmuon.verification.pilot.pilot_prediction`). The file ``OUT/predictions.json`` holds
+(:func:`dropmuon.verification.forecasting.pilot.pilot_prediction`). The file ``OUT/predictions.json`` holds
 ``{"predictions", "sha256", "written_at", "fingerprint"}``: ``sha256`` is the digest of the
 canonical JSON of ``predictions`` (sorted keys, no spaces), so anyone can check that the
 predictions were not edited after the runs (:func:`digest`).
@@ -60,7 +60,7 @@ def digest(predictions: dict) -> str:
 def _pilot(config, calibration: dict, setup, progress) -> dict | None:
     """Each schedule's pilot run (training on to ``pilot_steps``, not stopping at the target) and
     the pilot predictor's output, with the pilot's runs' time."""
-    from dropmuon.verification.pilot import pilot_prediction
+    from dropmuon.verification.forecasting.pilot import pilot_prediction
 
     steps = pilot_steps(config)
     if steps == 0:
@@ -80,12 +80,12 @@ def _pilot(config, calibration: dict, setup, progress) -> dict | None:
 def register_predictions(config, calibration: dict, out: Path | None, fingerprint: str, *, setup=None,
                          progress=None) -> tuple[dict, str]:
     """``(predictions, sha256)`` for the experiment, made before its first training run: the
-    theorems' (:func:`~dropmuon.verification.forecast.predict` on the calibration's records, with
+    theorems' (:func:`~dropmuon.verification.forecasting.forecast.predict` on the calibration's records, with
     the run's batch, learning rate and radius rule) and the pilot's. With ``out`` they are written
     to ``OUT/predictions.json`` atomically; a resumed experiment with the same ``fingerprint``
     (settings and calibration) reads them back — and refuses a file whose digest does not match
     its predictions — instead of predicting again."""
-    from dropmuon.verification.forecast import PlannedRun, predict
+    from dropmuon.verification.forecasting.forecast import PlannedRun, predict
 
     path = out / "predictions.json" if out is not None else None
     if path is not None and path.exists():
@@ -109,7 +109,7 @@ def register_predictions(config, calibration: dict, out: Path | None, fingerprin
 
 def predictors(predictions: dict) -> dict:
     """``{name: {"label", "schedules": {schedule: {"applies", "speedup", "iterations_ratio"}}}}``
-    for :func:`~dropmuon.verification.scoring.score_predictions`: each theorem (its predicted
+    for :func:`~dropmuon.verification.forecasting.scoring.score_predictions`: each theorem (its predicted
     speed-up and iteration ratio at the pre-registered ``ε``; ``applies``: it covers that run),
     then the pilot (``applies`` true: it is an empirical predictor, no setting to cover)."""
     out = {}
@@ -150,9 +150,9 @@ def measured_by_seed(config, runs: list[dict]) -> dict:
 def score_runs(config, predictions: dict, runs: list[dict]) -> dict:
     """Every predictor scored on both measurements (:func:`measured_by_seed`):
     ``{"lhs": [...], "accuracy": [...], "pilot_share": …}`` with the lists of
-    :func:`~dropmuon.verification.scoring.score_predictions`, and the pilot's training time as a
+    :func:`~dropmuon.verification.forecasting.scoring.score_predictions`, and the pilot's training time as a
     share of the runs' training time."""
-    from dropmuon.verification.scoring import score_predictions
+    from dropmuon.verification.forecasting.scoring import score_predictions
 
     m = measured_by_seed(config, runs)
     p = predictors(predictions)

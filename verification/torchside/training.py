@@ -22,8 +22,8 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from ..dropmuon import as_sampler
-from ..schedules import SAMPLINGS, epoch_shift_schedule, make_schedule
+from ..synthetic.dropmuon import as_sampler
+from ..forecasting.schedules import SAMPLINGS, epoch_shift_schedule, make_schedule
 from .costs import _sync
 from .build import is_compiled, warm_up_starts
 from .constants import estimating_step, online_summary
@@ -295,7 +295,7 @@ def train(model, optimizer: DropMuon, data, schedule, *, max_steps: int, batch: 
     classification, next-token cross-entropy and token accuracy for language models), and
     ``target_acc`` is the target value of the metric (higher is better);
     at step ``k`` the layer set ``S`` comes from ``schedule`` (a :class:`theory.RPT` or other
-    distribution, or a sampler of :mod:`dropmuon.verification.dropmuon`), lower layers frozen so the
+    distribution, or a sampler of :mod:`dropmuon.verification.synthetic.dropmuon`), lower layers frozen so the
     backward pass stops at ``min S``. The training accuracy on the whole training set is evaluated
     every ``eval_every`` steps (and at the end); the target counts as reached at the first
     evaluation at or above ``target_acc``.
@@ -343,7 +343,7 @@ def train(model, optimizer: DropMuon, data, schedule, *, max_steps: int, batch: 
     rule and ``info["radius_inclusion"]`` the ``π`` used (one list per distribution of the
     schedule).
     """
-    from .._progress import Progress
+    from ..runs._progress import Progress
 
     for name, v in (("max_steps", max_steps), ("batch", batch), ("eval_every", eval_every)):
         if name == "batch" and v == FULL_BATCH:

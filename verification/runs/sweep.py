@@ -1,5 +1,5 @@
 """Sweeps: a grid of problems × theorems × sampling distributions × seeds from a TOML file, one
-bound check per grid point, run through :mod:`dropmuon.verification.execution` (local processes or Dask),
+bound check per grid point, run through :mod:`dropmuon.verification.runs.execution` (local processes or Dask),
 each point's result saved as it arrives, and one table (CSV and JSON) at the end.
 
 A configuration (``dropmuon sweep CONFIG.toml``)::
@@ -23,7 +23,7 @@ A configuration (``dropmuon sweep CONFIG.toml``)::
     [theorem_options.inexact-constant-radius]
     lmo = { kind = "perturbed", delta = 0.3, mode = "overshoot" }
 
-Problem fields follow the constructors of :mod:`dropmuon.verification.problems` (``curvature, shapes,
+Problem fields follow the constructors of :mod:`dropmuon.verification.synthetic.problems` (``curvature, shapes,
 norms, l1`` and ``noise`` — Gaussian gradient noise, for T3 — for a separable quadratic; ``shapes,
 norms, coupling, scales`` for a coupled one; ``dims, R`` for a deep linear network; ``c, a,
 shapes, norms, x0_scale`` for the cosh problem). A theorem that does not apply to a problem (T2
@@ -72,7 +72,7 @@ STEP_SECONDS = 3e-4
 
 #: the columns of the sweep's table, in order
 #: (``status``: ``ok`` or ``not applicable``; ``verdict``: the check's status, one of
-#: :data:`dropmuon.verification.checks.STATUSES`; ``holds``: ``verdict == "holds"``)
+#: :data:`dropmuon.verification.synthetic.checks.STATUSES`; ``holds``: ``verdict == "holds"``)
 TABLE_COLUMNS = ("problem", "theorem", "distribution", "seed", "status", "statement", "observed", "bound",
                  "ratio", "verdict", "holds", "method", "n", "kind", "note")
 
@@ -234,7 +234,7 @@ def estimated_steps(cfg: SweepConfig) -> int:
 
 def build_problem(spec: dict, seed: int):
     """The problem of a sweep specification, with ``seed``."""
-    from .problems import CoupledQuadratic, DeepLinear, L0L1Radial, SeparableQuadratic, Stochastic
+    from ..synthetic.problems import CoupledQuadratic, DeepLinear, L0L1Radial, SeparableQuadratic, Stochastic
 
     kw = {k: v for k, v in spec.items() if k not in ("name", "kind", "noise")}
     kind = spec["kind"]
@@ -279,7 +279,7 @@ def _resolve(dist, b: int):
 
 
 def _check_options(opts: dict) -> dict:
-    from .dropmuon import LMO
+    from ..synthetic.dropmuon import LMO
 
     out = dict(opts)
     if "lmo" in out:
@@ -296,7 +296,7 @@ def _check_options(opts: dict) -> dict:
 
 def _point(problem: dict, theorem: str, distribution: dict, seed: int, K: int, options: dict) -> list[dict]:
     """One grid point (runs in a worker): the check's rows, or one ``not applicable`` row."""
-    from .checks import NotApplicable, check_theorem
+    from ..synthetic.checks import NotApplicable, check_theorem
 
     base = {"problem": problem["name"], "theorem": theorem, "distribution": distribution["name"], "seed": seed}
     prob = build_problem(problem, seed)
@@ -330,7 +330,7 @@ def _key(problem, theorem, dist, seed) -> str:
 
 
 def sweep_tasks(config: SweepConfig) -> list:
-    """One :class:`~dropmuon.verification.execution.Task` per grid point."""
+    """One :class:`~dropmuon.verification.runs.execution.Task` per grid point."""
     from .execution import Task
 
     probs = {p["name"]: p for p in config.problems}

@@ -6,7 +6,7 @@ to the same accuracy; the measured cost-to-ε (iterations × expected per-iterat
 with the predicted total cost ``TC = K_max(π) · E cost`` (docs/theory.md: T1 and the cost model).
 
 **The test bed and why it is built this way.** ``f(X) = Σ_i ½ Σ_e h_e (X_i − X_i*)_e²`` with the
-Frobenius norm in every layer (:class:`~dropmuon.verification.problems.SeparableQuadratic`), so A1 holds with
+Frobenius norm in every layer (:class:`~dropmuon.verification.synthetic.problems.SeparableQuadratic`), so A1 holds with
 ``L_i = max_e h_e`` exactly. T1's method (sharp step ``1/L_i``, ``β = 1``) then acts entry-wise:
 when layer ``i`` is sampled, ``(x − x*)_e ← (1 − h_e/L_i)(x − x*)_e``. A mode of curvature ``h``
 in layer ``i`` therefore needs about ``L_i/(2 π_i h)`` iterations per e-fold, so the time to ε has

@@ -1,4 +1,4 @@
-r"""Ready-made instances for :func:`dropmuon.verification.checks.check_theorem`.
+r"""Ready-made instances for :func:`dropmuon.verification.synthetic.checks.check_theorem`.
 
 An :class:`Instance` bundles everything one check needs — the theorem, a problem with certified
 constants, the sampling distribution, ``K``, the step (``η``, ``β``), the direction (``lmo``), the
@@ -71,7 +71,7 @@ __all__ = [
 
 @dataclass(frozen=True, eq=False)
 class Instance:
-    """One ready-made check: the arguments of :func:`~dropmuon.verification.checks.check_theorem`.
+    """One ready-made check: the arguments of :func:`~dropmuon.verification.synthetic.checks.check_theorem`.
 
     ``eta``/``beta`` are fixed when given, else chosen by the theorem's step rule (as
     ``check_theorem`` does). ``predicted_ratio`` is the closed-form observed/bound where one is
@@ -252,7 +252,7 @@ class SparseSpikeNoise(Stochastic):
     layer and draw) and ``Z_i`` standard normal entries.
 
     **Constants.** ``E‖ξ_i‖_F² = s_i² d_i``: the same ``σ_i = s_i√d_i`` (and ``ρ_i = κ_i``) as
-    :class:`~dropmuon.verification.problems.Stochastic` with level ``s_i``, but heavy-tailed
+    :class:`~dropmuon.verification.synthetic.problems.Stochastic` with level ``s_i``, but heavy-tailed
     (kurtosis ``3/p`` per entry): most draws are exact, a fraction ``p`` is ``1/√p`` times larger.
     """
 

@@ -50,7 +50,7 @@ __all__ = ["predict", "PlannedRun", "PREDICT_SCHEDULES", "KNOWN_SCHEDULES", "L_S
            "DEFAULT_MOMENTUM", "TIE_RTOL"]
 
 #: the schedules :func:`predict` knows (those of the closed loop, built by
-#: :func:`dropmuon.verification.schedules.make_schedule` as training builds them)
+#: :func:`dropmuon.verification.forecasting.schedules.make_schedule` as training builds them)
 PREDICT_SCHEDULES = ("full", "uniform", "optimal-max", "optimal-sum", "epoch-shift")
 #: every schedule :func:`predict` knows: the default ones and ``phase-optimal``, which needs a
 #: calibration with per-phase constants (an experiment's)
@@ -365,7 +365,7 @@ def predict(constants, schedules=PREDICT_SCHEDULES, *, run=None, epsilon=None, L
 
     inputs = {"constants": str(constants) if isinstance(constants, (str, Path)) else "records given in Python",
               "layers": b, "L_source": L_source,
-              "L_schedules": "the records' 'L' (verification.measured.load_constants), as training builds the "
+              "L_schedules": "the records' 'L' (verification.forecasting.measured.load_constants), as training builds the "
                              "optimal schedules",
               "costs": cost_dict(model), "Delta0": D0,
               "Delta0_estimate": _run_field(recs, "Delta0_estimate", name),

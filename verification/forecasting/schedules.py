@@ -9,7 +9,7 @@ import numpy as np
 
 from dropmuon.theory import RPT
 
-from .dropmuon import EpochShift, Phased, Sampler
+from ..synthetic.dropmuon import EpochShift, Phased, Sampler
 
 __all__ = ["SAMPLINGS", "make_schedule", "epoch_shift_schedule", "phase_optimal_schedule", "check_phases"]
 
@@ -64,7 +64,7 @@ def phase_optimal_schedule(phases, costs, *, objective: str = "max") -> tuple[Ph
     T1's iteration count ``max_i L_i^{(p)}/π_i`` times the expected cost per step). T1's descent
     step uses smoothness only on the segment between consecutive iterates, so constants measured
     along one phase of training are the ones that phase's steps need. Returns the
-    :class:`~dropmuon.verification.dropmuon.Phased` schedule and the solver's result per phase
+    :class:`~dropmuon.verification.synthetic.dropmuon.Phased` schedule and the solver's result per phase
     (each with ``speedup_vs_full``: the predicted speed-up of that phase).
 
     >>> from dropmuon.theory import CostModel

@@ -1,11 +1,11 @@
 r"""Exact worst cases of T1's left-hand side by performance estimation (PEP, a small SDP).
 
-The checks in :mod:`.checks` run Drop-Muon on chosen instances; this module answers, for given
-``L``, sampling and ``K``, what the *worst case over the whole function class* is, how far T1's
-bound is from it, and which function attains it (the derivation is ``docs/certify.md``). It is the
-front door: the pieces — the banded and all-pairs PEPs, the exact dual check, the sampling tree, the
-witness, optimal sampling — live in :mod:`dropmuon.verification.pep`, and their names are
-re-exported here.
+The checks in :mod:`dropmuon.verification.synthetic.checks` run Drop-Muon on chosen instances;
+this module answers, for given ``L``, sampling and ``K``, what the *worst case over the whole
+function class* is, how far T1's bound is from it, and which function attains it (the derivation
+is ``docs/certify.md``). It is the front door of :mod:`dropmuon.verification.pep`: the pieces — the
+banded and all-pairs PEPs, the exact dual check, the sampling tree, the witness, optimal sampling —
+live in the package's other modules, and their names are re-exported here.
 
 **Reduction (separable class, A1 in Lipschitz form, Frobenius layers).** ``f = Σ_i f_i(X_i)`` with
 each ``f_i`` ``L_i``-smooth. Layer ``i`` moves only when sampled, by the linear step
@@ -50,7 +50,7 @@ from dropmuon.theory._validation import check_layer_array, check_positive_int, c
 
 # the pieces live in .pep; this module is the front door and keeps their names (and the private
 # helpers other modules and the tests import from here)
-from .pep.allpairs import (  # noqa: F401
+from .allpairs import (  # noqa: F401
     LayerPEP,
     _binomial_weights,
     _chain_vectors,
@@ -58,11 +58,11 @@ from .pep.allpairs import (  # noqa: F401
     closed_form_factor,
     layer_worst_case,
 )
-from .pep.budget import MAX_K, MAX_SECONDS, check_fits
-from .pep.sampling import SamplingComparison, certified_iterations, compare_optimal_sampling
-from .pep.sdp import SOLVERS, STATUSES, _check_solver, _outer, _sel  # noqa: F401
-from .pep.tree import TreePEP, tree_worst_case
-from .pep.witness import InterpolatedProblem, SmoothInterpolant
+from .budget import MAX_K, MAX_SECONDS, check_fits
+from .sampling import SamplingComparison, certified_iterations, compare_optimal_sampling
+from .sdp import SOLVERS, STATUSES, _check_solver, _outer, _sel  # noqa: F401
+from .tree import TreePEP, tree_worst_case
+from .witness import InterpolatedProblem, SmoothInterpolant
 
 __all__ = [
     "certify",
@@ -102,7 +102,7 @@ def _attain(wit: dict, layer: int, L, distribution, K: int, statement: str, beta
     """Run Drop-Muon on the witness (normalised data ``x, g, f`` of a 1-smooth function with gap 1,
     scaled to layer ``layer``'s ``L`` and to ``Δ0``) and return
     ``(lhs/Δ0_witness·Δ0, method, Δ0_witness, data)``."""
-    from .dropmuon import SharpStep, as_sampler, count_paths, paths
+    from ..synthetic.dropmuon import SharpStep, as_sampler, count_paths, paths
 
     Li = float(L[layer - 1])
     x = np.asarray(wit["x"], dtype=float) * math.sqrt(Delta0 / Li)
@@ -123,7 +123,7 @@ def _attain(wit: dict, layer: int, L, distribution, K: int, statement: str, beta
     else:
         # too many paths: the layer's own clock (the reduction) with Drop-Muon's own step on the
         # witness layer alone, weighted by the binomial law of its number of updates
-        from .pep.layer import _run_own_clock, _weighted_sum
+        from .layer import _run_own_clock, _weighted_sum
 
         gn, _ = _run_own_clock(interp, K, beta, float(x[0]), L=Li)
         alpha = pi[layer - 1] / Li if statement == "weighted" else 1.0
@@ -282,7 +282,7 @@ def certify(theorem="smooth-deterministic", *, L, K: int, pi=None, start_probs=N
     if solver == "SCS":
         return _certify_all_pairs(name, statement, K, L, pi_arr, dist, desc, beta, Delta0, solver, attain, bound,
                                   closed, scale)
-    from .pep.layer import layer_bracket
+    from .layer import layer_bracket
 
     brackets = {p: layer_bracket(p, K, beta=beta) for p in distinct}
     Wl = np.array([brackets[p].lower for p in pi_arr.tolist()])
@@ -293,7 +293,7 @@ def certify(theorem="smooth-deterministic", *, L, K: int, pi=None, start_probs=N
     lower = float(Delta0 * np.max(lo_f))
     upper = float(Delta0 * np.max(up_f)) if proved else None
     if upper is not None:
-        from .pep.layer import _reconcile
+        from .layer import _reconcile
 
         lower = _reconcile(lower, upper, f"certify, K = {K}")
     gap = (upper - lower) / upper if upper else math.inf
@@ -362,7 +362,7 @@ def _certify_all_pairs(name, statement, K, L, pi_arr, dist, desc, beta, Delta0, 
 
 class _CallableModule(__import__("types").ModuleType):
     """This module and its main function share the name ``certify``: once the module is imported,
-    ``dropmuon.verification.certify`` may be the module rather than the function, so calling the
+    ``dropmuon.verification.pep.certificate`` may be the module rather than the function, so calling the
     module calls :func:`certify`."""
 
     def __call__(self, *args, **kwargs):

@@ -17,14 +17,14 @@ worst case for the step-length term) a run at ``(η, β, δ)`` *is* the exact-LM
 is a worst case over perturbations. Real Newton–Schulz directions have no such reduction:
 :func:`newton_schulz_coupling` measures ``δ`` along the runs and reports the best step.
 
-The runs use :func:`~dropmuon.verification.batched.grid_run` and
-:func:`~dropmuon.verification.batched.tune` of :mod:`dropmuon.verification.batched` (re-exported
+The runs use :func:`~dropmuon.verification.synthetic.batched.grid_run` and
+:func:`~dropmuon.verification.synthetic.batched.tune` of :mod:`dropmuon.verification.synthetic.batched` (re-exported
 here), a vectorised Drop-Muon for separable quadratics that evaluates a whole grid of ``(η, β)`` at
 once with common random numbers (the same sampled sets and gradient noise at every grid point, so
 the comparison across the grid is not blurred by Monte Carlo noise), with the layer norms of
 :mod:`dropmuon.theory.norms` and the Newton–Schulz iteration of
-:mod:`dropmuon.verification.newton_schulz`; the tests check it against
-:func:`dropmuon.verification.dropmuon.paths`.
+:mod:`dropmuon.verification.synthetic.newton_schulz`; the tests check it against
+:func:`dropmuon.verification.synthetic.dropmuon.paths`.
 """
 
 from __future__ import annotations
@@ -96,7 +96,7 @@ ETA_RTOL = 1e-12
 
 @dataclass(frozen=True)
 class MatrixDelta:
-    """``δ = ‖NS(M) − U Vᵀ‖_op`` of one random matrix (:func:`dropmuon.verification.newton_schulz.delta`)."""
+    """``δ = ‖NS(M) − U Vᵀ‖_op`` of one random matrix (:func:`dropmuon.verification.synthetic.newton_schulz.delta`)."""
 
     matrix: str
     shape: tuple
@@ -115,7 +115,7 @@ class MatrixDelta:
 @dataclass(frozen=True)
 class DeltaSummary:
     """Worst-case ``δ`` per preset × steps × ``κ`` (``worst``, :class:`DeltaRecord` rows of
-    :func:`dropmuon.verification.newton_schulz.delta_table`) and per-matrix ``δ`` (``per_matrix``)."""
+    :func:`dropmuon.verification.synthetic.newton_schulz.delta_table`) and per-matrix ``δ`` (``per_matrix``)."""
 
     worst: tuple
     per_matrix: tuple
@@ -146,7 +146,7 @@ def _random_matrix(shape, kappa, rng):
 def delta_summary(presets=("muon", "you", "polar-express"), steps=range(1, 11), kappas=(10, 100, 1000),
                   *, n: int = 64, matrices=None, seed: int = 0) -> DeltaSummary:
     """δ per Newton–Schulz preset and step count: the worst case over rank-``n`` matrices with
-    condition number ``≤ κ`` (:func:`dropmuon.verification.newton_schulz.delta_table`, exact up to rounding)
+    condition number ``≤ κ`` (:func:`dropmuon.verification.synthetic.newton_schulz.delta_table`, exact up to rounding)
     and, per matrix, on random matrices (``matrices``: ``(name, shape, κ)`` triples; default a
     Gaussian 4×4 and 64×256 matrix and a 64×64 matrix with singular values geometric from 1 to
     1/100), drawn with ``seed``.

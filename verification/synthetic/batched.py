@@ -1,11 +1,11 @@
 """A vectorised Drop-Muon for separable quadratics: the theorem's metric on a whole grid of
 ``(η, β)`` at once, with common random numbers — the engine behind the T4 coupling experiments of
-:mod:`dropmuon.verification.coupling` (``docs/verification.md``, ``docs/theory.md`` §T4).
+:mod:`dropmuon.verification.synthetic.coupling` (``docs/verification.md``, ``docs/theory.md`` §T4).
 
 **The run.** The problem is ``f(X) = Σ_i ½⟨X_i − X_i*, H_i ⊙ (X_i − X_i*)⟩``
-(:class:`~dropmuon.verification.problems.SeparableQuadratic`, gradient ``∇_i f = H_i ⊙ (X_i − X_i*)``),
+(:class:`~dropmuon.verification.synthetic.problems.SeparableQuadratic`, gradient ``∇_i f = H_i ⊙ (X_i − X_i*)``),
 optionally with additive Gaussian gradient noise of per-entry scale ``s_i``
-(:class:`~dropmuon.verification.problems.Stochastic`). With sets ``S_k`` drawn i.i.d. from the
+(:class:`~dropmuon.verification.synthetic.problems.Stochastic`). With sets ``S_k`` drawn i.i.d. from the
 sampling distribution (inclusion probabilities ``π_i > 0``), radii ``t_i = η/π_i`` and momentum
 ``β``, every sampled layer ``i ∈ S_k`` does::
 
@@ -18,18 +18,18 @@ with ``M_i`` warm-started at a stochastic gradient at ``X^0``; unsampled layers 
 :mod:`dropmuon.theory.norms` (their batched methods ``dual_batched``, ``lmo_batched``,
 ``norm_batched``: for the spectral norm ``−t U Vᵀ`` over the numerically non-zero singular values and
 the nuclear dual norm, for the Frobenius norm ``−t M/‖M‖_F``). The inexact LMOs of
-:class:`~dropmuon.verification.dropmuon.LMO`: ``perturbed`` with ``shrink`` (``(1−δ)LMO_t``),
+:class:`~dropmuon.verification.synthetic.dropmuon.LMO`: ``perturbed`` with ``shrink`` (``(1−δ)LMO_t``),
 ``overshoot`` (``(1+δ)LMO_t``) or ``random`` (``LMO_t + δ t E/‖E‖``, ``E`` Gaussian), and
 ``newton-schulz`` (``−t NS(M)``, spectral norms only) from
-:func:`dropmuon.verification.newton_schulz.newton_schulz_batched`, with T4's
+:func:`dropmuon.verification.synthetic.newton_schulz.newton_schulz_batched`, with T4's
 ``δ = ‖NS(M) − U Vᵀ‖_op`` measured per update by
-:func:`~dropmuon.verification.newton_schulz.delta_batched`. Every matrix operation is one call on a
+:func:`~dropmuon.verification.synthetic.newton_schulz.delta_batched`. Every matrix operation is one call on a
 stack ``(grid points, paths, m, n)``.
 
 **Expectation.** ``method="exact"`` enumerates every sequence of sets (weights = path
 probabilities; deterministic gradients and directions only); ``"mc"`` draws ``n`` paths, the same
 sets and noise at every grid point, and reports a normal confidence half-width. The tests check the
-engine against the per-path reference :func:`dropmuon.verification.dropmuon.paths`.
+engine against the per-path reference :func:`dropmuon.verification.synthetic.dropmuon.paths`.
 """
 
 from __future__ import annotations
@@ -91,7 +91,7 @@ class GridRun:
 
 def _distribution(obj):
     """The i.i.d. subset distribution of ``obj`` (a :mod:`dropmuon.theory.sampling` distribution or
-    a :class:`~dropmuon.verification.dropmuon.Sampler` wrapping one)."""
+    a :class:`~dropmuon.verification.synthetic.dropmuon.Sampler` wrapping one)."""
     if isinstance(obj, (EpochShift, Phased)):
         raise ValueError("grid_run needs i.i.d. sampling (A4); an epoch-shift or phased schedule is not covered")
     if isinstance(obj, Sampler):
@@ -119,9 +119,9 @@ def grid_run(problem, distribution, K: int, etas, betas=(1.0,), *, lmo: LMO = EX
              method: str = "auto", mc_paths: int = 32, max_exact: int = MAX_EXACT, seed: int = 0,
              confidence: float = CONFIDENCE) -> GridRun:
     """Drop-Muon with radii ``t_i = η/π_i`` and momentum ``β`` (warm-started at a stochastic
-    gradient, as T3 assumes and :func:`~dropmuon.verification.dropmuon.paths` does by default) on a
-    :class:`~dropmuon.verification.problems.SeparableQuadratic` (optionally wrapped in
-    :class:`~dropmuon.verification.problems.Stochastic`) with spectral or Frobenius layer norms, for every
+    gradient, as T3 assumes and :func:`~dropmuon.verification.synthetic.dropmuon.paths` does by default) on a
+    :class:`~dropmuon.verification.synthetic.problems.SeparableQuadratic` (optionally wrapped in
+    :class:`~dropmuon.verification.synthetic.problems.Stochastic`) with spectral or Frobenius layer norms, for every
     ``(η, β)`` of the grid at once.
 
     ``method="exact"`` enumerates every sampling path (deterministic gradients and directions
@@ -129,7 +129,7 @@ def grid_run(problem, distribution, K: int, etas, betas=(1.0,), *, lmo: LMO = EX
     point; ``"auto"`` enumerates when at most ``max_exact`` paths. ``lmo``: exact, ``perturbed``
     (``shrink``/``overshoot``/``random``) or ``newton-schulz`` (``δ`` measured per matrix).
 
-    >>> from dropmuon.verification.problems import SeparableQuadratic
+    >>> from dropmuon.verification.synthetic.problems import SeparableQuadratic
     >>> p = SeparableQuadratic([1.0, 2.0], shapes=[(3, 3), (3, 3)], norms="spectral", seed=0)
     >>> r = grid_run(p, RPT.uniform(2), 4, [0.05, 0.1, 0.2])
     >>> r.method, r.n, r.metric.shape
@@ -150,7 +150,7 @@ def grid_run(problem, distribution, K: int, etas, betas=(1.0,), *, lmo: LMO = EX
     if etas.size == 0 or betas.size == 0:
         raise ValueError("etas and betas must be non-empty")
     if not isinstance(lmo, LMO):
-        raise ValueError(f"lmo must be a dropmuon.verification.dropmuon.LMO; got {lmo!r}")
+        raise ValueError(f"lmo must be a dropmuon.verification.synthetic.dropmuon.LMO; got {lmo!r}")
     if lmo.kind == "newton-schulz" and any(n.name != "spectral" for n in base.norms):
         raise ValueError("Newton-Schulz approximates the spectral LMO; every layer norm must be spectral")
     confidence = check_scalar("confidence", confidence, "unit_open")
@@ -305,7 +305,7 @@ def tune(problem, distribution, K: int, etas, betas=(1.0,), *, lmo: LMO = EXACT_
     one deterministic function of ``(η, β)``; the best ``β`` is the one with the smallest refined
     metric. A best grid step at the edge of the grid is kept as it is (widen the grid).
 
-    >>> from dropmuon.verification.problems import SeparableQuadratic
+    >>> from dropmuon.verification.synthetic.problems import SeparableQuadratic
     >>> p = SeparableQuadratic([1.0, 2.0], shapes=[(3, 3), (3, 3)], norms="spectral", seed=0)
     >>> t = tune(p, RPT.full(2), 20, [0.05, 0.1, 0.2, 0.4, 0.8])
     >>> float(t.grid.etas[t.grid.best()[0]]), round(t.eta, 3), t.beta

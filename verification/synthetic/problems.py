@@ -102,7 +102,7 @@ class Problem:
     ``separable`` (default ``False``): ``True`` promises ``f(X) = Σ_i f_i(X_i)``, so that
     ``∇_i f(X) = ∇f_i(X_i)`` depends on layer ``i``'s own block only, and that ``in_region`` is a
     product of per-layer conditions. Drop-Muon then moves each layer on its own, which
-    :func:`dropmuon.verification.dropmuon.paths` exploits (``method="separable"``). A separable
+    :func:`dropmuon.verification.synthetic.dropmuon.paths` exploits (``method="separable"``). A separable
     subclass may also define ``_layer_values(X)`` (the terms ``f_i(X_i)``, see :meth:`layer_values`).
     """
 
@@ -541,7 +541,7 @@ class Stochastic(Problem):
 
     ``separable`` and :meth:`layer_values` are the base problem's (``f`` is unchanged; the noise is
     independent across layers). Runs with the noisy gradients (``stochastic=True`` in
-    :func:`~dropmuon.verification.dropmuon.paths`) are random, so they are never enumerated.
+    :func:`~dropmuon.verification.synthetic.dropmuon.paths`) are random, so they are never enumerated.
     """
 
     @property

@@ -1,6 +1,6 @@
 """The empirical baseline predictor: short pilot runs of every schedule predict each one's speed-up
 over full Muon from its progress per iteration and its measured time per step — the cheap answer
-to "will Drop-Muon help my model?", scored beside the theorems (:mod:`~dropmuon.verification.scoring`).
+to "will Drop-Muon help my model?", scored beside the theorems (:mod:`~dropmuon.verification.forecasting.scoring`).
 Torch-free: it reads the pilot runs' histories."""
 
 from __future__ import annotations

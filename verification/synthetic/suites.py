@@ -2,7 +2,7 @@
 problem it applies to (``quick``), and ``standard`` — those plus random instances per theorem,
 the solver predictions and the inexact-LMO coupling at a larger size.
 
-``run_suite(name, seed)`` returns :class:`~dropmuon.verification.checks.CheckResult` records;
+``run_suite(name, seed)`` returns :class:`~dropmuon.verification.synthetic.checks.CheckResult` records;
 ``dropmuon verify`` prints them as a table or JSON.
 """
 
@@ -56,7 +56,7 @@ def _objects(selected=None) -> list:
 
 def tight_instances(selected=None) -> list[tuple[str, Task]]:
     """Every registered theorem's designed tight instances (``Theorem.tight_instances``, run with
-    :func:`~dropmuon.verification.checks.check_tight_instance`: observed/bound ≥ 0.99 must hold).
+    :func:`~dropmuon.verification.synthetic.checks.check_tight_instance`: observed/bound ≥ 0.99 must hold).
     A theorem without one says why in ``Theorem.tight_note`` (``dropmuon bound --list``)."""
     out = []
     for thm in _objects(selected):
@@ -136,7 +136,7 @@ def _applies(thm, sc: dict) -> bool:
 
 def quick_tasks(seed: int = 0, selected=None) -> list[tuple[str, Task]]:
     """Every registered theorem on every scenario of the fixed problem set it applies to (decided
-    from the theorem object by :func:`~dropmuon.verification.checks.applicability`)."""
+    from the theorem object by :func:`~dropmuon.verification.synthetic.checks.applicability`)."""
     s = int(seed)
     tasks = []
     for thm in _objects(selected):
@@ -262,7 +262,7 @@ def random_instance(theorem, rng: np.random.Generator) -> tuple[str, Task]:
 def noise_dominated_tasks(seed: int = 0) -> list[tuple[str, Task]]:
     """T3 on instances where the noise and momentum terms dominate its bound (heavy Gaussian noise,
     partial sampling, small β, gradient-aligned and sparse-spike noise:
-    :func:`dropmuon.verification.instances.t3_noise_dominated_instances`), by Monte Carlo."""
+    :func:`dropmuon.verification.synthetic.instances.t3_noise_dominated_instances`), by Monte Carlo."""
     from .instances import t3_noise_dominated_instances
 
     return [(f"T3 noise-dominated {inst.name}", lambda inst=inst: inst.check())
@@ -308,9 +308,9 @@ def _names(selected) -> list[str]:
 
 
 def suite_tasks(name: str = "quick", seed: int = 0, theorems=None) -> list:
-    """The suite as :class:`~dropmuon.verification.execution.Task` objects (key ``NNNN``, in order), each
+    """The suite as :class:`~dropmuon.verification.runs.execution.Task` objects (key ``NNNN``, in order), each
     returning a list of :class:`CheckResult`."""
-    from .execution import Task
+    from ..runs.execution import Task
 
     if not isinstance(name, str) or name not in SUITES:
         raise ValueError(f"unknown suite {name!r}; choose one of: {', '.join(SUITES)}")
@@ -329,13 +329,13 @@ def run_suite(name: str = "quick", seed: int = 0, *, progress: bool | None = Non
     """Run a suite; returns its :class:`CheckResult` records (``r.as_dict()`` is the JSON record),
     in the same order however it runs.
 
-    ``jobs``/``scheduler``: local processes or a Dask cluster (:func:`dropmuon.verification.execution.run_tasks`);
+    ``jobs``/``scheduler``: local processes or a Dask cluster (:func:`dropmuon.verification.runs.execution.run_tasks`);
     ``results``: a folder keeping one file per task, so that a re-run resumes. ``progress=None``
     draws a progress bar on stderr when it is a terminal. ``theorems``: names (or objects) of
     registered theorems to check alone — their tight instances and the fixed problem set, without
     the solver predictions and the coupling experiments.
     """
-    from .execution import run_tasks
+    from ..runs.execution import run_tasks
 
     tasks = suite_tasks(name, seed, theorems)
     per_task = run_tasks(tasks, results=results, jobs=jobs, scheduler=scheduler, encode=_encode_checks,

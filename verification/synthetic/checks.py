@@ -263,7 +263,7 @@ def check_theorem(theorem, problem: Problem, distribution, K: int, *, statements
     only for noise or random directions (or a joint tree too large to enumerate). A Monte Carlo
     check whose interval cannot decide is ``inconclusive`` (:func:`_decide`).
 
-    >>> from dropmuon.verification.problems import SeparableQuadratic
+    >>> from dropmuon.verification.synthetic.problems import SeparableQuadratic
     >>> from dropmuon.theory import RPT
     >>> p = SeparableQuadratic([1.0, 3.0], shapes=[(2, 2), (2, 2)], seed=0)
     >>> r = check_theorem("smooth-deterministic", p, RPT.full(2), 1, statements=["weighted"])[0]
