@@ -144,14 +144,17 @@ def _report_steps(suite: str, torch: bool, figures_only: bool) -> list[str]:
 
 
 def build_report(out="out", *, quick: bool = True, torch_results="auto", seed: int = 0, columns: int = 1,
-                 progress=None, figures_only: bool = False) -> dict:
+                 progress=None, figures_only: bool = False, suite_results=None) -> dict:
     """Compute everything, write the figures (``OUT/figures/*.pdf|png``) and, unless
     ``figures_only``, ``OUT/report.md``, ``OUT/report.html`` and ``OUT/report.json`` (the numbers
     behind the tables). ``quick``: the quick verification suite and coupling experiments (≈ 30 s in
     all on 2 cores) instead of the standard ones (≈ 3 min). ``torch_results``: an experiment JSON
     (``dropmuon experiment``), ``"auto"`` (the newest ``results/*/experiment.json``, if any) or
     ``None``; it is checked before anything is computed (a bad file raises ``ValueError`` naming
-    it and the field). ``progress``: ``False`` for silence, else a line on stderr as each step
+    it and the field). ``suite_results``: a folder of the verification suite's task files
+    (``dropmuon verify --out DIR`` with the same suite and seed): finished checks are read back
+    instead of run again, new ones are saved there (a folder holding another suite or seed raises
+    ``ValueError``). ``progress``: ``False`` for silence, else a line on stderr as each step
     starts (and every 15 s while it runs when stderr is not a terminal). Returns ``{"report": path
     or None, "figures": [paths], "data": {...}, "seconds": …}``."""
     from dropmuon.figures.style import save_figure
@@ -192,7 +195,7 @@ def build_report(out="out", *, quick: bool = True, torch_results="auto", seed: i
         steps.step(names[1])
         _section_bounds(rep, data, save, columns)
         steps.step(names[2])
-        _section_verification(rep, data, save, suite, seed, columns)
+        _section_verification(rep, data, save, suite, seed, columns, suite_results)
         steps.step(names[3])
         _section_coupling(rep, data, save, suite, seed, columns)
         steps.step(names[4])
@@ -359,11 +362,11 @@ def _section_bounds(rep, data, save, columns):
     data["bounds"] = curves
 
 
-def _section_verification(rep, data, save, suite, seed, columns):
+def _section_verification(rep, data, save, suite, seed, columns, suite_results=None):
     from dropmuon.figures.verification_plots import plot_verification
     from dropmuon.verification import run_suite, summarise
 
-    results = run_suite(suite, seed=seed, progress=False)
+    results = run_suite(suite, seed=seed, progress=False, results=suite_results)
     summ = summarise(results)
     rep.heading(SECTIONS[2])
     a = summ["all"]

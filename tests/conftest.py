@@ -1,3 +1,5 @@
+import contextlib
+import fcntl
 import os
 
 import pytest
@@ -18,10 +20,43 @@ settings.register_profile(
 settings.load_profile("ci" if os.environ.get("CI") else "default")
 
 
+@contextlib.contextmanager
+def _exclusive(path):
+    """Hold an exclusive lock on ``path`` (one pytest-xdist worker at a time)."""
+    with open(path, "a") as f:
+        fcntl.flock(f, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(f, fcntl.LOCK_UN)
+
+
+def session_dir(tmp_path_factory):
+    """A folder shared by every worker of this test session (pytest-xdist runs one process per
+    worker, each with its own session fixtures; their base temporary folders share a parent)."""
+    base = tmp_path_factory.getbasetemp()
+    return base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base
+
+
 @pytest.fixture(scope="session")
-def quick_suite_records():
-    """The quick verification suite at seed 0 as JSON-ready records, run once per session: several
-    tests (the CLI, the report, distributed execution) compare their own run with this one."""
+def quick_suite_folder(tmp_path_factory):
+    """The task files of the quick verification suite at seed 0 (``run_suite(..., results=)``),
+    computed once per test session — by the first worker that asks, the others read them back
+    (the execution layer's resume, itself tested in test_execution) — for the tests that run
+    the same suite through another door: the CLI, the report, distributed execution."""
     from dropmuon.verification import run_suite
 
-    return [r.as_dict() for r in run_suite("quick", seed=0, progress=False)]
+    folder = session_dir(tmp_path_factory) / "quick-suite-seed0"
+    with _exclusive(session_dir(tmp_path_factory) / "quick-suite.lock"):
+        run_suite("quick", seed=0, progress=False, results=folder)
+    return folder
+
+
+@pytest.fixture(scope="session")
+def quick_suite_records(quick_suite_folder):
+    """The quick verification suite at seed 0 as JSON-ready records, computed once per session
+    (:func:`quick_suite_folder`): several tests (the CLI, the report, distributed execution)
+    compare their own run with this one."""
+    from dropmuon.verification import run_suite
+
+    return [r.as_dict() for r in run_suite("quick", seed=0, progress=False, results=quick_suite_folder)]

@@ -13,7 +13,7 @@ from ._validation import check_scalar
 
 __all__ = ["RunSettings", "Coverage", "STEP_KINDS", "RUN_STEPS"]
 
-#: the step kinds a check knows how to run (``verification.checks``): ``sharp`` (``γ_i = 1/L_i``,
+#: the step kinds a check knows how to run (``verification.synthetic.checks``): ``sharp`` (``γ_i = 1/L_i``,
 #: i.e. radius ``‖∇_i f‖_*/L_i``), ``constant-radius`` (``t_i = η/π_i``, with momentum ``β`` when
 #: the theorem has that parameter) and ``adaptive-radius`` (Gluon's ``‖g_i‖_*/(L0_i + L1_i‖g_i‖_*)``)
 STEP_KINDS = ("sharp", "constant-radius", "adaptive-radius")

@@ -45,7 +45,7 @@ class Statement:
 @dataclass(frozen=True)
 class TightInstance:
     """A designed instance on which a statement is attained (``observed/bound ≥ 0.99``), as data a
-    check builds and runs (:func:`dropmuon.verification.checks.check_tight_instance`).
+    check builds and runs (:func:`dropmuon.verification.synthetic.checks.check_tight_instance`).
 
     ``problem``: ``{"kind": "separable-quadratic", "curvature": [...], "shapes": [...],
     "norms": ..., "x0": [...] (one nested list per layer, optional), "seed": ...}``; the sampling

@@ -18,6 +18,9 @@ def _common(p):
                    help="an experiment JSON of dropmuon experiment; 'auto' (default): the newest "
                         "results/*/experiment.json if any; 'none': leave the torch section empty")
     p.add_argument("--seed", default="0", help="seed of the verification suite (default 0)")
+    p.add_argument("--suite-results", default=None, metavar="DIR",
+                   help="the verification suite's result files (dropmuon verify --out DIR, same suite and seed): "
+                        "finished checks are read back instead of run again, new ones saved there")
     p.add_argument("--columns", default="1", help="figure width: 1 (one column, default) or 2 (page width)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")
     p.add_argument("--json", action="store_true", help="print what was written as JSON")
@@ -46,8 +49,11 @@ def run(args) -> int:
         raise CLIError(f"--columns must be 1 or 2; got {args.columns}")
     check_out_folder("--out", args.out)
     tr = None if args.torch_results == "none" else args.torch_results
+    if args.suite_results is not None:
+        check_out_folder("--suite-results", args.suite_results)
     res = build_report(args.out, quick=args.quick, torch_results=tr, seed=seed, columns=columns,
-                       progress=False if args.no_progress else None, figures_only=args.figures_only)
+                       progress=False if args.no_progress else None, figures_only=args.figures_only,
+                       suite_results=args.suite_results)
     figures = [str(p) for p in res["figures"]]
     if args.json:
         emit_json({"report": str(res["report"]) if res["report"] else None,

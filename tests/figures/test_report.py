@@ -28,9 +28,12 @@ def torch_results(tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def report(tmp_path_factory, torch_results):
+def report(tmp_path_factory, torch_results, quick_suite_folder):
+    """The quick report, its verification section read from the session's quick-suite task files
+    (``suite_results``) rather than computed again."""
     out = tmp_path_factory.mktemp("report")
-    return out, build_report(out, quick=True, torch_results=torch_results, progress=False)
+    return out, build_report(out, quick=True, torch_results=torch_results, progress=False,
+                             suite_results=quick_suite_folder)
 
 
 def test_every_section_and_figure(report):
