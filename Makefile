@@ -9,11 +9,16 @@ PIP    := $(BIN)/python -m pip
 OUT    ?= out
 PIP_FLAGS := --disable-pip-version-check --quiet
 
-.PHONY: demo test bench clean help
+# the suite runs in $(TEST_JOBS) worker processes (pytest-xdist; 2 on the project's 2-core machines;
+# TEST_JOBS=1 runs it in one process, e.g. to read a traceback in order)
+TEST_JOBS ?= 2
+
+.PHONY: demo test test-fast bench clean help
 
 help:
 	@echo "make demo   - install and write the built-in report into $(OUT)/ (report.md, report.html, figures/)"
-	@echo "make test   - install with the test extras and run the test suite"
+	@echo "make test   - install with the test extras and run the whole test suite"
+	@echo "make test-fast - the suite without the tests marked slow (the edit loop)"
 	@echo "make bench  - run the benchmarks (tests/benchmarks)"
 
 $(BIN)/python:
@@ -35,7 +40,10 @@ demo: $(VENV)/.core
 	$(BIN)/dropmuon report --quick --out $(OUT)
 
 test: $(VENV)/.test
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q -n $(TEST_JOBS)
+
+test-fast: $(VENV)/.test
+	$(BIN)/python -m pytest -q -n $(TEST_JOBS) -m "not slow"
 
 bench: $(VENV)/.test
 	$(BIN)/python tests/benchmarks/run.py
