@@ -29,7 +29,7 @@ from pathlib import Path
 
 from dropmuon.theory._io import write_json_atomic
 
-from .experiment import PRESETS
+from .plan import PRESETS
 
 __all__ = ["REGIMES", "regime_settings", "regime_config", "run_campaign", "campaign_rows"]
 
@@ -40,7 +40,7 @@ _MNIST_CPU = dict(PRESETS["paper-gpu"]["cpu"], seeds=47)
 _GRID = (0.025, 0.05, 0.1, 0.2, 0.4)  # log-spaced, factor 2, centred on the paper's 0.1
 
 #: regime → ``{"about": what it tests, "cpu": settings, "cuda": settings}``; the settings are
-#: :class:`~dropmuon.verification.torchside.experiment.ExperimentConfig` fields, ``seeds`` a count
+#: :class:`~dropmuon.verification.torchside.plan.ExperimentConfig` fields, ``seeds`` a count
 REGIMES = {
     "minibatch": {"about": "today's protocol: minibatch Muon at one learning rate for every schedule",
                   "cpu": dict(_MNIST_CPU), "cuda": dict(_MNIST_GPU)},
@@ -83,9 +83,9 @@ def regime_settings(name: str, device: str = "cpu") -> dict:
 
 
 def regime_config(name: str, device: str = "cpu", **overrides):
-    """The :class:`~dropmuon.verification.torchside.experiment.ExperimentConfig` of regime
+    """The :class:`~dropmuon.verification.torchside.plan.ExperimentConfig` of regime
     ``name`` on ``device``; ``overrides`` replace its settings (``seeds`` a count or a tuple)."""
-    from .experiment import ExperimentConfig
+    from .plan import ExperimentConfig
 
     s = dict(regime_settings(name, device), **overrides)
     seeds = s.pop("seeds")

@@ -130,8 +130,8 @@ def measured_by_seed(config, runs: list[dict]) -> dict:
     order; ``None`` where a run did not get there): ``accuracy`` — interpolated time and
     iterations to the target metric; ``lhs`` — time and iterations until the running average of
     the theorems' left-hand side ``Σ_i ‖∇_i f‖_*²`` falls to the seed's ``ε²``
-    (:func:`~dropmuon.verification.torchside.experiment.lhs_thresholds`)."""
-    from .experiment import _interpolated, _lhs_crossing, lhs_thresholds
+    (:func:`~dropmuon.verification.torchside.speedups.lhs_thresholds`)."""
+    from .speedups import _interpolated, _lhs_crossing, lhs_thresholds
 
     by = {s: {r["seed"]: r for r in runs if r["sampling"] == s} for s in config.samplings}
     seeds = list(config.seeds)
