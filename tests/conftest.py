@@ -60,3 +60,18 @@ def quick_suite_records(quick_suite_folder):
     from dropmuon.verification import run_suite
 
     return [r.as_dict() for r in run_suite("quick", seed=0, progress=False, results=quick_suite_folder)]
+
+
+@pytest.fixture(scope="session")
+def quick_suite_by_task(quick_suite_folder):
+    """The quick suite's checks grouped by task label (``tight T1 …``, ``T3 spectral noise`` …),
+    read back from the session's task files: a test of one task's checks asserts on the run
+    every other door (the CLI, the report) also reads, instead of running the task again."""
+    from dropmuon.verification.runs.execution import run_tasks
+    from dropmuon.verification.synthetic.suites import _decode_checks, _encode_checks, _tasks, suite_tasks
+
+    per_task = run_tasks(suite_tasks("quick", 0), results=quick_suite_folder, encode=_encode_checks,
+                         decode=_decode_checks, manifest={"suite": "quick", "seed": 0}, progress=False)
+    labels = [label for label, _ in _tasks("quick", 0)]
+    assert len(labels) == len(per_task) == len(set(labels))
+    return dict(zip(labels, per_task))

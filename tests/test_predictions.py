@@ -129,8 +129,9 @@ def test_relative_spread_reverses_the_ordering():
 
 
 @pytest.mark.parametrize("size,n", [("quick", 10), ("standard", 50)])
-def test_prediction_checks_all_hold(size, n):
-    rs = prediction_checks(seed=0, size=size)
+def test_prediction_checks_all_hold(size, n, quick_suite_by_task):
+    # the quick ones as the session's quick suite ran them (prediction_checks(seed=0, size="quick"))
+    rs = quick_suite_by_task["solver predictions"] if size == "quick" else prediction_checks(seed=0, size=size)
     assert len(rs) == n
     for r in rs:
         assert r.holds, r.note
@@ -150,10 +151,10 @@ def test_random_profiles_respect_the_gap_and_the_seed():
             assert s == pytest.approx(1.0, abs=1e-12) or 1.0 / s <= 1.0 - MIN_PREDICTED_GAP
 
 
-def test_records_are_json_ready():
+def test_records_are_json_ready(quick_suite_by_task):
     recs = run_predictions(builtin_profiles()[:1])
     json.dumps([r.as_dict() for r in recs])
-    json.dumps([r.as_dict() for r in prediction_checks()])
+    json.dumps([r.as_dict() for r in quick_suite_by_task["solver predictions"]])
     d = recs[0].as_dict()
     assert d["distribution"] == "optimal" and isinstance(d["pi"], list)
     assert math.isfinite(d["predicted_K"]) and d["measured_iterations"] > 0

@@ -23,9 +23,10 @@ def _lying(factor):
     return p
 
 
-@pytest.mark.parametrize("label,task", tight_instances(), ids=[t[0] for t in tight_instances()])
-def test_tight_instances(label, task):
-    for r in task():
+@pytest.mark.parametrize("label", [t[0] for t in tight_instances()])
+def test_tight_instances(label, quick_suite_by_task):
+    """Each tight instance, as the quick suite ran it (conftest: one run per session)."""
+    for r in quick_suite_by_task[label]:
         assert r.holds and r.method in ("exact", "separable"), r
         assert TIGHT_MIN <= r.ratio <= 1 + BOUND_RTOL, r
 
@@ -38,10 +39,13 @@ def test_every_registered_theorem_has_a_tight_instance_or_says_why():
         assert f"tight {t.label}" in labels or t.tight_note, t.name
 
 
-@pytest.mark.parametrize("label,task", quick_tasks(0), ids=[t[0] for t in quick_tasks(0)])
-def test_quick_suite_checks_hold(label, task):
-    """The quick suite's theorem checks, one test each: every bound holds."""
-    for r in task():
+@pytest.mark.parametrize("label", [t[0] for t in quick_tasks(0)])
+def test_quick_suite_checks_hold(label, quick_suite_by_task):
+    """The quick suite's theorem checks, one test each (as the session's quick suite ran them):
+    every bound holds."""
+    rs = quick_suite_by_task[label]
+    assert rs
+    for r in rs:
         assert r.holds, r
         assert 0 < r.observed <= r.bound * (1 + BOUND_RTOL) or r.method == "mc", r
 

@@ -103,14 +103,11 @@ INSTANCES = t3_noise_dominated_instances()
 
 
 @pytest.fixture(scope="module")
-def t3_results(quick_suite_records):
+def t3_results(quick_suite_by_task):
     """Each instance's check as the quick suite ran it — the suite's noise-dominated tasks are
     these instances' ``inst.check()`` at seed 0 — read from the session's run (conftest) instead
     of a second Monte Carlo run of the same paths."""
-    from dropmuon.verification import CheckResult
-
-    by_name = {d["name"]: d for d in quick_suite_records if d["theorem"] == T3.name}
-    return {inst.name: CheckResult.from_dict(by_name[inst.name]) for inst in INSTANCES}
+    return {inst.name: quick_suite_by_task[f"T3 noise-dominated {inst.name}"][0] for inst in INSTANCES}
 
 
 def _bound(K, eta, beta, L, pi, sigma, rho, Delta0):
