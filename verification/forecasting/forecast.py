@@ -244,7 +244,7 @@ def predict(constants, schedules=PREDICT_SCHEDULES, *, run=None, epsilon=None, L
     calibration dict; ``schedules``: names from :data:`KNOWN_SCHEDULES` (default
     :data:`PREDICT_SCHEDULES`; full updates are the
     baseline whether listed or not; ``phase-optimal`` needs a calibration with the per-phase
-    constants of :func:`~dropmuon.verification.torchside.experiment.measure_phases`, and its row
+    constants of :func:`~dropmuon.verification.torchside.calibration.measure_phases`, and its row
     carries each phase's start and predicted speed-up); ``run``: a :class:`PlannedRun` or a dict of its fields;
     ``epsilon``: the accuracy target (``None``: :data:`EPS_FRACTION` of the initial total gradient
     norm in the file); ``L_source``: the record field the theorems' ``L`` comes from
