@@ -25,6 +25,29 @@ from .strategies import problems
 # -- 1. independent sampling with activation costs: the local method against a brute force ------
 
 
+# Nelder–Mead stops when its best value has gained less than 1e-15 (relative) over this many
+# iterations. Measured over the 160 starts of the 20 cases below: every start reached its final
+# value (to 1e-15) by iteration 241, and the 13 that never met xatol/fatol (fatol is absolute, below
+# the rounding of values ~10..1000) ran on to maxiter = 20000 without gaining anything after iteration
+# 111; the stop keeps each start's trajectory up to 500 iterations past its last gain.
+NM_STALL = 500
+
+
+def _stall_stop():
+    """A Nelder–Mead callback that ends the run after NM_STALL iterations without a gain of
+    1e-15 (relative) in the best value (scipy reads the name ``intermediate_result``)."""
+    last = {"fun": math.inf, "it": 0, "n": 0}
+
+    def callback(intermediate_result):
+        last["n"] += 1
+        if intermediate_result.fun < last["fun"] - 1e-15 * abs(last["fun"]):
+            last["fun"], last["it"] = intermediate_result.fun, last["n"]
+        if last["n"] - last["it"] >= NM_STALL:
+            raise StopIteration
+
+    return callback
+
+
 def _brute_force(problem):
     """Best total cost over a grid of π (log-spaced down to 1e-9 plus linear), then Nelder–Mead
     in log π from the 8 best grid points: an independent route to the optimum (b ≤ 3)."""
@@ -40,7 +63,7 @@ def _brute_force(problem):
         return float(problem.iterations_many(p)[0] * _ecost_independent(problem.model, p)[0])
 
     for k in np.argsort(tc)[:8]:
-        r = minimize(f, np.log(P[k]), method="Nelder-Mead",
+        r = minimize(f, np.log(P[k]), method="Nelder-Mead", callback=_stall_stop(),
                      options={"xatol": 1e-12, "fatol": 1e-15, "maxiter": 20000})
         best = min(best, float(r.fun))
     return best
