@@ -39,6 +39,20 @@ def _k_terms(objective, kw):
     return 2 * kw["Delta0"] / kw["epsilon"], 1.0, L0 / (L1**2 * kw["epsilon"])
 
 
+def _last_value(parts):
+    """``parts`` remembering its last point: SLSQP asks for the objective, the constraint and its
+    Jacobian at the same point, three calls of ``parts`` with one answer (the arrays are only read)."""
+    last = {}
+
+    def cached(x):
+        key = np.asarray(x).tobytes()
+        if last.get("key") != key:
+            last["key"], last["value"] = key, parts(x)
+        return last["value"]
+
+    return cached
+
+
 def best_distribution(model, family, objective, kw, *, starts=12, seed=0):
     """``(total cost, distribution)``: the best of ``starts`` SLSQP runs (plus one from each
     vertex for set families), scored by the project's evaluator."""
@@ -74,6 +88,8 @@ def best_distribution(model, family, objective, kw, *, starts=12, seed=0):
             C = float(cost @ r) / mass
             dC = (cost - C) * r / mass
             return pi, C, dC, (member - pi[:, None]) * r / mass
+
+    parts = _last_value(parts)
 
     def fg(z):
         x, tau = z[:n], z[n]

@@ -2,6 +2,7 @@
 case that cvxpy labelled optimal at 2.97x), bad inputs are one-line errors without numpy
 warnings, and the rewritten objective of the log-domain local method is the old one."""
 
+import functools
 import itertools
 import math
 import warnings
@@ -41,6 +42,7 @@ def _fixed_cost(dist, model=ISSUE_MODEL, kw=ISSUE_KW):
     return optimal_sampling(None, model, family="fixed", objective="l0l1", distribution=dist, **kw).total_cost
 
 
+@functools.cache  # deterministic, and two tests compare with it
 def _issue_independent_optimum():
     """Two routes that share nothing with the solvers: (1) the multi-start optimiser over all
     seven subsets (independent_optimum.py); (2) the one-parameter family its answer points to —
