@@ -2,7 +2,13 @@ import contextlib
 import fcntl
 import os
 
-import pytest
+# One BLAS/OpenMP thread per test process: the suite's linear algebra is small, and with two test
+# workers on two cores (make test: pytest-xdist) a library's second thread only spins waiting for
+# a busy core (L-BFGS-B ran ~25x slower per iteration so). Set before numpy or torch is imported.
+for _var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+    os.environ.setdefault(_var, "1")
+
+import pytest  # noqa: E402 - after the thread settings
 from hypothesis import HealthCheck, settings
 
 # Sympy evaluation inside property tests is slow and uneven: no per-example deadline. On CI the
