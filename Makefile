@@ -40,10 +40,10 @@ demo: $(VENV)/.core
 	$(BIN)/dropmuon report --quick --out $(OUT)
 
 test: $(VENV)/.test
-	$(BIN)/python -m pytest -q -n $(TEST_JOBS)
+	$(BIN)/python -m pytest -q -n $(TEST_JOBS) --dist loadgroup
 
 test-fast: $(VENV)/.test
-	$(BIN)/python -m pytest -q -n $(TEST_JOBS) -m "not slow"
+	$(BIN)/python -m pytest -q -n $(TEST_JOBS) --dist loadgroup -m "not slow"
 
 bench: $(VENV)/.test
 	$(BIN)/python tests/benchmarks/run.py

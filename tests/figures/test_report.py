@@ -14,6 +14,10 @@ from dropmuon.figures.report import SECTIONS, Report, build_report
 from .conftest import check_saved
 
 
+# the report reads the session's quick suite (conftest): on the xdist worker that computes it, so
+# no other worker waits for it; the report takes minutes, so its tests are left out of test-fast
+pytestmark = [pytest.mark.xdist_group("quick-suite"), pytest.mark.slow]
+
 @pytest.fixture(scope="module")
 def torch_results(tmp_path_factory):
     """A tiny real experiment (tiny CNN, two schedules, two seeds; ≈ 3 s)."""
