@@ -18,7 +18,7 @@ from .conftest import check_saved
 # no other worker waits for it; the report takes minutes, so its tests are left out of test-fast
 pytestmark = [pytest.mark.xdist_group("quick-suite"), pytest.mark.slow]
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")  # session: xdist may interleave another module's tests between this one's
 def torch_results(tmp_path_factory):
     """A tiny real experiment (tiny CNN, two schedules, two seeds; ≈ 3 s)."""
     pytest.importorskip("torch")
@@ -31,7 +31,7 @@ def torch_results(tmp_path_factory):
     return out / "experiment.json"
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def report(tmp_path_factory, torch_results, quick_suite_folder):
     """The quick report, its verification section read from the session's quick-suite task files
     (``suite_results``) rather than computed again."""

@@ -2,16 +2,17 @@
 optimum is never beaten by full, uniform or random distributions, and it is invariant under
 scaling the constants or the costs."""
 
+import re
+
 import numpy as np
 import pytest
-from hypothesis import given, settings
-from hypothesis import strategies as st
-
 from dropmuon.solvers import optimal_sampling
 from dropmuon.theory import RPT, CompactSubsets, CostModel, Independent, SubsetDistribution
 from dropmuon.theory.sampling import inclusion_from_start
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
-from ..tolerances import CONVEX_RTOL, EXACT_RTOL, LOCAL_RTOL
+from ..tolerances import CONVEX_RTOL, COST_RTOL, EXACT_RTOL, LOCAL_RTOL
 from .strategies import l0l1_problems, problems
 
 
@@ -124,6 +125,28 @@ def test_invariance_under_scaling(prob, family, objective, alpha, gamma):
         np.testing.assert_allclose(s.inclusion, r.inclusion, rtol=1e-12, atol=1e-12)
 
 
+def _round_simplex(p, n: int) -> np.ndarray:
+    """The point of the simplex grid {0, 1/n, …, 1} nearest ``p`` in the largest-remainder sense:
+    floor ``n·p``, then hand the missing units to the largest remainders."""
+    x = np.asarray(p, dtype=float) * n
+    k = np.floor(x).astype(int)
+    k[np.argsort(k - x)[: n - int(k.sum())]] += 1
+    return k / n
+
+
+def _nearest_grid_point(dist, family: str, n: int):
+    """The point of the brute-force grid (``solvers.numeric.solve_grid`` at resolution 1/n) nearest
+    ``dist``: start (or lowest-layer) probabilities on the simplex grid, inclusion probabilities
+    on {1/n, …, 1} (independent) or {0, 1/n, …, 1} (subsets)."""
+    if family == "independent":
+        return Independent(np.clip(np.round(np.asarray(dist.pi) * n), 1, n) / n)
+    if family == "rpt":
+        return RPT(_round_simplex(dist.start_probs, n))
+    t = np.round(np.asarray(dist.include_probs) * n) / n
+    t[0] = 0.0
+    return CompactSubsets(_round_simplex(dist.lowest_probs, n), t)
+
+
 @settings(max_examples=60)
 @given(l0l1_problems(max_layers=3), st.sampled_from(["rpt", "independent", "subsets"]))
 def test_l0l1_scipy_cvxpy_and_grid(prob, family):
@@ -136,8 +159,13 @@ def test_l0l1_scipy_cvxpy_and_grid(prob, family):
     assert sp.total_cost == pytest.approx(cv.total_cost, rel=LOCAL_RTOL)
     assert cv.total_cost <= gr.total_cost * (1 + CONVEX_RTOL)
     assert sp.total_cost <= gr.total_cost * (1 + LOCAL_RTOL)
-    # and the grid search works: it is within what its resolution allows of the optimum
-    assert gr.total_cost <= cv.total_cost * 1.01
+    # and the grid search works: it is within what its resolution allows of the optimum — no worse
+    # than the grid point nearest the convex optimum (a fixed 1% was not a bound: at resolution 1/40
+    # the subsets grid can sit 1.4% above it, found by hypothesis; the nearest point is on the grid)
+    n = int(re.search(r"resolution 1/(\d+)", gr.message).group(1))
+    near = optimal_sampling(None, model, family="fixed", objective="l0l1",
+                            distribution=_nearest_grid_point(cv.distribution, family, n), **kw)
+    assert gr.total_cost <= near.total_cost * (1 + COST_RTOL)
 
 
 @settings(max_examples=40)
