@@ -81,3 +81,51 @@ def quick_suite_by_task(quick_suite_folder):
     labels = [label for label, _ in _tasks("quick", 0)]
     assert len(labels) == len(per_task) == len(set(labels))
     return dict(zip(labels, per_task))
+
+
+#: the longest tests (≥ ~8 s each on an idle 2-core machine with two xdist workers, measured
+#: 2026-12-07) and the modules whose many tests add up (figure rendering and layout, multi-process
+#: and Dask execution, the solvers' property searches, the torch CLI), marked ``slow`` here in one
+#: place: ``make test`` runs them, ``make test-fast`` (the edit loop, ≤ 90 s) leaves them out.
+#: Every test that reads the session's quick suite is slow too (the suite takes ~55 s to compute).
+#: A node-id prefix that matches no collected test is an error.
+SLOW = (
+    "tests/figures/test_all_figures.py::",
+    "tests/figures/test_verification_plots.py::",
+    "tests/figures/test_theory_plots.py::",
+    "tests/torchside/test_distributed.py::",
+    "tests/torchside/test_frontend.py::",
+    "tests/torchside/test_train_cli.py::",
+    "tests/test_execution.py::",
+    "tests/test_coupling.py::",
+    "tests/solvers/test_certified_optimum.py::",
+    "tests/solvers/test_properties.py::",
+    "tests/solvers/test_extremes.py::",
+    "tests/verification/test_separable_exact.py::",
+    "tests/figures/test_report.py::",
+    "tests/figures/test_torch_plots.py::test_both_figures_read_a_real_tiny_experiment",
+    "tests/test_theorems.py::test_numeric_equals_sympy",
+    "tests/test_theorems.py::test_against_reference_formulas",
+    "tests/test_doctests.py::test_docstring_examples[dropmuon.verification.synthetic.coupling]",
+    "tests/verification/test_dropmuon.py::test_exact_paths_against_monte_carlo",
+    "tests/verification/test_checks.py::test_random_instances_are_reproducible",
+    "tests/torchside/test_speed_options.py::test_costs_of_a_compiled_model_are_timed_on_its_compiled_steps",
+    "tests/torchside/test_regimes.py::",
+    "tests/torchside/test_training.py::test_experiment_runs_summarises_and_resumes",
+    "tests/torchside/test_training.py::test_experiment_killed_part_way_resumes_without_loss_or_duplicates",
+    "tests/torchside/test_preregistration.py::test_predictions_are_written_with_their_digest_before_the_first_run",
+)
+_QUICK_SUITE = {"quick_suite_folder", "quick_suite_records", "quick_suite_by_task"}
+
+
+def pytest_collection_modifyitems(config, items):
+    used = set()
+    for item in items:
+        hit = [p for p in SLOW if item.nodeid.startswith(p)]
+        used.update(hit)
+        if hit or _QUICK_SUITE & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.slow)
+    everything = {str(a) for a in config.args} <= {"tests", str(config.rootpath / "tests"), str(config.rootpath)} \
+        or not config.args
+    if everything and items and (stale := [p for p in SLOW if p not in used]):
+        raise pytest.UsageError(f"tests/conftest.py SLOW names tests that do not exist: {stale}")

@@ -15,8 +15,8 @@ from .conftest import check_saved
 
 
 # the report reads the session's quick suite (conftest): on the xdist worker that computes it, so
-# no other worker waits for it; the report takes minutes, so its tests are left out of test-fast
-pytestmark = [pytest.mark.xdist_group("quick-suite"), pytest.mark.slow]
+# no other worker waits for it (and, like every reader of that suite, it is marked slow there)
+pytestmark = pytest.mark.xdist_group("quick-suite")
 
 @pytest.fixture(scope="session")  # session: xdist may interleave another module's tests between this one's
 def torch_results(tmp_path_factory):
