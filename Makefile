@@ -10,7 +10,8 @@ OUT    ?= out
 PIP_FLAGS := --disable-pip-version-check --quiet
 
 # the suite runs in $(TEST_JOBS) worker processes (pytest-xdist; 2 on the project's 2-core machines;
-# TEST_JOBS=1 runs it in one process, e.g. to read a traceback in order)
+# TEST_JOBS=1 runs it in one process, e.g. to read a traceback in order), a test file per worker
+# (--dist loadfile: a module's expensive fixtures, such as the report's, are built once)
 TEST_JOBS ?= 2
 
 .PHONY: demo test test-fast bench clean help
@@ -40,10 +41,10 @@ demo: $(VENV)/.core
 	$(BIN)/dropmuon report --quick --out $(OUT)
 
 test: $(VENV)/.test
-	$(BIN)/python -m pytest -q -n $(TEST_JOBS) --dist loadgroup
+	$(BIN)/python -m pytest -q -n $(TEST_JOBS) --dist loadfile
 
 test-fast: $(VENV)/.test
-	$(BIN)/python -m pytest -q -n $(TEST_JOBS) --dist loadgroup -m "not slow"
+	$(BIN)/python -m pytest -q -n $(TEST_JOBS) --dist loadfile -m "not slow"
 
 bench: $(VENV)/.test
 	$(BIN)/python tests/benchmarks/run.py

@@ -227,7 +227,6 @@ def test_newton_schulz_coupling_reports_measured_delta():
     assert rs[0].delta_measured is None and rs[2].delta_measured > 0.5
 
 
-@pytest.mark.xdist_group("quick-suite")
 def test_coupling_checks_quick_all_hold(quick_suite_by_task):
     rs = quick_suite_by_task["inexact-LMO coupling"]  # coupling_checks(seed=0, size="quick"), as the suite ran it
     assert len(rs) == 6

@@ -96,7 +96,6 @@ def test_a_failure_part_way_then_a_rerun_loses_and_duplicates_nothing(where, clu
     assert not list(tmp_path.rglob("*.tmp"))
 
 
-@pytest.mark.xdist_group("quick-suite")
 def test_the_suite_runs_the_same_everywhere(cluster, tmp_path, quick_suite_by_task):
     # every registered theorem's checks (the tight instances and the quick checks: 53 of the quick
     # suite's 60 tasks) on the cluster; the other 7 (solver predictions, the coupling, T3's noise-

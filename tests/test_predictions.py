@@ -128,7 +128,6 @@ def test_relative_spread_reverses_the_ordering():
     assert rows[0]["measured_speedup_vs_full"] < 0.5
 
 
-@pytest.mark.xdist_group("quick-suite")
 @pytest.mark.parametrize("size,n", [("quick", 10), ("standard", 50)])
 def test_prediction_checks_all_hold(size, n, quick_suite_by_task):
     # the quick ones as the session's quick suite ran them (prediction_checks(seed=0, size="quick"))
@@ -152,7 +151,6 @@ def test_random_profiles_respect_the_gap_and_the_seed():
             assert s == pytest.approx(1.0, abs=1e-12) or 1.0 / s <= 1.0 - MIN_PREDICTED_GAP
 
 
-@pytest.mark.xdist_group("quick-suite")
 def test_records_are_json_ready(quick_suite_by_task):
     recs = run_predictions(builtin_profiles()[:1])
     json.dumps([r.as_dict() for r in recs])

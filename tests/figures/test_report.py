@@ -14,10 +14,6 @@ from dropmuon.figures.report import SECTIONS, Report, build_report
 from .conftest import check_saved
 
 
-# the report reads the session's quick suite (conftest): on the xdist worker that computes it, so
-# no other worker waits for it (and, like every reader of that suite, it is marked slow there)
-pytestmark = pytest.mark.xdist_group("quick-suite")
-
 @pytest.fixture(scope="session")  # session: xdist may interleave another module's tests between this one's
 def torch_results(tmp_path_factory):
     """A tiny real experiment (tiny CNN, two schedules, two seeds; ≈ 3 s)."""

@@ -23,7 +23,6 @@ def _lying(factor):
     return p
 
 
-@pytest.mark.xdist_group("quick-suite")
 @pytest.mark.parametrize("label", [t[0] for t in tight_instances()])
 def test_tight_instances(label, quick_suite_by_task):
     """Each tight instance, as the quick suite ran it (conftest: one run per session)."""
@@ -40,7 +39,6 @@ def test_every_registered_theorem_has_a_tight_instance_or_says_why():
         assert f"tight {t.label}" in labels or t.tight_note, t.name
 
 
-@pytest.mark.xdist_group("quick-suite")
 @pytest.mark.parametrize("label", [t[0] for t in quick_tasks(0)])
 def test_quick_suite_checks_hold(label, quick_suite_by_task):
     """The quick suite's theorem checks, one test each (as the session's quick suite ran them):
@@ -112,7 +110,6 @@ def test_cli_verify_bad_suite(capsys):
     assert main(["verify", "--seed", "x"]) == 2
 
 
-@pytest.mark.xdist_group("quick-suite")
 def test_cli_verify_quick_json_matches_run_suite(capsys, quick_suite_folder, quick_suite_records):
     """The acceptance interface: a JSON list of records with the named fields, exit status 0,
     and the same records as ``run_suite("quick", seed=0)``. The command reads the session's

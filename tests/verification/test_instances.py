@@ -117,7 +117,6 @@ def _bound(K, eta, beta, L, pi, sigma, rho, Delta0):
             + 2 * math.sqrt(beta / (2 - beta)) * R + 2 * (1 - beta) * Rp / (K * beta))
 
 
-@pytest.mark.xdist_group("quick-suite")
 @pytest.mark.parametrize("inst", INSTANCES, ids=[i.name for i in INSTANCES])
 def test_t3_instance_holds_at_its_confidence(inst, t3_results):
     r = t3_results[inst.name]
