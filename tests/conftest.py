@@ -59,16 +59,6 @@ def quick_suite_folder(tmp_path_factory):
 
 
 @pytest.fixture(scope="session")
-def quick_suite_records(quick_suite_folder):
-    """The quick verification suite at seed 0 as JSON-ready records, computed once per session
-    (:func:`quick_suite_folder`): several tests (the CLI, the report, distributed execution)
-    compare their own run with this one."""
-    from dropmuon.verification import run_suite
-
-    return [r.as_dict() for r in run_suite("quick", seed=0, progress=False, results=quick_suite_folder)]
-
-
-@pytest.fixture(scope="session")
 def quick_suite_by_task(quick_suite_folder):
     """The quick suite's checks grouped by task label (``tight T1 …``, ``T3 spectral noise`` …),
     read back from the session's task files: a test of one task's checks asserts on the run
@@ -129,3 +119,11 @@ def pytest_collection_modifyitems(config, items):
         or not config.args
     if everything and items and (stale := [p for p in SLOW if p not in used]):
         raise pytest.UsageError(f"tests/conftest.py SLOW names tests that do not exist: {stale}")
+
+
+@pytest.fixture(scope="session")
+def quick_suite_records(quick_suite_by_task):
+    """The quick verification suite at seed 0 as JSON-ready records, in the suite's order,
+    computed once per session (:func:`quick_suite_folder`): several tests (the CLI, the report,
+    distributed execution) compare their own run with this one."""
+    return [r.as_dict() for rs in quick_suite_by_task.values() for r in rs]

@@ -43,29 +43,3 @@ def test_core_import_stays_light(modules, absent):
     code = f"import sys, {modules}; print(','.join(m for m in {absent!r} if m in sys.modules))"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == ""
-
-
-def test_layering():
-    """theory imports none of the others; solvers only theory; verification theory and solvers."""
-    import ast
-    import pathlib
-
-    root = pathlib.Path(__file__).resolve().parents[1]
-    allowed = {
-        "theory": set(),
-        "solvers": {"theory"},
-        "verification": {"theory", "solvers"},
-        "figures": {"theory", "solvers", "verification"},
-    }
-    for pkg, ok in allowed.items():
-        for path in (root / pkg).rglob("*.py"):
-            tree = ast.parse(path.read_text())
-            for node in ast.walk(tree):
-                names = []
-                if isinstance(node, ast.Import):
-                    names = [a.name.split(".")[0] for a in node.names]
-                elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
-                    names = [node.module.split(".")[0]]
-                for n in names:
-                    if n in allowed and n != pkg:
-                        assert n in ok, f"{path.relative_to(root)} imports {n}"
