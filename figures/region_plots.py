@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from dropmuon.solvers import FULL_OPTIMAL_RTOL, optimal_sampling
+from dropmuon.solvers import FULL_OPTIMAL_RTOL, optimal_sampling, optimum_lower_bound
 from dropmuon.theory import RPT, CostModel
 
 from ._theory_common import _OBJECTIVE_NAMES, _SEARCH_ONLY, _floats, _jsonable, _nlayers
@@ -35,6 +35,22 @@ def _beats_full(L, costs, objective, family, fixed_kw) -> bool:
     return False
 
 
+_FULL = RPT((1.0, 0.0, 0.0))  # every step from layer 1: the full-network update
+
+
+def _full_certified(L, costs, objective, family, fixed_kw) -> bool:
+    """Whether full updates are proved optimal within the solvers' tie tolerance without solving:
+    the weak-duality lower bound read off the full distribution
+    (:func:`solvers.optimum_lower_bound`) is within ``1 + FULL_OPTIMAL_RTOL`` of its total cost.
+    The bound is exact where full updates are optimal, so this decides the whole region; the
+    optimum lies between the bound and full's cost, so the solver would say the same."""
+    kw = {k: v for k, v in fixed_kw.items() if k in ("forward_cost", "L0", "L1", "Delta0", "epsilon")}
+    full_tc = optimal_sampling(L, costs, family="fixed", objective=objective, distribution=_FULL,
+                               **fixed_kw).total_cost
+    bound = optimum_lower_bound(L, costs, _FULL, family=family, objective=objective, **kw)
+    return full_tc <= bound * (1 + FULL_OPTIMAL_RTOL)
+
+
 def full_optimal_region(costs3, *, ratios=None, objectives=("max", "sum"), family: str = "rpt",
                         **kw) -> dict:
     r"""Where full-network updates are optimal, for ``b = 3`` layers with ``L = (1, r2, r3)``,
@@ -44,9 +60,10 @@ def full_optimal_region(costs3, *, ratios=None, objectives=("max", "sum"), famil
     A point is full-optimal when :func:`solvers.optimal_sampling` says so (``full_is_optimal``:
     full updates cost at most ``1 + FULL_OPTIMAL_RTOL`` times the optimum). For the sum-form with
     the ``rpt`` or ``subsets`` family, where the solver is an interior-point method (~15 ms a
-    point), points where a simple RPT distribution already beats full are decided without it
-    (a certificate: the optimum is at least as cheap); the 61 × 61 default then takes about 10 s
-    instead of about 50 s. docs/sampling.md: max-form RPT is full-optimal iff ``L_1 = max_j L_j``.
+    point), two certificates decide most points without it: a simple RPT distribution that
+    beats full (the optimum is at least as cheap), and the weak-duality lower bound read off full
+    updates themselves (:func:`solvers.optimum_lower_bound`: exact wherever full is optimal). Only
+    points near the region's boundary are solved. docs/sampling.md: max-form RPT is full-optimal iff ``L_1 = max_j L_j``.
 
     Returns ``{"costs", "family", "ratios", "panels"}`` with ``panels = [{"objective",
     "full_optimal"}, …]``, ``full_optimal[j][i]`` for ``r3 = ratios[j]``, ``r2 = ratios[i]``.
@@ -82,6 +99,8 @@ def full_optimal_region(costs3, *, ratios=None, objectives=("max", "sum"), famil
                 L = (1.0, float(r2), float(r3))
                 if screen and _beats_full(L, costs3, obj, family, fixed_kw):
                     row.append(False)
+                elif screen and _full_certified(L, costs3, obj, family, fixed_kw):
+                    row.append(True)
                 else:
                     res = optimal_sampling(L, costs3, family=family, objective=obj, **kw)
                     row.append(bool(res.full_is_optimal))

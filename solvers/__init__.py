@@ -27,11 +27,13 @@ from .optimal import (
     SamplingResult,
     full_network_optimal,
     optimal_sampling,
+    optimum_lower_bound,
 )
 
 __all__ = [
     "optimal_sampling",
     "full_network_optimal",
+    "optimum_lower_bound",
     "SamplingResult",
     "FullNetworkVerdict",
     "STATUSES",

@@ -348,3 +348,48 @@ def test_hard_instances_answers_unchanged(seed):
     assert r.method == "scipy" and r.status == "optimal_inaccurate"
     assert r.total_cost <= OLD_HARD[seed] * (1 + 1e-12)
     assert r.total_cost >= OLD_HARD[seed] * (1 - 1e-7)
+
+
+# -- the lower bound read off any distribution ------------------------------------------------
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.lists(st.floats(0.05, 20.0), min_size=3, max_size=3), st.lists(st.floats(0.1, 5.0), min_size=3, max_size=3),
+       st.floats(0.0, 3.0), st.sampled_from(["rpt", "independent", "subsets"]))
+def test_the_lower_bound_of_any_distribution_is_below_the_optimum_and_exact_at_it(L, c, F, family):
+    """optimum_lower_bound never exceeds the certified optimum (weak duality), whatever distribution
+    it is read off; read off full updates (π = 1 exactly) it proves them optimal exactly when the
+    solver finds them optimal."""
+    from dropmuon.solvers import optimum_lower_bound
+    from dropmuon.theory import RPT
+
+    best = optimal_sampling(L, c, family=family, objective="sum", forward_cost=F)
+    assert best.status == "optimal"
+    for dist in (RPT.full(3), RPT.uniform(3), best.distribution):
+        bound = optimum_lower_bound(L, c, dist, family=family, objective="sum", forward_cost=F)
+        assert bound <= best.total_cost * (1 + 1e-12)  # a proven bound; 1e-12: the two evaluations' rounding
+    # read off a computed optimum, the bound is first-order in that optimum's error (the solver
+    # certifies its answer with its own multipliers instead): close, not to rounding
+    bound = optimum_lower_bound(L, c, best.distribution, family=family, objective="sum", forward_cost=F)
+    assert bound >= best.total_cost * (1 - 1e-4)
+    # full updates are certified optimal by their own bound exactly when the solver says so
+    # (away from the tie: the tolerance of full_is_optimal, 1e-9, against the 1e-8 certificate)
+    full = optimum_lower_bound(L, c, RPT.full(3), family=family, objective="sum", forward_cost=F)
+    if best.full_total_cost > best.total_cost * (1 + 1e-6):
+        assert best.full_total_cost > full * (1 + 1e-6)
+    elif best.full_total_cost <= best.total_cost * (1 + 1e-12) and family == "rpt":
+        assert best.full_total_cost <= full * (1 + 1e-9)
+
+
+def test_the_lower_bound_bad_input():
+    from dropmuon.solvers import optimum_lower_bound
+    from dropmuon.theory import RPT
+
+    with pytest.raises(ValueError, match="objective 'max'"):
+        optimum_lower_bound([1, 2, 3], [1, 1, 1], RPT.full(3), objective="max")
+    with pytest.raises(ValueError, match="family"):
+        optimum_lower_bound([1, 2, 3], [1, 1, 1], RPT.full(3), family="fixed")
+    with pytest.raises(ValueError, match="2 layers but L and the costs have 3"):
+        optimum_lower_bound([1, 2, 3], [1, 1, 1], RPT.full(2))
+    with pytest.raises(ValueError, match="leaves a layer out"):
+        optimum_lower_bound([1, 2, 3], [1, 1, 1], RPT([0.0, 1.0, 0.0]))
