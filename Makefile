@@ -7,7 +7,9 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 PIP    := $(BIN)/python -m pip
 OUT    ?= out
-PIP_FLAGS := --disable-pip-version-check --quiet
+# --no-compile: pip would byte-compile every installed module (torch's thousands) up front, ~30 s;
+# Python compiles the few the project imports on first use instead
+PIP_FLAGS := --disable-pip-version-check --quiet --no-compile
 
 # the suite runs in $(TEST_JOBS) worker processes (pytest-xdist; 2 on the project's 2-core machines;
 # TEST_JOBS=1 runs it in one process, e.g. to read a traceback in order), a test file per worker
@@ -25,15 +27,15 @@ help:
 $(BIN)/python:
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Python >= 3.11 is needed; got " + sys.version.split()[0] + " (set PYTHON=...)")'
 	$(PYTHON) -m venv $(VENV)
-	$(PIP) install $(PIP_FLAGS) --upgrade pip setuptools wheel
 
 $(VENV)/.core: $(BIN)/python pyproject.toml constraints.txt
 	$(PIP) install $(PIP_FLAGS) -c constraints.txt -e .
 	@touch $@
 
-$(VENV)/.test: $(VENV)/.core
+# one resolve for everything the tests need (the core included: .core is then up to date too)
+$(VENV)/.test: $(BIN)/python pyproject.toml constraints.txt
 	$(PIP) install $(PIP_FLAGS) -c constraints.txt -e '.[test,torch,dask]'
-	@touch $@
+	@touch $@ $(VENV)/.core
 
 demo: $(VENV)/.core
 	$(BIN)/dropmuon sample --L 1,5,3,2 --costs 1,1,1,1 --forward-cost 2
