@@ -159,10 +159,15 @@ class Norm:
 
     def lmo(self, M, t: float = 1.0) -> np.ndarray:
         """``LMO_t(M) = argmin_{‖Z‖ ≤ t} ⟨M, Z⟩ = −t M^♯/‖M‖_*`` (zero for ``M = 0``)."""
-        if not (isinstance(t, (int, float, np.floating)) and math.isfinite(t) and t >= 0):
-            raise ValueError(f"the LMO radius must be non-negative and finite; got t = {t!r}")
+        _check_radius(t)
         A = np.asarray(M, dtype=float)
         return self._lmo(as_matrix(A), t).reshape(A.shape)
+
+    def _lmo_given_dual(self, M: np.ndarray, t: float, d: float) -> np.ndarray:
+        """``lmo(M, t)`` of a float array ``M`` whose dual norm ``d = dual(M)`` the caller already
+        holds (Drop-Muon's step forms it for the radius): the same result, one dual norm fewer."""
+        _check_radius(t)
+        return self._lmo(as_matrix(M), t, d).reshape(M.shape)
 
     # -- the same maps on stacks of matrices (..., m, n): one matrix per trailing m × n block ------
 
@@ -199,31 +204,45 @@ class Norm:
             raise ValueError(f"the LMO radius must be non-negative and finite; got t = {t!r}")
         return self._lmo(_stack(M), t)
 
-    def _lmo(self, M: np.ndarray, t) -> np.ndarray:
+    def _lmo(self, M: np.ndarray, t, d=None) -> np.ndarray:
         # the one implementation of LMO_t on a stack: −t/‖M‖_* times M^♯, zero where ‖M‖_* = 0
+        if M.ndim == 2 and isinstance(t, (int, float)):
+            # one matrix and one radius: the same arithmetic without the stack's broadcasting (and
+            # without M^♯ where it is not used); d = ‖M‖_* when the caller already has it
+            d = self._dual(M) if d is None else d
+            return (-t / d) * self._sharp(M) if d > 0 else np.zeros(M.shape)
         d = self._dual(M)
         pos = d > 0
         coef = -t / np.where(pos, d, 1.0)
         return np.where(pos[..., None, None], np.asarray(coef)[..., None, None] * self._sharp(M), 0.0)
 
 
+def _check_radius(t) -> None:
+    if not (isinstance(t, (int, float, np.floating)) and math.isfinite(t) and t >= 0):
+        raise ValueError(f"the LMO radius must be non-negative and finite; got t = {t!r}")
+
+
 # The maps below act on stacks of matrices (..., m, n) and return shape (...) (norms) or the stack's
-# shape (sharp operators); a single matrix is the stack with no leading axes.
+# shape (sharp operators); a single matrix is the stack with no leading axes. Reductions call the
+# ufuncs' ``reduce`` directly: what np.sum/np.max do for an ndarray, without their Python wrapper.
+
+_sum, _max = np.add.reduce, np.maximum.reduce
+
 
 def _fro(M):
-    return np.sqrt(np.sum(M * M, axis=(-2, -1)))
+    return np.sqrt(_sum(M * M, axis=(-2, -1)))
 
 
 def _op(M):
     if _empty(M):
         return np.zeros(M.shape[:-2])
-    return np.max(np.linalg.svd(M, compute_uv=False), axis=-1)
+    return _max(np.linalg.svd(M, compute_uv=False), axis=-1)
 
 
 def _nuc(M):
     if _empty(M):
         return np.zeros(M.shape[:-2])
-    return np.sum(np.linalg.svd(M, compute_uv=False), axis=-1)
+    return _sum(np.linalg.svd(M, compute_uv=False), axis=-1)
 
 
 def _spectral_sharp(scale: Callable[[np.ndarray], float]):
@@ -233,7 +252,7 @@ def _spectral_sharp(scale: Callable[[np.ndarray], float]):
             return np.zeros_like(M)
         U, s, Vt, keep = _svd(M)
         c = scale(M)
-        return (np.sum(s, axis=-1) / c**2)[..., None, None] * _polar_from_svd(U, Vt, keep)
+        return (_sum(s, axis=-1) / c**2)[..., None, None] * _polar_from_svd(U, Vt, keep)
 
     return sharp
 
@@ -278,9 +297,9 @@ linf = Norm(
     latex=r"\|X\|_{\infty}",
     dual_latex=r"\|M\|_{1}",
     description="ℓ∞ (max entry, sign descent); dual ℓ1, sharp ‖M‖_1 sign(M)",
-    _norm=lambda M: np.zeros(M.shape[:-2]) if _empty(M) else np.max(np.abs(M), axis=(-2, -1)),
-    _dual=lambda M: np.sum(np.abs(M), axis=(-2, -1)),
-    _sharp=lambda M: np.sum(np.abs(M), axis=(-2, -1))[..., None, None] * np.sign(M),
+    _norm=lambda M: np.zeros(M.shape[:-2]) if _empty(M) else _max(np.abs(M), axis=(-2, -1)),
+    _dual=lambda M: _sum(np.abs(M), axis=(-2, -1)),
+    _sharp=lambda M: _sum(np.abs(M), axis=(-2, -1))[..., None, None] * np.sign(M),
 )
 
 NORMS: dict[str, Norm] = {n.name: n for n in (frobenius, spectral, scaled_spectral, linf)}

@@ -214,9 +214,13 @@ def _quantile(confidence: float, n: int) -> float:
     small ``n``: at ``n = 5`` the 99.9% normal limit covers only ~99.5%)."""
     if n < 2:
         return math.inf
-    from scipy.stats import t
+    if confidence == 0:
+        return -math.inf  # the lower end of the support, as scipy.stats.t.ppf(0, n − 1) gives
+    # the kernel of scipy.stats.t.ppf (the same number for 0 < confidence < 1) without the cost of
+    # importing scipy.stats
+    from scipy.special import stdtrit
 
-    return float(t.ppf(confidence, n - 1))
+    return float(stdtrit(n - 1, confidence))
 
 
 def _decide(method: str, observed: float, bound: float, lo, hi) -> str:

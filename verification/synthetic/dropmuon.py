@@ -23,8 +23,9 @@ from typing import Sequence
 import numpy as np
 
 from dropmuon.theory._validation import check_layer_array, check_positive_int, check_scalar
-from dropmuon.theory.norms import Norm, as_matrix
+from dropmuon.theory.norms import Norm, as_matrix, frobenius, linf
 
+from .problems import CheckedIterate
 from .sampling import EpochShift, Phased, Sampler, as_sampler, full_sampler, uniform_sampler
 
 __all__ = [
@@ -207,7 +208,10 @@ def init_state(X0: Sequence[np.ndarray], M0: Sequence[np.ndarray] | None = None)
 
 def _layer_update(x, m, g, norm, rule, i, beta, lmo, rng):
     m_new = (1.0 - beta) * m + beta * g if beta != 1.0 else np.array(g, dtype=float)
-    t = rule.radius(i, norm.dual(m_new))
+    d = norm.dual(m_new)
+    t = rule.radius(i, d)
+    if type(lmo) is LMO and lmo.kind == "exact" and type(norm) is Norm:  # norm.lmo(m_new, t), d reused
+        return x + norm._lmo_given_dual(m_new, t, d), m_new, t
     return x + lmo.direction(m_new, norm, t, rng), m_new, t
 
 
@@ -355,8 +359,31 @@ def count_paths(sampler, K: int) -> int:
     return n
 
 
-def _finite(state: State) -> bool:
-    return all(np.all(np.isfinite(x)) for x in state.X) and all(np.all(np.isfinite(m)) for m in state.M)
+_F8 = np.dtype(float)
+
+
+def _vet(state: State, prev: State | None, shapes) -> tuple | None:
+    """``None`` if some weight or momentum of ``state`` is non-finite, else its weights: as a
+    :class:`~.problems.CheckedIterate` (not validated again) when all are float64 ndarrays of the
+    layers' shapes. Arrays that are the very objects of ``prev`` (the vetted state before the step,
+    whose unsampled layers it keeps) are not checked again."""
+    checked = True
+    for i, (x, m) in enumerate(zip(state.X, state.M)):
+        if (prev is None or x is not prev.X[i]) and not np.isfinite(x).all():
+            return None
+        if (prev is None or m is not prev.M[i]) and not np.isfinite(m).all():
+            return None
+        checked = checked and type(x) is np.ndarray and x.dtype is _F8 and x.shape == shapes[i]
+    return CheckedIterate(state.X) if checked else state.X
+
+
+def _dual_or_inf(norm: Norm, g) -> float:
+    """``‖g‖_*``, or ``inf`` if ``g`` has a non-finite entry. A Frobenius or ℓ1 dual (a sum of
+    non-negative terms) is then itself NaN or ``inf``, and is finite only if ``g`` is."""
+    if norm is frobenius or norm is linf:
+        d = norm.dual(g)
+        return d if d == d else math.inf
+    return norm.dual(g) if np.isfinite(g).all() else math.inf
 
 
 #: the step rules known to be stateless functions of (layer, dual norm) — no step index, no other
@@ -417,7 +444,7 @@ def _separable_run(problem, rule, sampler, K, *, beta, lmo, seed, momentum_init)
     for m in range(K + 1):
         X = list(state.X)
         for i in range(b):
-            if bad_at[i] > m and not (np.all(np.isfinite(X[i])) and np.all(np.isfinite(state.M[i]))):
+            if bad_at[i] > m and not (np.isfinite(X[i]).all() and np.isfinite(state.M[i]).all()):
                 bad_at[i] = m
             if bad_at[i] <= m:
                 X[i] = last_X[i]  # a finite stand-in so the others' gradients can be formed; unused
@@ -427,7 +454,7 @@ def _separable_run(problem, rule, sampler, K, *, beta, lmo, seed, momentum_init)
             for i in range(b):
                 if bad_at[i] <= m:
                     continue
-                gi = norms[i].dual(g[i]) if np.all(np.isfinite(g[i])) else np.inf
+                gi = norms[i].dual(g[i]) if np.isfinite(g[i]).all() else np.inf
                 if has_values:
                     vi = vals[i]
                 else:  # f's finiteness, as the joint run checks it: layer i in state m, the rest at X^0
@@ -542,6 +569,7 @@ def paths(problem, rule, sampler, K: int, *, beta: float = 1.0, lmo: LMO = EXACT
         return _separable_run(problem, rule, sampler, K, beta=beta, lmo=lmo, seed=seed,
                               momentum_init=momentum_init)
     norms = problem.norms
+    shapes = [np.shape(x) for x in problem.x0]
     records = []
 
     def start(rng):
@@ -551,14 +579,13 @@ def paths(problem, rule, sampler, K: int, *, beta: float = 1.0, lmo: LMO = EXACT
             M0 = problem.stochastic_grad(X0, rng) if stochastic else problem.grad(X0)
         return init_state(X0, M0)
 
-    def observe(state):
+    def observe(X):  # X: the state's weights, vetted (_vet)
         with np.errstate(all="ignore"):  # overflow shows up as inf and marks the run diverged
-            g = problem.grad(state.X)
-            gn = np.array([n.dual(gi) if np.all(np.isfinite(gi)) else np.inf for n, gi in zip(norms, g)])
-            return g, gn, problem.value(state.X), problem.in_region(state.X)
+            g = problem.grad(X)
+            return g, [_dual_or_inf(n, gi) for n, gi in zip(norms, g)], problem.value(X), problem.in_region(X)
 
-    def one_step(state, S, g_true, rng, dmax):
-        g = problem.stochastic_grad(state.X, rng, layers=S) if stochastic else g_true
+    def one_step(state, X, S, g_true, rng, dmax):
+        g = problem.stochastic_grad(X, rng, layers=S) if stochastic else g_true
         _track_delta(state, S, g, beta, lmo, dmax)
         with np.errstate(all="ignore"):
             new, _ = dropmuon_step(state, S, g, rule=rule, norms=norms, beta=beta, lmo=lmo, rng=rng)
@@ -573,12 +600,13 @@ def paths(problem, rule, sampler, K: int, *, beta: float = 1.0, lmo: LMO = EXACT
     if method == "exact":
         rng = np.random.default_rng(seed)
 
-        def dfs(state, k, prob, gn, fv, region, dmax):
-            if not _finite(state):
+        def dfs(state, prev, k, prob, gn, fv, region, dmax):
+            X = _vet(state, prev, shapes)
+            if X is None:
                 return finish(prob, gn, fv, True, region, dmax)
-            g, gk, fk, ok = observe(state)
+            g, gk, fk, ok = observe(X)
             region = region and ok
-            if not (np.all(np.isfinite(gk)) and math.isfinite(fk)):
+            if not (all(map(math.isfinite, gk)) and math.isfinite(fk)):
                 return finish(prob, gn, fv, True, region, dmax)
             fv = fv + [fk]
             if k == K:
@@ -586,29 +614,30 @@ def paths(problem, rule, sampler, K: int, *, beta: float = 1.0, lmo: LMO = EXACT
             gn = gn + [gk]
             for S, p in sampler.outcomes(k):
                 d2 = dmax.copy()
-                dfs(one_step(state, S, g, rng, d2), k + 1, prob * p, gn, fv, region, d2)
+                dfs(one_step(state, X, S, g, rng, d2), state, k + 1, prob * p, gn, fv, region, d2)
 
-        dfs(start(rng), 0, 1.0, [], [], True, np.zeros(b))
+        dfs(start(rng), None, 0, 1.0, [], [], True, np.zeros(b))
     else:
         n_mc = check_positive_int("mc_paths", mc_paths)
         for r in range(n_mc):
             rng = np.random.default_rng([seed, r])
-            state = start(rng)
+            state, prev = start(rng), None
             gn, fv, region, bad = [], [], True, False
             dmax = np.zeros(b)
             for k in range(K + 1):
-                if not _finite(state):
+                X = _vet(state, prev, shapes)
+                if X is None:
                     bad = True
                     break
-                g, gk, fk, ok = observe(state)
+                g, gk, fk, ok = observe(X)
                 region = region and ok
-                if not (np.all(np.isfinite(gk)) and math.isfinite(fk)):
+                if not (all(map(math.isfinite, gk)) and math.isfinite(fk)):
                     bad = True
                     break
                 fv.append(fk)
                 if k < K:
                     gn.append(gk)
-                    state = one_step(state, sampler.sample(k, rng), g, rng, dmax)
+                    state, prev = one_step(state, X, sampler.sample(k, rng), g, rng, dmax), state
             finish(1.0 / n_mc, gn, fv, bad, region, dmax)
     w = np.array([r[0] for r in records])
     return Paths(

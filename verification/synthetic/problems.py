@@ -86,6 +86,15 @@ class Constants:
         return out
 
 
+class CheckedIterate(tuple):
+    """An iterate known to be a tuple of finite float64 ndarrays: the Drop-Muon engine
+    (:mod:`~dropmuon.verification.synthetic.dropmuon`) checks its own iterates as it forms them and
+    hands them to the problem in this form, and :meth:`Problem.check_iterate` then compares only
+    the number of layers and their shapes. Not exported: build one only for arrays so checked."""
+
+    __slots__ = ()
+
+
 def _readonly(a) -> np.ndarray:
     a = np.array(a, dtype=float)
     a.setflags(write=False)
@@ -132,6 +141,13 @@ class Problem:
 
     def check_iterate(self, X) -> tuple:
         """``X`` as a tuple of float arrays of the layers' shapes; a clear error otherwise."""
+        if type(X) is CheckedIterate and len(X) == len(self.x0):
+            # finite float arrays already (the engine's own iterate): only the shapes to compare
+            for x, x0 in zip(X, self.x0):
+                if x.shape != x0.shape:
+                    break
+            else:
+                return X
         if len(X) != self.nlayers:
             raise ValueError(f"problem {self.name!r} has {self.nlayers} layers; got an iterate with {len(X)}")
         out = []
@@ -139,7 +155,7 @@ class Problem:
             a = np.asarray(x, dtype=float)
             if a.shape != x0.shape:
                 raise ValueError(f"layer {j} of {self.name!r} has shape {x0.shape}; got {a.shape}")
-            if not np.all(np.isfinite(a)):
+            if not np.isfinite(a).all():
                 bad = a.flat[int(np.flatnonzero(~np.isfinite(a))[0])]
                 raise ValueError(f"the iterate's layer {j} has a non-finite entry ({bad!r}); the run diverged")
             out.append(a)
@@ -153,6 +169,8 @@ class Problem:
         """``[∇_1 f(X), …, ∇_b f(X)]``; with ``layers`` (1-based), only those blocks are computed
         and the others are ``None`` — an unsampled layer's gradient is never formed."""
         X = self.check_iterate(X)
+        if layers is None:
+            return [self._grad(X, i) for i in range(self.nlayers)]
         want = self._layers(layers)
         return [self._grad(X, i) if i in want else None for i in range(self.nlayers)]
 
@@ -296,10 +314,10 @@ class SeparableQuadratic(Problem):
     separable = True
 
     def _value(self, X):
-        return sum(0.5 * float(np.sum(h * (x - xs) ** 2)) for h, x, xs in zip(self.H, X, self.xstar))
+        return sum(0.5 * float((h * (x - xs) ** 2).sum()) for h, x, xs in zip(self.H, X, self.xstar))
 
     def _layer_values(self, X):
-        return [0.5 * float(np.sum(h * (x - xs) ** 2)) for h, x, xs in zip(self.H, X, self.xstar)]
+        return [0.5 * float((h * (x - xs) ** 2).sum()) for h, x, xs in zip(self.H, X, self.xstar)]
 
     def _grad(self, X, i):
         return self.H[i] * (X[i] - self.xstar[i])
