@@ -9,12 +9,28 @@ theory; arrays are positional (entry ``j`` is layer ``j + 1``).
 
 from __future__ import annotations
 
+import functools
 import itertools
 from dataclasses import dataclass
 
 import numpy as np
 
 from ._validation import check_layer_array, check_positive_int
+
+
+def _cdf(p: np.ndarray) -> np.ndarray:
+    """The table ``Generator.choice(len(p), p=p)`` searches: ``cumsum(p)`` over its last entry."""
+    cdf = np.cumsum(p)
+    cdf /= cdf[-1]
+    cdf.flags.writeable = False
+    return cdf
+
+
+def _draw(rng: np.random.Generator, cdf: np.ndarray) -> int:
+    """``int(rng.choice(len(p), p=p))`` for ``cdf = _cdf(p)``, bit for bit — one uniform draw and
+    a right-sided search, as numpy does — without its per-call validation of ``p`` (~25 µs, the
+    distribution validated ``p`` once), which dominated a synthetic run's step."""
+    return int(cdf.searchsorted(rng.random(), side="right"))
 
 __all__ = [
     "RPT",
@@ -147,8 +163,12 @@ class RPT:
 
     def sample(self, rng: np.random.Generator) -> tuple[int, ...]:
         """Draw one set (1-based layer numbers) with ``rng``."""
-        s = int(rng.choice(self.nlayers, p=self.start_probs)) + 1
+        s = _draw(rng, self._start_cdf) + 1
         return tuple(range(s, self.nlayers + 1))
+
+    @functools.cached_property
+    def _start_cdf(self) -> np.ndarray:
+        return _cdf(self.start_probs)
 
 
 @dataclass(frozen=True, eq=False)
@@ -235,7 +255,11 @@ class SubsetDistribution:
                 yield S, float(p)
 
     def sample(self, rng: np.random.Generator) -> tuple[int, ...]:
-        return self.sets[int(rng.choice(len(self.sets), p=self.probs))]
+        return self.sets[_draw(rng, self._sets_cdf)]
+
+    @functools.cached_property
+    def _sets_cdf(self) -> np.ndarray:
+        return _cdf(np.asarray(self.probs, dtype=float))
 
 
 @dataclass(frozen=True, eq=False)
@@ -321,6 +345,10 @@ class CompactSubsets:
                 if p > 0:
                     yield (s,) + tuple(s + 1 + j for j in range(b - s) if mask[j]), p
 
+    @functools.cached_property
+    def _lowest_cdf(self) -> np.ndarray:
+        return _cdf(np.asarray(self.lowest_probs, dtype=float))
+
     def to_subsets(self) -> SubsetDistribution:
         """The same distribution as an explicit list of sets (``b ≤ 20``)."""
         outs = list(self.outcomes())
@@ -328,6 +356,6 @@ class CompactSubsets:
 
     def sample(self, rng: np.random.Generator) -> tuple[int, ...]:
         b = self.nlayers
-        s = int(rng.choice(b, p=self.lowest_probs)) + 1
+        s = _draw(rng, self._lowest_cdf) + 1
         extra = np.flatnonzero(rng.random(b - s) < self.include_probs[s:])
         return (s,) + tuple(int(s + 1 + j) for j in extra)
