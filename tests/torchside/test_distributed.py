@@ -251,9 +251,12 @@ def _dtype_worker(rank, world, data):
 
 
 def _worker(rank, world, x, y, lm):
-    """All of the above in one launch: spawning two processes that import torch costs seconds."""
+    """All of the above in one launch, and :func:`_tensor_worker`'s many tensors (the first of the
+    two launches of test_workers_hand_back_many_tensors_without_a_race): spawning two processes that
+    import torch costs seconds."""
     return {**_train_worker(rank, world, x, y), "edge": _edge_worker(rank, world),
-            "dtypes": _dtype_worker(rank, world, {"cnn": (x, y, None), "lm": lm})}
+            "dtypes": _dtype_worker(rank, world, {"cnn": (x, y, None), "lm": lm}),
+            "tensors": _tensor_worker(rank, world, N_TENSORS)}
 
 
 def _failing_worker(rank, world):
@@ -261,6 +264,9 @@ def _failing_worker(rank, world):
         raise ValueError("deliberate failure on rank 1")
     dist.barrier()  # blocks on the failed rank: the launcher must stop it, not wait for it
     return rank
+
+
+N_TENSORS = 200  # small tensors per rank in a launch of _tensor_worker
 
 
 def _tensor_worker(rank, world, n):
@@ -417,14 +423,16 @@ def test_failing_worker_is_reported_with_its_rank_quickly():
     assert not _children_left(before)  # the blocked rank 0 was killed
 
 
-def test_workers_hand_back_many_tensors_without_a_race():
+def test_workers_hand_back_many_tensors_without_a_race(launched):
     """The first version sent results as objects: every tensor went to shared memory and the
     parent fetched its file descriptor from the worker while unpickling, racing the worker's exit —
     FileNotFoundError or ConnectionResetError in 4 launches out of 4 with 200 tensors per rank.
     Results now come back as bytes: copies owned by the parent, whatever the worker does next."""
-    n = 200
-    for _ in range(2):  # two launches in a row, 2 × 2 × 203 tensors
-        results = launch_local(_tensor_worker, WORLD, timeout_s=60, args=(n,))
+    n = N_TENSORS
+    # two launches in a row, 2 × 2 × 203 tensors: the launched fixture's (its workers return
+    # _tensor_worker's tensors beside their other results: one spawn fewer) and one of its own
+    shared = [r["tensors"] for r in launched]
+    for results in (shared, launch_local(_tensor_worker, WORLD, timeout_s=60, args=(n,))):
         for rank, r in enumerate(results):
             g = torch.Generator().manual_seed(rank)
             assert all(torch.equal(t, torch.randn(k % 7 + 1, k % 5 + 1, generator=g)) for k, t in enumerate(r["small"]))

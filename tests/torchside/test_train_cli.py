@@ -2,6 +2,7 @@
 one-line errors for bad input."""
 
 import json
+import os
 import subprocess
 import sys
 
@@ -56,8 +57,17 @@ def test_train_online_constants(capsys):
     assert "online constants every 3 steps" in out and "overhead" in out
 
 
+def _hand_constants(path):
+    """A ``dropmuon estimate --json``-shaped file written by hand (L_j = j): a closed loop that reads
+    it has nothing to measure."""
+    costs = {"forward_s": 1e-3, "activation_s": 1e-3, "weight_s": 1e-3, "update_s": 1e-4}
+    path.write_text(json.dumps([{"layer": j, "L": float(j), "costs": costs} for j in (1, 2, 3, 4)]))
+    return path
+
+
 def test_train_optimal_with_constants_file(capsys, tmp_path):
-    recs = _json(capsys, ["estimate", *TINY, "--steps", "3", "--repeats", "3", "--json"])
+    # 2 steps, the fewest the estimate takes: the checks below are on where L came from, not its size
+    recs = _json(capsys, ["estimate", *TINY, "--steps", "2", "--repeats", "3", "--json"])
     f = tmp_path / "constants.json"
     f.write_text(json.dumps(recs))
     r = _json(capsys, ["train", *TINY, "--sampling", "optimal-max", "--constants", str(f), "--max-steps", "4",
@@ -128,8 +138,9 @@ def test_train_bad_input(capsys, tmp_path):
 
 
 def test_experiment_json_and_resume(capsys, tmp_path):
+    # --estimate-steps 2 (the fewest): the calibration only has to be measured, not to be accurate
     argv = ["experiment", *TINY, "--seeds", "2", "--samplings", "full,uniform,optimal-max", "--max-steps", "16",
-            "--target-acc", "0.3", "--eval-every", "4", "--estimate-steps", "3", "--repeats", "3",
+            "--target-acc", "0.3", "--eval-every", "4", "--estimate-steps", "2", "--repeats", "3",
             "--out", str(tmp_path), "--json"]
     s = _json(capsys, argv)
     assert list(s["rows"]) == ["full", "uniform", "optimal-max"]
@@ -165,20 +176,44 @@ def test_preset_fills_only_the_options_not_given(capsys, tmp_path):
     args = parser.parse_args(["experiment"])  # no preset: the usual defaults
     experiment.resolve_preset(args, "cpu")
     assert (args.batch, args.width, args.data, args.target_acc) == ("256", "1.0", None, "0.98")
-    # and it runs, shrunk by explicit options, on the preset's real MNIST images
+    # and it runs, shrunk by explicit options, on the preset's real MNIST images: with constants from
+    # a file and no pilot (options no preset fills; measuring the constants on the 28x28 images
+    # took 2/3 of the test, and test_experiment_json_and_resume runs both on digits)
+    f = _hand_constants(tmp_path / "constants.json")
     s = _json(capsys, ["experiment", "--preset", "paper-gpu", *TINY, "--seeds", "1", "--samplings", "full,uniform",
-                       "--max-steps", "4", "--estimate-steps", "3", "--repeats", "3", "--out", str(tmp_path), "--json"])
+                       "--max-steps", "4", "--constants", str(f), "--no-pilot", "--out", str(tmp_path / "exp"),
+                       "--json"])
     assert s["preset"] == "paper-gpu" and s["data"] == "mnist5k" and s["config"]["eval_every"] == cpu["eval_every"]
     assert s["config"]["width"] == 0.125 and s["config"]["target_acc"] == cpu["target_acc"]
 
 
-def test_cli_flushes_denormals_in_every_thread():
+def test_cli_flushes_denormals_in_every_thread(tmp_path):
     """A fresh ``dropmuon train`` sets flushing before torch's pool starts, so every thread
     flushes; ``--keep-denormals`` leaves torch's default (none flushes)."""
+    # a small .npz, not the built-in digits: the flag does not depend on the data, and the
+    # processes then skip importing sklearn (~3 s each)
+    g = np.random.default_rng(0)
+    data = tmp_path / "tiny.npz"
+    np.savez(data, x_train=g.random((64, 1, 8, 8), dtype=np.float32), y_train=g.integers(0, 10, 64),
+             x_test=g.random((32, 1, 8, 8), dtype=np.float32), y_test=g.integers(0, 10, 32))
     base = [sys.executable, "-c", "from dropmuon.figures.cli import entry; entry()", "train", *TINY[:-1], "--max-steps", "1",
-            "--json"]
-    got = [json.loads(subprocess.run(base + extra, capture_output=True, text=True, check=True).stdout)
-           for extra in ([], ["--keep-denormals"])]
+            "--data", str(data), "--json"]
+    # two fresh processes, started together: each spends seconds importing torch. Two intra-op
+    # threads each (the suite's conftest sets one for its own processes): "every thread" is then
+    # more than the main one
+    env = {**os.environ, "OMP_NUM_THREADS": "2"}
+    procs = [subprocess.Popen(base + extra, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+             for extra in ([], ["--keep-denormals"])]
+    try:
+        outs = [p.communicate(timeout=300) for p in procs]
+    finally:
+        for p in procs:
+            if p.poll() is None:
+                p.kill()
+                p.wait()
+    for p, (out, err) in zip(procs, outs):
+        assert p.returncode == 0, err
+    got = [json.loads(out) for out, _ in outs]
     assert got[0]["denormals_flushed"] == 1.0 and got[1]["denormals_flushed"] == 0.0
 
 
@@ -201,9 +236,7 @@ def test_train_radius_rule_and_gradient_norms(capsys, tmp_path):
         assert main(["train", *TINY, "--max-steps", "1", *extra]) == 2, extra
         assert msg in capsys.readouterr().err
     # the closed loop under the rule (constants from a file: nothing to measure)
-    costs = {"forward_s": 1e-3, "activation_s": 1e-3, "weight_s": 1e-3, "update_s": 1e-4}
-    f = tmp_path / "constants.json"
-    f.write_text(json.dumps([{"layer": j, "L": float(j), "costs": costs} for j in (1, 2, 3, 4)]))
+    f = _hand_constants(tmp_path / "constants.json")
     argv = ["experiment", *TINY, "--constants", str(f), "--seeds", "1", "--samplings", "full,uniform", "--max-steps",
             "4", "--target-acc", "0.2", "--eval-every", "2", "--grad-norm-every", "2", "--radius-rule", "theory",
             "--out", str(tmp_path / "exp")]
