@@ -55,10 +55,23 @@ def instances(draw, theorem, max_layers=6, fix_params=True):
     return c
 
 
+_CONCRETE = {}
+
+
+def _concrete(expr, b):
+    """``S.concrete(expr, b)``, once per expression and layer count: expanding the sums and maxima
+    symbolically is most of an example's time, and depends on neither the constants nor K (the
+    same sympy expression every time; only the exact evaluation below sees the example)."""
+    key = (expr, b)
+    if key not in _CONCRETE:
+        _CONCRETE[key] = S.concrete(expr, b)
+    return _CONCRETE[key]
+
+
 def _sympy_value(expr, c, K, params=None, eps=None):
     """Evaluate a generic expression with sympy at 30 digits (no lambdify)."""
     b = len(next(v for k, v in c.items() if isinstance(v, np.ndarray)))
-    e = S.concrete(expr, b)
+    e = _concrete(expr, b)
     subs = {}
     for sym in e.free_symbols:
         name = sym.name
@@ -379,6 +392,19 @@ def test_tuned_stochastic_bound_decreases_in_K(theorem, data):
     assert np.all(np.diff(vals) <= 1e-10 * vals[:-1])
 
 
+_GENERATED = {}
+
+
+def _bound_and_eta_star(theorem):
+    """The numpy functions generated from the theorem's bound and its η*(β) expression, once per
+    theorem (sympy's code generation is most of an example's time; the expressions are fixed)."""
+    if theorem.name not in _GENERATED:
+        scal = ["Delta0", "K", "eta", "beta", "epsilon", "b"]
+        _GENERATED[theorem.name] = (S.numeric(theorem.expression(), list(S.PER_LAYER), scal),
+                                    S.numeric(theorem.optimal_step["eta"], list(S.PER_LAYER), scal))
+    return _GENERATED[theorem.name]
+
+
 @pytest.mark.parametrize("theorem", [smooth_stochastic, inexact_constant_radius], ids=lambda t: t.name)
 @given(data=st.data())
 def test_chosen_beta_minimises_the_bound(theorem, data):
@@ -391,9 +417,7 @@ def test_chosen_beta_minimises_the_bound(theorem, data):
     # the bound on a dense grid of beta, from the sympy expressions directly (not the class)
     v = theorem.prepare(**c)
     per = [v.get(n, np.ones(v["b"])) for n in S.PER_LAYER]
-    scal = ["Delta0", "K", "eta", "beta", "epsilon", "b"]
-    rhs = S.numeric(theorem.expression(), list(S.PER_LAYER), scal)
-    eta_star = S.numeric(theorem.optimal_step["eta"], list(S.PER_LAYER), scal)
+    rhs, eta_star = _bound_and_eta_star(theorem)
     betas = np.logspace(-12, 0, 20001)
     eta = c["eta"] if "eta" in c else eta_star(*per, v["Delta0"], K, np.nan, betas, np.nan, v["b"])
     vals = rhs(*per, v["Delta0"], K, eta, betas, np.nan, v["b"])
