@@ -44,6 +44,54 @@ def session_dir(tmp_path_factory):
     return base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base
 
 
+_QUICK_SUITE_SCRIPT = """
+import sys
+from dropmuon.verification import run_suite
+run_suite("quick", seed=0, progress=False, results=sys.argv[1])
+"""
+
+
+def _runs_everything(config) -> bool:
+    """Whether this session runs the whole suite (``pytest``, ``pytest tests``, ``make test``)."""
+    return not config.args or {str(a) for a in config.args} <= {"tests", str(config.rootpath / "tests"),
+                                                                 str(config.rootpath)}
+
+
+def pytest_sessionstart(session):
+    """With several xdist workers and the whole suite selected, the controller starts the
+    session's quick suite at once in a process of its own, holding the suite's lock: it is then
+    computed beside the first tests instead of by the first worker that needs it while the other
+    waits on the lock (~45 s of a 2-core machine left idle). The workers' :func:`quick_suite_folder`
+    takes the lock when that process exits and reads its files back; were it to fail, the worker
+    computes what is missing itself (the execution layer's resume), and any error shows there."""
+    import subprocess
+    import sys
+
+    config = session.config
+    workers = getattr(config.option, "numprocesses", None)
+    if os.environ.get("PYTEST_XDIST_WORKER") or not (isinstance(workers, int) and workers >= 2) or config.option.markexpr \
+            or not _runs_everything(config):
+        return
+    base = config._tmp_path_factory.getbasetemp()  # the workers' session_dir: their basetemps' parent
+    lock = open(base / "quick-suite.lock", "a")
+    fcntl.flock(lock, fcntl.LOCK_EX)  # taken before the child starts: no worker can slip in first
+    try:
+        # the child shares the locked file description, so the lock is released when it exits
+        config._quick_suite_child = subprocess.Popen(
+            [sys.executable, "-c", _QUICK_SUITE_SCRIPT, str(base / "quick-suite-seed0")],
+            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+            pass_fds=(lock.fileno(),))
+    finally:
+        lock.close()
+
+
+def pytest_sessionfinish(session):
+    child = getattr(session.config, "_quick_suite_child", None)
+    if child is not None and child.poll() is None:  # a session cut short: do not leave it running
+        child.kill()
+        child.wait()
+
+
 @pytest.fixture(scope="session")
 def quick_suite_folder(tmp_path_factory):
     """The task files of the quick verification suite at seed 0 (``run_suite(..., results=)``),
@@ -115,9 +163,7 @@ def pytest_collection_modifyitems(config, items):
         used.update(hit)
         if hit or _QUICK_SUITE & set(getattr(item, "fixturenames", ())):
             item.add_marker(pytest.mark.slow)
-    everything = {str(a) for a in config.args} <= {"tests", str(config.rootpath / "tests"), str(config.rootpath)} \
-        or not config.args
-    if everything and items and (stale := [p for p in SLOW if p not in used]):
+    if _runs_everything(config) and items and (stale := [p for p in SLOW if p not in used]):
         raise pytest.UsageError(f"tests/conftest.py SLOW names tests that do not exist: {stale}")
 
 
