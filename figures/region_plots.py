@@ -1,5 +1,6 @@
 """Figure 4 of the theory figures: where full-network updates are optimal, for 3 layers over the
-``(L_2/L_1, L_3/L_1)`` plane — the solver's verdict on a grid (data function), the closed-form
+``(L_2/L_1, L_3/L_1)`` plane — the numerical verdict on a grid (solved by the solvers, or proved
+without solving by a certificate; data function), the closed-form
 region as half-planes clipped to a convex polygon, and the plot that draws the region and checks the
 verdict against it."""
 
@@ -303,8 +304,8 @@ def plot_full_optimal_region(data: dict, columns: int = 2):
                         gid="disagree")
             handles.append(Line2D([], [], ls="none", marker="x" if nw else "none", ms=3, mew=0.8,
                                   color=PALETTE[5],
-                                  label=(f"solver disagrees at {nw} of {m.size} grid points" if nw else
-                                         f"the solver agrees at all {m.size} grid points")))
+                                  label=(f"verdicts disagree at {nw} of {m.size} grid points" if nw else
+                                         f"verdicts agree at all {m.size} grid points")))
         else:
             ax.plot(R2[m], R3[m], ls="none", marker="o", ms=1.2, color=fill, gid="grid")
             handles.append(Line2D([], [], ls="none", marker="o", ms=2, color=fill,

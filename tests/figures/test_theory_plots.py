@@ -331,7 +331,7 @@ def test_region_plot(region, labelled_ok, saved_ok, tmp_path):
         # the solver's verdicts on the grid agree with the closed form drawn (no red crosses)
         assert not [ln for ln in ax.lines if ln.get_gid() == "disagree"]
         legend = [t.get_text() for t in ax.get_legend().get_texts()]
-        assert f"the solver agrees at all {len(SUM_RATIOS) ** 2} grid points" in legend
+        assert f"verdicts agree at all {len(SUM_RATIOS) ** 2} grid points" in legend
     labelled_ok(fig)
     saved_ok(save_figure(fig, tmp_path / "region"))
 
