@@ -18,38 +18,33 @@ __all__ = ["full_optimal_region", "plot_full_optimal_region", "full_optimal_half
 
 # cheap RPT start distributions that beat full updates wherever full is clearly not optimal (on
 # the 61 x 61 default grid with equal costs they decide 2660 of the 2756 points where full is not
-# optimal; only points near the region's boundary, and the region itself, need the solver)
+# optimal; the region itself is decided by the lower bound, and only points near the region's
+# boundary need the solver)
 _CANDIDATES = ((0.5, 0.5, 0.0), (0.5, 0.0, 0.5), (0.9, 0.1, 0.0), (0.9, 0.0, 0.1),
                (1 / 3, 1 / 3, 1 / 3))
+_FULL = RPT((1.0, 0.0, 0.0))  # every step from layer 1: the full-network update
+_BOUND_KW = ("forward_cost", "L0", "L1", "Delta0", "epsilon")  # what optimum_lower_bound takes
 
 
-def _beats_full(L, costs, objective, family, fixed_kw) -> bool:
-    """Whether some simple RPT distribution costs less than full updates by more than the
-    solvers' tie tolerance: then the optimum does too, and full updates are not optimal. Every
-    RPT distribution belongs to the ``rpt`` and ``subsets`` families, so this is a certificate for
-    both; it only spares solving where the answer is already decided."""
+def _decided(L, costs, objective, family, fixed_kw) -> bool | None:
+    """Whether full updates are optimal, where a certificate decides it without solving, else
+    ``None``. Two certificates, both valid for the ``rpt`` and ``subsets`` families (every RPT
+    distribution belongs to both), both within the solvers' tie tolerance ``FULL_OPTIMAL_RTOL``:
+
+    - ``False``: some simple RPT distribution costs less than full updates — so does the optimum;
+    - ``True``: the weak-duality lower bound read off full updates
+      (:func:`solvers.optimum_lower_bound`) reaches their cost — the optimum lies between the two.
+      The bound is exact wherever full updates are optimal, so this decides the whole region."""
+    full_tc = None
     for p in _CANDIDATES:
         r = optimal_sampling(L, costs, family="fixed", objective=objective, distribution=RPT(p),
                              **fixed_kw)
-        if r.total_cost * (1 + FULL_OPTIMAL_RTOL) < r.full_total_cost:
-            return True
-    return False
-
-
-_FULL = RPT((1.0, 0.0, 0.0))  # every step from layer 1: the full-network update
-
-
-def _full_certified(L, costs, objective, family, fixed_kw) -> bool:
-    """Whether full updates are proved optimal within the solvers' tie tolerance without solving:
-    the weak-duality lower bound read off the full distribution
-    (:func:`solvers.optimum_lower_bound`) is within ``1 + FULL_OPTIMAL_RTOL`` of its total cost.
-    The bound is exact where full updates are optimal, so this decides the whole region; the
-    optimum lies between the bound and full's cost, so the solver would say the same."""
-    kw = {k: v for k, v in fixed_kw.items() if k in ("forward_cost", "L0", "L1", "Delta0", "epsilon")}
-    full_tc = optimal_sampling(L, costs, family="fixed", objective=objective, distribution=_FULL,
-                               **fixed_kw).total_cost
-    bound = optimum_lower_bound(L, costs, _FULL, family=family, objective=objective, **kw)
-    return full_tc <= bound * (1 + FULL_OPTIMAL_RTOL)
+        full_tc = r.full_total_cost
+        if r.total_cost * (1 + FULL_OPTIMAL_RTOL) < full_tc:
+            return False
+    bound = optimum_lower_bound(L, costs, _FULL, family=family, objective=objective,
+                                **{k: v for k, v in fixed_kw.items() if k in _BOUND_KW})
+    return True if full_tc <= bound * (1 + FULL_OPTIMAL_RTOL) else None
 
 
 def full_optimal_region(costs3, *, ratios=None, objectives=("max", "sum"), family: str = "rpt",
@@ -98,13 +93,10 @@ def full_optimal_region(costs3, *, ratios=None, objectives=("max", "sum"), famil
             row = []
             for r2 in r:
                 L = (1.0, float(r2), float(r3))
-                if screen and _beats_full(L, costs3, obj, family, fixed_kw):
-                    row.append(False)
-                elif screen and _full_certified(L, costs3, obj, family, fixed_kw):
-                    row.append(True)
-                else:
-                    res = optimal_sampling(L, costs3, family=family, objective=obj, **kw)
-                    row.append(bool(res.full_is_optimal))
+                verdict = _decided(L, costs3, obj, family, fixed_kw) if screen else None
+                if verdict is None:
+                    verdict = bool(optimal_sampling(L, costs3, family=family, objective=obj, **kw).full_is_optimal)
+                row.append(verdict)
             mask.append(row)
         panels.append({"objective": obj, "full_optimal": mask})
     return {

@@ -56,18 +56,6 @@ def _decode(family, b, z):
     return CompactSubsets(rho, np.clip(z[b : 2 * b], 0.0, 1.0))
 
 
-def _pi_and_cost(problem, family, z):
-    b = problem.nlayers
-    if family == "rpt":
-        P = np.cumsum(z[:b])
-        return P, float(_ecost_rpt(problem.model, P))
-    if family == "independent":
-        P = z[:b]
-        return P, float(_ecost_independent(problem.model, P))
-    c, P = _ecost_compact(problem.model, z[:b], z[b : 2 * b])
-    return P, float(c)
-
-
 def _normalised(problem: Problem, method: str = "scipy") -> Problem:
     """The same problem with ``L/L_max`` and costs over a full step's cost (same optimum)."""
     import dataclasses
@@ -103,9 +91,8 @@ def solve_scipy(problem: Problem, family: str, *, starts: int = 8, seed: int = 0
     nz = b if family in ("rpt", "independent") else 2 * b
     n = nz + (1 if obj in ("max", "l0l1") else 0)
 
-    # _pi_and_cost for this family and model, with the model's arrays read once: the same operations
-    # on the same numbers (hence the same iterates), without a model lookup and a copy of the
-    # costs per call — SLSQP's finite differences call these ~10^4-10^5 times per solve
+    # π and E cost of the family's parameters (the _ecost_* formulas on one vector), with the model's
+    # arrays read once: SLSQP's finite differences call these ~10^4-10^5 times per solve
     m = problem.model
     F, act, pl = m.forward, m.activation, m.per_layer
     # (a prefix sum or product of x[:b − 1] is the same as that of x[:b] without its last entry)
@@ -200,7 +187,7 @@ def solve_scipy(problem: Problem, family: str, *, starts: int = 8, seed: int = 0
     runs = 0
     for z0 in start_points():
         runs += 1
-        P, _ = _pi_and_cost(problem, family, z0)
+        P = pi_of(z0)
         P = np.maximum(P, PI_FLOOR)
         aux = [float(np.max(problem.L / P))] if obj == "max" else [float(P.min())] if obj == "l0l1" else []
         x0 = np.concatenate([z0, aux])

@@ -44,6 +44,9 @@ def session_dir(tmp_path_factory):
     return base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base
 
 
+# the session's quick suite: its task folder and lock, under session_dir (read by the controller's
+# process and the workers' fixture alike)
+_QUICK_FOLDER, _QUICK_LOCK = "quick-suite-seed0", "quick-suite.lock"
 _QUICK_SUITE_SCRIPT = """
 import sys
 from dropmuon.verification import run_suite
@@ -73,12 +76,12 @@ def pytest_sessionstart(session):
             or not _runs_everything(config):
         return
     base = config._tmp_path_factory.getbasetemp()  # the workers' session_dir: their basetemps' parent
-    lock = open(base / "quick-suite.lock", "a")
+    lock = open(base / _QUICK_LOCK, "a")
     fcntl.flock(lock, fcntl.LOCK_EX)  # taken before the child starts: no worker can slip in first
     try:
         # the child shares the locked file description, so the lock is released when it exits
         config._quick_suite_child = subprocess.Popen(
-            [sys.executable, "-c", _QUICK_SUITE_SCRIPT, str(base / "quick-suite-seed0")],
+            [sys.executable, "-c", _QUICK_SUITE_SCRIPT, str(base / _QUICK_FOLDER)],
             stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
             pass_fds=(lock.fileno(),))
     finally:
@@ -100,8 +103,8 @@ def quick_suite_folder(tmp_path_factory):
     the same suite through another door: the CLI, the report, distributed execution."""
     from dropmuon.verification import run_suite
 
-    folder = session_dir(tmp_path_factory) / "quick-suite-seed0"
-    with _exclusive(session_dir(tmp_path_factory) / "quick-suite.lock"):
+    folder = session_dir(tmp_path_factory) / _QUICK_FOLDER
+    with _exclusive(session_dir(tmp_path_factory) / _QUICK_LOCK):
         run_suite("quick", seed=0, progress=False, results=folder)
     return folder
 

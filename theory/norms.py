@@ -157,17 +157,13 @@ class Norm:
         A = np.asarray(M, dtype=float)
         return self._sharp(as_matrix(A)).reshape(A.shape)
 
-    def lmo(self, M, t: float = 1.0) -> np.ndarray:
-        """``LMO_t(M) = argmin_{‖Z‖ ≤ t} ⟨M, Z⟩ = −t M^♯/‖M‖_*`` (zero for ``M = 0``)."""
+    def lmo(self, M, t: float = 1.0, *, dual: float | None = None) -> np.ndarray:
+        """``LMO_t(M) = argmin_{‖Z‖ ≤ t} ⟨M, Z⟩ = −t M^♯/‖M‖_*`` (zero for ``M = 0``). ``dual``:
+        ``‖M‖_*`` (:meth:`dual`) when the caller already holds it — Drop-Muon's step forms it
+        for the radius — so that it is not computed again (the same result)."""
         _check_radius(t)
         A = np.asarray(M, dtype=float)
-        return self._lmo(as_matrix(A), t).reshape(A.shape)
-
-    def _lmo_given_dual(self, M: np.ndarray, t: float, d: float) -> np.ndarray:
-        """``lmo(M, t)`` of a float array ``M`` whose dual norm ``d = dual(M)`` the caller already
-        holds (Drop-Muon's step forms it for the radius): the same result, one dual norm fewer."""
-        _check_radius(t)
-        return self._lmo(as_matrix(M), t, d).reshape(M.shape)
+        return self._lmo(as_matrix(A), t, dual).reshape(A.shape)
 
     # -- the same maps on stacks of matrices (..., m, n): one matrix per trailing m × n block ------
 

@@ -109,10 +109,12 @@ class LMO:
                 raise ValueError(f"unknown perturbation mode {self.mode!r}; choose shrink, overshoot or random")
             check_scalar("delta", self.delta, "unit_open")
 
-    def direction(self, M: np.ndarray, norm: Norm, t: float, rng: np.random.Generator | None = None) -> np.ndarray:
-        """The direction for momentum ``M``, norm ``norm`` and radius ``t``."""
+    def direction(self, M: np.ndarray, norm: Norm, t: float, rng: np.random.Generator | None = None, *,
+                  dual: float | None = None) -> np.ndarray:
+        """The direction for momentum ``M``, norm ``norm`` and radius ``t`` (``dual``: ``‖M‖_*``
+        when the caller has it, reused by the exact and perturbed LMOs)."""
         if self.kind == "exact":
-            return norm.lmo(M, t)
+            return norm.lmo(M, t, dual=dual)
         if self.kind == "newton-schulz":
             if norm.name not in ("spectral", "scaled-spectral"):
                 raise ValueError(f"Newton-Schulz approximates the spectral LMO; layer norm is {norm.name!r}")
@@ -125,7 +127,7 @@ class LMO:
             # shape with all singular values 1 (s = 1 for spectral)
             s = norm.norm(np.eye(*as_matrix(M).shape))
             return (-t / s) * Q
-        D = norm.lmo(M, t)
+        D = norm.lmo(M, t, dual=dual)
         if not np.any(M) or self.delta == 0:
             return D
         if self.mode == "shrink":
@@ -210,9 +212,7 @@ def _layer_update(x, m, g, norm, rule, i, beta, lmo, rng):
     m_new = (1.0 - beta) * m + beta * g if beta != 1.0 else np.array(g, dtype=float)
     d = norm.dual(m_new)
     t = rule.radius(i, d)
-    if type(lmo) is LMO and lmo.kind == "exact" and type(norm) is Norm:  # norm.lmo(m_new, t), d reused
-        return x + norm._lmo_given_dual(m_new, t, d), m_new, t
-    return x + lmo.direction(m_new, norm, t, rng), m_new, t
+    return x + lmo.direction(m_new, norm, t, rng, dual=d), m_new, t
 
 
 def dropmuon_step(state: State, S, grads, *, rule, norms, beta: float = 1.0, lmo: LMO = EXACT_LMO,
