@@ -356,7 +356,7 @@ def test_hard_instances_answers_unchanged(seed):
 @settings(max_examples=40, deadline=None)
 @given(st.lists(st.floats(0.05, 20.0), min_size=3, max_size=3), st.lists(st.floats(0.1, 5.0), min_size=3, max_size=3),
        st.floats(0.0, 3.0), st.sampled_from(["rpt", "independent", "subsets"]))
-def test_the_lower_bound_of_any_distribution_is_below_the_optimum_and_exact_at_it(L, c, F, family):
+def test_the_lower_bound_of_any_distribution_is_below_the_optimum(L, c, F, family):
     """optimum_lower_bound never exceeds the certified optimum (weak duality), whatever distribution
     it is read off; read off full updates (π = 1 exactly) it proves them optimal exactly when the
     solver finds them optimal."""
@@ -379,6 +379,25 @@ def test_the_lower_bound_of_any_distribution_is_below_the_optimum_and_exact_at_i
         assert best.full_total_cost > full * (1 + 1e-6)
     elif best.full_total_cost <= best.total_cost * (1 + 1e-12) and family == "rpt":
         assert best.full_total_cost <= full * (1 + 1e-9)
+
+
+def test_the_lower_bound_proves_full_updates_optimal_exactly_where_they_are():
+    """Sum-form RPT, equal costs, F = 0: full updates are optimal iff r2 + r3 <= 2 and 2 r3 <= 1 + r2
+    for L = (1, r2, r3) (docs/sampling.md §5). Read off full updates, the bound reaches their cost
+    to rounding inside that region and stays clearly below it outside."""
+    from dropmuon.solvers import optimum_lower_bound
+    from dropmuon.theory import RPT
+
+    for L, optimal in (((1.0, 0.5, 0.2), True), ((1.0, 1.0, 1.0), True), ((1.0, 1.5, 0.4), True),
+                       ((1.0, 2.0, 0.5), False), ((1.0, 0.2, 0.8), False), ((1.0, 3.0, 3.0), False)):
+        full_tc = optimal_sampling(L, [1, 1, 1], family="fixed", objective="sum",
+                                   distribution=RPT.full(3)).total_cost
+        bound = optimum_lower_bound(L, [1, 1, 1], RPT.full(3), family="rpt")
+        assert bound <= full_tc * (1 + 1e-12)
+        if optimal:  # tight: exact in exact arithmetic; the bound is formed in logarithms (~1e-15)
+            assert full_tc <= bound * (1 + 1e-12), L
+        else:
+            assert full_tc > bound * (1 + 1e-3), L
 
 
 def test_the_lower_bound_bad_input():
