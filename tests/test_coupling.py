@@ -151,6 +151,11 @@ def test_engine_norm_maps_are_the_per_matrix_norms(name):
             assert d[a, c] == pytest.approx(N.dual(M[a, c]), rel=ENGINE_RTOL, abs=0)
             assert n[a, c] == pytest.approx(N.norm(M[a, c]), rel=ENGINE_RTOL, abs=0)
             np.testing.assert_allclose(D[a, c], N.lmo(M[a, c], float(t[a, 0])), rtol=0, atol=NS_ATOL)
+    # handed the stack's dual norms (as the engine does when the momentum is the gradient), the LMO is
+    # the same array, bit for bit; dual norms of the wrong shape are refused
+    np.testing.assert_array_equal(N.lmo_batched(M, t, dual=d), D)
+    with pytest.raises(ValueError, match=r"one dual norm per matrix, shape \(2, 3\); got shape \(3,\)"):
+        N.lmo_batched(M, t, dual=d[0])
 
 
 def test_coupling_has_no_private_newton_schulz_or_norms():

@@ -187,9 +187,11 @@ class Norm:
         """``M_j^♯`` of every matrix of a stack ``(..., m, n)``, same shape."""
         return self._sharp(_stack(M))
 
-    def lmo_batched(self, M, t=1.0) -> np.ndarray:
+    def lmo_batched(self, M, t=1.0, *, dual=None) -> np.ndarray:
         """``LMO_{t_j}(M_j) = −t_j M_j^♯/‖M_j‖_*`` of every matrix of a stack ``(..., m, n)`` (zero
         where ``M_j = 0``); ``t`` is a radius or an array of radii broadcastable to ``M.shape[:-2]``.
+        ``dual``: the stack's ``‖M_j‖_*`` (:meth:`dual_batched`, shape ``M.shape[:-2]``) when the
+        caller already holds it, so that it is not computed again (the same result).
 
         >>> M = np.stack([np.diag([3.0, 1.0]), np.zeros((2, 2))])
         >>> spectral.lmo_batched(M, np.array([0.5, 2.0])).tolist()
@@ -198,7 +200,10 @@ class Norm:
         t_arr = np.asarray(t, dtype=float)
         if not (np.all(np.isfinite(t_arr)) and np.all(t_arr >= 0)):
             raise ValueError(f"the LMO radius must be non-negative and finite; got t = {t!r}")
-        return self._lmo(_stack(M), t)
+        A = _stack(M)
+        if dual is not None and np.shape(dual) != A.shape[:-2]:
+            raise ValueError(f"dual must hold one dual norm per matrix, shape {A.shape[:-2]}; got shape {np.shape(dual)}")
+        return self._lmo(A, t, dual)
 
     def _lmo(self, M: np.ndarray, t, d=None) -> np.ndarray:
         # the one implementation of LMO_t on a stack: −t/‖M‖_* times M^♯, zero where ‖M‖_* = 0
@@ -207,7 +212,7 @@ class Norm:
             # without M^♯ where it is not used); d = ‖M‖_* when the caller already has it
             d = self._dual(M) if d is None else d
             return (-t / d) * self._sharp(M) if d > 0 else np.zeros(M.shape)
-        d = self._dual(M)
+        d = self._dual(M) if d is None else np.asarray(d, dtype=float)
         pos = d > 0
         coef = -t / np.where(pos, d, 1.0)
         return np.where(pos[..., None, None], np.asarray(coef)[..., None, None] * self._sharp(M), 0.0)

@@ -216,11 +216,14 @@ def _simulate(base, noise, dist, K, eta_vec, beta_vec, lmo, method, mc_paths, ma
     with np.errstate(all="ignore"):
         for k in range(K):
             grads = [base.H[i] * (X[i] - base.xstar[i]) for i in range(b)]
+            gdual, finite = [], []
             for i in range(b):
                 ok = np.all(np.isfinite(grads[i]), axis=(-2, -1))
                 bad |= ~ok
                 g = np.where(ok[..., None, None], grads[i], 0.0)
-                total += norms[i].dual_batched(g)
+                gdual.append(norms[i].dual_batched(g))
+                finite.append(ok)
+                total += gdual[i]
             mask = masks[seq[:, k]]  # (P, b)
             for i in range(b):
                 shape = base.x0[i].shape
@@ -229,32 +232,37 @@ def _simulate(base, noise, dist, K, eta_vec, beta_vec, lmo, method, mc_paths, ma
                 sampled = mask[:, i]
                 if not sampled.any():
                     continue
-                Gi = grads[i] + noise[i] * z
-                Mn = Gi if np.all(beta_g == 1.0) else (1.0 - beta_g) * M[i] + beta_g * Gi
+                # the paths that sample layer i this step (the draws above cover every path, so the
+                # random numbers do not depend on which are sampled); the other paths keep X_i, M_i
+                Gi = grads[i][:, sampled] + (noise[i] * z[sampled] if stochastic else 0.0)
+                Mn = Gi if np.all(beta_g == 1.0) else (1.0 - beta_g) * M[i][:, sampled] + beta_g * Gi
                 Mn = np.where(np.isfinite(Mn), Mn, 0.0)
+                # without noise or momentum the step's momentum is the gradient whose dual norm the
+                # metric took above (when every sampled gradient is finite), so it is at hand
+                same = not stochastic and np.all(beta_g == 1.0) and finite[i][:, sampled].all()
+                dual = gdual[i][:, sampled] if same else None
                 t = eta_g / pi[i]
                 nonzero = np.any(Mn != 0, axis=(-2, -1))[..., None, None]
                 if lmo.kind == "newton-schulz":
                     D = -t * newton_schulz_batched(Mn, lmo.preset, lmo.steps)
-                    d = delta_batched(Mn, lmo.preset, lmo.steps)[:, sampled]
-                    if d.size:
-                        dmax[i] = max(dmax[i], float(np.max(d)))
-                        dsum[i] += float(np.sum(d))
-                        dcount[i] += d.size
+                    d = delta_batched(Mn, lmo.preset, lmo.steps)
+                    dmax[i] = max(dmax[i], float(np.max(d)))
+                    dsum[i] += float(np.sum(d))
+                    dcount[i] += d.size
                 else:
-                    D = norms[i].lmo_batched(Mn, t[..., 0, 0])
+                    D = norms[i].lmo_batched(Mn, t[..., 0, 0], dual=dual)
                     if lmo.kind == "perturbed" and lmo.delta > 0:
                         if lmo.mode == "shrink":
                             D = (1.0 - lmo.delta) * D
                         elif lmo.mode == "overshoot":
                             D = (1.0 + lmo.delta) * D
                         else:
-                            En = norms[i].norm_batched(e_rand)[:, None, None]
-                            D = D + lmo.delta * t * (e_rand / En)
+                            e_s = e_rand[sampled]
+                            En = norms[i].norm_batched(e_s)[:, None, None]
+                            D = D + lmo.delta * t * (e_s / En)
                 D = np.where(nonzero, D, 0.0)
-                sel = sampled[None, :, None, None]
-                X[i] = np.where(sel, X[i] + D, X[i])
-                M[i] = np.where(sel, Mn, M[i])
+                X[i][:, sampled] += D
+                M[i][:, sampled] = Mn
     per_path = np.where(bad, np.inf, total / K)
     metric = per_path @ weights
     diverged = bad.any(axis=1)
