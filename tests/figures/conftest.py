@@ -107,7 +107,7 @@ def _describe(t, b) -> str:
     return f"{t.get_text()!r} at ({b.x0:.0f}, {b.y0:.0f}) px"
 
 
-def text_problems(fig) -> list[str]:
+def text_problems(fig, drawn=None) -> list[str]:
     """What a reader would see wrong with the text of ``fig`` as saved, one line each (empty: none):
 
     * two drawn texts whose boxes intersect by more than :data:`TEXT_OVERLAP_PT` in both directions.
@@ -116,15 +116,18 @@ def text_problems(fig) -> list[str]:
     * a text reaching more than :data:`TEXT_CLIP_PT` past the saved area (cut off in the file),
       past the figure's canvas (the layout had no room for it: the file grows past the figure's
       nominal size and the text runs to its edge), or past its own clip box (cut at its axes).
+
+    ``drawn``: the ``(renderer, texts)`` that :func:`draw_and_collect_texts` returned for ``fig``,
+    to check that draw (the figure unchanged since) instead of drawing it again.
     """
     from dropmuon.figures.style import paper_style
 
     with paper_style():  # as saved: ticks made or measured outside the style would get other fonts
-        return _text_problems(fig)
+        return _text_problems(fig, drawn)
 
 
-def _text_problems(fig) -> list[str]:
-    renderer, drawn = draw_and_collect_texts(fig)
+def _text_problems(fig, drawn=None) -> list[str]:
+    renderer, drawn = draw_and_collect_texts(fig) if drawn is None else drawn
     pt = fig.dpi / 72.0
     area = saved_area(fig, renderer)
     texts, boxes = [t for t, _ in drawn], [b for _, b in drawn]
@@ -176,26 +179,27 @@ def _inside(pts, box):
     return bool(np.any((pts[:, 0] >= box[0]) & (pts[:, 0] <= box[2]) & (pts[:, 1] >= box[1]) & (pts[:, 1] <= box[3])))
 
 
-def legend_problems(fig) -> list[str]:
+def legend_problems(fig, drawn=None) -> list[str]:
     """Legends drawn on the data, one line each (empty: none): for every legend of ``fig``, the
     plotted lines (segments and markers), scatter points, interval bars (line collections) and bars
     of its axes that are drawn inside the legend's box (shrunk by :data:`LEGEND_MARGIN_PT`), in
     display coordinates as drawn; what an artist clips to its axes counts only inside the axes.
     Contour lines and filled areas are not checked (a legend may sit on a heat map or a band), nor
     axis-spanning reference lines (``axhline``/``axvline``) under an opaque legend frame, which
-    hides them rather than letting them run through its text."""
+    hides them rather than letting them run through its text. ``drawn``: as for
+    :func:`text_problems`, a draw of ``fig`` already made, to check instead of drawing again."""
     from dropmuon.figures.style import paper_style
 
     with paper_style():
-        return _legend_problems(fig)
+        return _legend_problems(fig, drawn)
 
 
-def _legend_problems(fig) -> list[str]:
+def _legend_problems(fig, drawn=None) -> list[str]:
     from matplotlib.collections import LineCollection, PathCollection
     from matplotlib.legend import Legend
     from matplotlib.patches import Rectangle
 
-    renderer, _ = draw_and_collect_texts(fig)
+    renderer, _ = draw_and_collect_texts(fig) if drawn is None else drawn
     m = LEGEND_MARGIN_PT * fig.dpi / 72.0
     problems = []
     for leg in fig.findobj(Legend):

@@ -3,6 +3,8 @@ figure is that wide and nothing drawn spills past it, so the saved file is that 
 overlaps another or is cut off, no legend sits on the data, and no text renders a prime as an acute
 accent."""
 
+from types import SimpleNamespace
+
 import numpy as np
 import pytest
 from matplotlib.backends.backend_agg import FigureCanvasAgg
@@ -24,7 +26,7 @@ from dropmuon.figures.torch_plots import (plot_accuracy_vs_time, plot_campaign, 
                                           plot_predicted_vs_measured)
 from dropmuon.figures.verification_plots import plot_inexact_lmo, plot_verification
 
-from .conftest import legend_problems, text_problems
+from .conftest import draw_and_collect_texts, legend_problems, text_problems
 from .test_torch_plots import CAMPAIGN_ROWS
 from .test_verification_plots import _coupling, _mc_records
 
@@ -116,6 +118,31 @@ def figures():
     }
 
 
+@pytest.fixture(scope="module")
+def drawn(figures):
+    """``drawn(name, columns)``: that figure plotted and drawn once for all the module's checks (a
+    draw is most of a check's time), as ``savefig`` draws it (:func:`draw_and_collect_texts`: Agg,
+    the paper style, the layout engine run): ``fig``; ``width_in``, its width as plotted (before
+    the draw); ``draw``, the ``(renderer, texts)`` of that draw, which ``text_problems`` and
+    ``legend_problems`` check instead of drawing again; ``tight``, ``fig.get_tightbbox`` (inches)
+    measured with its renderer right after it, in the paper style. No check changes the figure, so
+    each sees it as drawn."""
+    cache = {}
+
+    def get(name, columns):
+        if (name, columns) not in cache:
+            fig = figures[name](columns)
+            width_in = fig.get_size_inches()[0]
+            with paper_style():
+                draw = draw_and_collect_texts(fig)
+                tight = fig.get_tightbbox(draw[0]).frozen()
+            cache[name, columns] = SimpleNamespace(fig=fig, width_in=width_in, draw=draw, tight=tight)
+        return cache[name, columns]
+
+    yield get
+    cache.clear()
+
+
 NAMES = ["optimal_distribution", "cost_landscape", "full_optimal_region", "bound_vs_iterations", "bound_vs_cost",
          "verification", "inexact_lmo", "measured_constants", "accuracy_vs_time", "predicted_vs_measured", "certify",
          "campaign"]
@@ -123,15 +150,11 @@ NAMES = ["optimal_distribution", "cost_landscape", "full_optimal_region", "bound
 
 @pytest.mark.parametrize("columns", [1, 2])
 @pytest.mark.parametrize("name", NAMES)
-def test_every_figure_honours_the_column_width(figures, name, columns):
-    fig = figures[name](columns)
+def test_every_figure_honours_the_column_width(drawn, name, columns):
+    d = drawn(name, columns)
     width = COLUMN_WIDTH_IN[columns]
-    assert fig.get_size_inches()[0] == pytest.approx(width)
-    FigureCanvasAgg(fig)
-    with paper_style():
-        renderer = fig.canvas.get_renderer()
-        fig.draw(renderer)
-        bbox = fig.get_tightbbox(renderer)
+    assert d.width_in == pytest.approx(width)
+    bbox = d.tight  # measured right after the draw, in the paper style
     # what is drawn stays inside the figure's width: the saved (tight) file is no wider
     assert bbox.x0 >= -SPILL_IN and bbox.x1 <= width + SPILL_IN, (name, columns, bbox)
     if columns == 2:  # the page width is used, not a one-column figure on a wide canvas
@@ -156,11 +179,12 @@ def test_verification_prime_is_mathtext():
 
 @pytest.mark.parametrize("columns", [1, 2])
 @pytest.mark.parametrize("name", NAMES)
-def test_no_text_overlaps_or_is_cut_off(figures, name, columns):
+def test_no_text_overlaps_or_is_cut_off(drawn, name, columns):
     """Every drawn text (tick labels, axis labels, titles, legend entries, panel letters,
     annotations) as the saved file has it: no two overlap, none reaches past the saved area, the
     figure's canvas or its clip box (tests/figures/conftest.py, text_problems)."""
-    problems = text_problems(figures[name](columns))
+    d = drawn(name, columns)
+    problems = text_problems(d.fig, d.draw)
     assert problems == [], "\n".join(problems)
 
 
@@ -174,8 +198,9 @@ LEGEND_CLEAR = ["optimal_distribution", "cost_landscape", "full_optimal_region",
 
 @pytest.mark.parametrize("columns", [1, 2])
 @pytest.mark.parametrize("name", LEGEND_CLEAR)
-def test_no_legend_sits_on_the_data(figures, name, columns):
-    problems = legend_problems(figures[name](columns))
+def test_no_legend_sits_on_the_data(drawn, name, columns):
+    d = drawn(name, columns)
+    problems = legend_problems(d.fig, d.draw)
     assert problems == [], "\n".join(problems)
 
 
