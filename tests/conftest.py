@@ -55,9 +55,12 @@ run_suite("quick", seed=0, progress=False, results=sys.argv[1])
 
 
 def _runs_everything(config) -> bool:
-    """Whether this session runs the whole suite (``pytest``, ``pytest tests``, ``make test``)."""
-    return not config.args or {str(a) for a in config.args} <= {"tests", str(config.rootpath / "tests"),
-                                                                 str(config.rootpath)}
+    """Whether this session runs the whole suite (``pytest``, ``pytest tests``, ``make test``): no
+    argument, or only the configured ``testpaths`` (pytest fills ``config.args`` with them when
+    none is given: ``tests`` and ``README.md``), the tests folder or the project root."""
+    whole = {"tests", str(config.rootpath / "tests"), str(config.rootpath), "."}
+    whole |= {str(p) for p in config.getini("testpaths")} | {str(config.rootpath / p) for p in config.getini("testpaths")}
+    return not config.args or {str(a).rstrip("/") or "/" for a in config.args} <= whole
 
 
 def pytest_sessionstart(session):
