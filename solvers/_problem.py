@@ -9,6 +9,7 @@ max- and sum-form report ``K`` in units of ``2Δ0/ε²`` (i.e. ``Δ0 = 1/2``, ``
 from __future__ import annotations
 
 import math
+import threading
 import weakref
 from dataclasses import dataclass, field
 
@@ -208,6 +209,12 @@ K_CHUNK = 1 << 18
 K_COMBINE = {"max": "max", "sum": "sum"}
 
 
+def _row(pi, b: int) -> np.ndarray:
+    """``π`` as one row ``(1, b)``; a single entry is broadcast (a view, as is the row itself)."""
+    pi = np.asarray(pi, dtype=float)
+    return (pi if pi.shape == (b,) else np.broadcast_to(pi, (b,)))[None, :]
+
+
 @dataclass(frozen=True, eq=False)
 class Problem:
     """Inputs of a sampling problem, validated. ``L`` is ``None`` for the ``l0l1`` objective."""
@@ -287,8 +294,9 @@ class Problem:
         # constants the expression does not use are passed as the scalar 1 (broadcast)
         per = [pis if n == "pi" else (vals[n][sl] if vals.get(n) is not None else 1.0) for n in S.PER_LAYER]
         with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
-            out = f(*per, self.Delta0, np.nan, np.nan, np.nan, self.epsilon, self.nlayers)
-        return np.broadcast_to(np.asarray(out, dtype=float), np.shape(pis)[:-1])
+            out = np.asarray(f(*per, self.Delta0, np.nan, np.nan, np.nan, self.epsilon, self.nlayers), dtype=float)
+        shape = np.shape(pis)[:-1]
+        return out if out.shape == shape else np.broadcast_to(out, shape)
 
     def k_rows(self, pi_ofs) -> list[float]:
         """``K(π)`` for each ``π`` given by a function ``pi_of(lo, hi)`` (``π`` of the layers
@@ -305,8 +313,7 @@ class Problem:
         b = self.nlayers
         combine = K_COMBINE.get(self.objective)
         if combine is None or b <= K_CHUNK:
-            return [float(self._k(np.broadcast_to(np.asarray(f(0, b), dtype=float), (b,))[None, :])[0])
-                    for f in pi_ofs]
+            return [float(self._k(_row(f(0, b), b))[0]) for f in pi_ofs]
         parts = [[] for _ in pi_ofs]
         for lo in range(0, b, K_CHUNK):
             hi = min(lo + K_CHUNK, b)
@@ -447,30 +454,79 @@ def _normalise(x: np.ndarray) -> np.ndarray:
     return x / t
 
 
+#: the matrices Y, E, G, the mass vector and (enumeration) the sets of a formulation depend on the
+#: family and ``b`` alone: they are built once per (family, b) up to this many layers (~1-2 ms per
+#: build at b ≤ 8, more than an LP solve) and shared, read-only, by every formulation of that shape
+STRUCTURE_MAX_LAYERS = 64
+#: the enumeration's ``2^b − 1`` columns are kept up to this many layers (12: 4095 columns, 0.4 MB)
+STRUCTURE_MAX_ENUMERATED = 12
+_STRUCTURES: dict = {}
+_STRUCTURES_LOCK = threading.Lock()
+
+
+def _read_only(x):
+    arrays = (x.data, x.indices, x.indptr) if sps.issparse(x) else (x,) if isinstance(x, np.ndarray) else ()
+    for a in arrays:
+        a.flags.writeable = False
+    return x
+
+
+def _build_structure(family: str, b: int, enumerate_sets: bool) -> tuple:
+    """``(nvar, Y, G, E, mass, extra)`` of :func:`formulation` (``extra``: the enumeration's
+    ``(member, lowest, sets)``)."""
+    I = sps.identity(b, format="csr")  # noqa: E741
+    if family == "rpt":
+        n = 2 * b
+        return (n, sps.hstack([I, I], format="csr"), None, _running_sum_rows_fast(b, 0, b, n),
+                np.concatenate([np.ones(b), np.zeros(b)]), None)
+    if family == "subsets" and not enumerate_sets:
+        n = 3 * b
+        Z = sps.csr_matrix((b, b))
+        return (n, sps.hstack([I, I, Z], format="csr"), sps.hstack([Z, I, -I], format="csr"),  # x_j − P_j ≤ 0
+                _running_sum_rows_fast(b, 0, 2 * b, n), np.concatenate([np.ones(b), np.zeros(2 * b)]), None)
+    if family == "subsets":
+        masks = np.arange(1, 2**b)
+        member = ((masks[None, :] >> np.arange(b)[:, None]) & 1).astype(float)  # b × n
+        lowest = np.array([int(mk & -mk).bit_length() for mk in masks])  # 1-based lowest layer
+        sets = tuple(tuple(int(j) + 1 for j in np.flatnonzero(member[:, k])) for k in range(masks.size))
+        return masks.size, sps.csr_matrix(member), None, None, np.ones(masks.size), (member, lowest, sets)
+    # independent: θ = (y, s); y ≤ s
+    return (b + 1, sps.hstack([I, sps.csr_matrix((b, 1))], format="csr"),
+            sps.hstack([I, -sps.csr_matrix(np.ones((b, 1)))], format="csr"), None,
+            np.concatenate([np.zeros(b), [1.0]]), None)
+
+
+def _structure(family: str, b: int, enumerate_sets: bool) -> tuple:
+    """:func:`_build_structure`, kept per shape for small ``b`` (read-only there)."""
+    key = (family, b, enumerate_sets)
+    got = _STRUCTURES.get(key)
+    if got is not None:
+        return got
+    got = _build_structure(family, b, enumerate_sets)
+    if b <= (STRUCTURE_MAX_ENUMERATED if enumerate_sets else STRUCTURE_MAX_LAYERS):
+        for x in got[1:5] + (got[5] or ())[:2]:
+            _read_only(x)
+        with _STRUCTURES_LOCK:
+            got = _STRUCTURES.setdefault(key, got)
+    return got
+
+
 def formulation(problem: Problem, family: str, enumerate_sets: bool = False) -> Formulation:
-    """The linear description of ``family`` under the problem's cost model."""
+    """The linear description of ``family`` under the problem's cost model. Its matrices are
+    shared by every formulation of the same family and ``b`` (small ``b``): read-only."""
     m = problem.model
     b = m.nlayers
     cs = cost_unit(m)
     v = unit_per_layer(m, cs)
-    I = sps.identity(b, format="csr")  # noqa: E741
     if family == "rpt":
         # θ = (ρ, P): ρ_s start masses, P_j = Σ_{s<j} ρ_s; y = P + ρ
-        n = 2 * b
-        Y = sps.hstack([I, I], format="csr")
+        n, Y, _, E, mass, _ = _structure("rpt", b, False)
         cost = np.concatenate([unit_rpt_costs(m, cs), np.zeros(b)])
-        E = _running_sum_rows_fast(b, 0, b, n)
-        mass = np.concatenate([np.ones(b), np.zeros(b)])
         return Formulation("rpt", n, Y, cost, None, E, mass, lambda th: RPT(_normalise(th[:b])), cs)
     if family == "subsets" and not enumerate_sets:
         # θ = (ρ, x, P): lowest-layer masses, masses above the lowest, running sums
-        n = 3 * b
-        Z = sps.csr_matrix((b, b))
-        Y = sps.hstack([I, I, Z], format="csr")
+        n, Y, G, E, mass, _ = _structure("subsets", b, False)
         cost = np.concatenate([unit_lowest_costs(m, cs), v, np.zeros(b)])
-        G = sps.hstack([Z, I, -I], format="csr")  # x_j − P_j ≤ 0
-        E = _running_sum_rows_fast(b, 0, 2 * b, n)
-        mass = np.concatenate([np.ones(b), np.zeros(2 * b)])
 
         def decode(th):
             rho, x, P = th[:b], th[b : 2 * b], th[2 * b :]
@@ -486,20 +542,16 @@ def formulation(problem: Problem, family: str, enumerate_sets: bool = False) -> 
                 f"method 'enumerate' builds 2^b - 1 columns; b = {b} > {MAX_ENUMERATE_LAYERS} is too many "
                 "(use the compact methods: closed-form, lp or cvxpy)"
             )
-        masks = np.arange(1, 2**b)
-        member = ((masks[None, :] >> np.arange(b)[:, None]) & 1).astype(float)  # b × n
-        lowest = np.array([int(mk & -mk).bit_length() for mk in masks])  # 1-based lowest layer
+        n, Y, _, _, mass, (member, lowest, sets) = _structure("subsets", b, True)
         A_above = np.concatenate([np.cumsum(m.activation[::-1] / cs)[::-1][1:], [0.0]])
         cost = m.forward / cs + A_above[lowest - 1] + v @ member
-        sets = [tuple(int(j) + 1 for j in np.flatnonzero(member[:, k])) for k in range(masks.size)]
-        Y = sps.csr_matrix(member)
 
         def decode(th):
             q = _normalise(th)
             keep = q > 1e-15
             return SubsetDistribution(b, [sets[k] for k in np.flatnonzero(keep)], q[keep])
 
-        return Formulation("subsets", masks.size, Y, cost, None, None, np.ones(masks.size), decode, cs)
+        return Formulation("subsets", n, Y, cost, None, None, mass, decode, cs)
     if family == "independent":
         if not linear_independent_costs(m):
             raise ValueError(
@@ -507,11 +559,8 @@ def formulation(problem: Problem, family: str, enumerate_sets: bool = False) -> 
                 "expected cost; use method 'closed-form' (max-form) or 'scipy'"
             )
         # θ = (y, s): y_i = π_i s, s = total mass; y ≤ s
-        n = b + 1
-        Y = sps.hstack([I, sps.csr_matrix((b, 1))], format="csr")
+        n, Y, G, _, mass, _ = _structure("independent", b, False)
         cost = np.concatenate([v, [m.forward / cs]])
-        G = sps.hstack([I, -sps.csr_matrix(np.ones((b, 1)))], format="csr")
-        mass = np.concatenate([np.zeros(b), [1.0]])
 
         def decode(th):
             s = th[-1]

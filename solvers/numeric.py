@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import itertools
 import math
+import warnings
 
 import numpy as np
 
@@ -34,7 +35,19 @@ def _ecost_rpt(model, P):
 
 
 def _ecost_independent(model, P):
-    none_below = np.concatenate([np.ones(P.shape[:-1] + (1,)), np.cumprod(1.0 - P, axis=-1)[..., :-1]], axis=-1)
+    """E cost for rows of inclusion probabilities π (independent): F + Σ_j a_j (1 − q_j) + Σ_j π_j v_j
+    with ``q_j = Π_{k<j} (1 − π_k)``. The running products are taken layer by layer over all rows at
+    once — q_{j+1} = q_j · (1 − π_j), the multiplications of ``cumprod`` along the rows, whose
+    per-row loop over a short last axis dominated the grid (~50 ms at 10^6 rows of b = 3)."""
+    P = np.asarray(P, dtype=float)
+    b = P.shape[-1]
+    om = 1.0 - P
+    none_below = np.empty_like(om)  # the layout concatenate would give (it decides the matmul's path)
+    none_below[..., 0] = 1.0
+    if b > 1:
+        none_below[..., 1] = om[..., 0]
+    for j in range(1, b - 1):
+        np.multiply(none_below[..., j], om[..., j], out=none_below[..., j + 1])
     return model.forward + (1.0 - none_below) @ model.activation + P @ model.per_layer
 
 
@@ -72,6 +85,93 @@ def _normalised(problem: Problem, method: str = "scipy") -> Problem:
         raise ValueError(f"method {method!r} needs L_i/L_max representable as a double; L_{i + 1}/L_max = 1e{e:.0f} "
                          "(use method 'auto')")
     return dataclasses.replace(problem, model=model, L=L, _k_many=None)
+
+
+# SLSQP without a gradient takes forward differences: scipy's approx_derivative with method
+# '2-point', the absolute step sqrt(machine epsilon) and the bounds (a step that would leave them
+# is turned around, or shortened to fit), for the objective at the point's known value and for
+# each constraint without a Jacobian at a fresh evaluation. Through scipy every difference passes
+# several wrappers (~15 us per evaluation here, plus ~100 us per gradient), most of this method's
+# time on small problems. _ForwardDifferences takes the same differences with the same
+# operations — the same steps, the same points x0 + h_i e_i, (f(x) − f0)/((x0_i + h_i) − x0_i) —
+# so SLSQP receives the same numbers and follows the same path (checked bit for bit against
+# scipy's own differences on thousands of random problems of every family and objective).
+_FD_STEP = math.sqrt(np.finfo(float).eps)  # scipy's default eps for SLSQP, exactly 2^-26
+
+
+def _fd_steps(x0: np.ndarray, lb: np.ndarray, ub: np.ndarray) -> np.ndarray:
+    """The steps of ``approx_derivative(method="2-point", abs_step=_FD_STEP, bounds=(lb, ub))``."""
+    sign_x0 = (x0 >= 0).astype(float) * 2 - 1
+    dx = (x0 + _FD_STEP) - x0
+    h = np.where(dx == 0, _FD_STEP * sign_x0 * np.maximum(1.0, np.abs(x0)), _FD_STEP)
+    if np.all((lb == -np.inf) & (ub == np.inf)):
+        return h
+    # one-sided scheme, one step: reverse a step that leaves the bounds where the reverse fits,
+    # else step to the farther bound
+    lower_dist, upper_dist = x0 - lb, ub - x0
+    x = x0 + h
+    violated = (x < lb) | (x > ub)
+    fitting = np.abs(h) <= np.maximum(lower_dist, upper_dist)
+    h[violated & fitting] *= -1
+    forward = (upper_dist >= lower_dist) & ~fitting
+    h[forward] = upper_dist[forward]
+    backward = (upper_dist < lower_dist) & ~fitting
+    h[backward] = -lower_dist[backward]
+    return h
+
+
+def _differences(fun, x0: np.ndarray, f0: np.ndarray, h: np.ndarray) -> np.ndarray:
+    """Rows ``(f(x0 + h_i e_i) − f0) / ((x0_i + h_i) − x0_i)``: the Jacobian transposed (the
+    points as the rows of one array, each evaluated on its own; the arithmetic elementwise)."""
+    n = x0.size
+    xh = x0 + h
+    X = np.repeat(x0[None, :], n, axis=0)
+    X[np.arange(n), np.arange(n)] = xh
+    F = np.array([np.atleast_1d(fun(X[i])) for i in range(n)], dtype=float).reshape(n, f0.size)
+    return (F - f0) / (xh - x0)[:, None]
+
+
+class _ForwardDifferences:
+    """An objective and its constraints with the forward-difference derivatives SLSQP would take
+    (see above): ``fun`` remembers its last value, the ``f0`` of the gradient at that point."""
+
+    def __init__(self, fun, bounds):
+        self.f = fun
+        self.lb = np.array([-np.inf if lo is None else float(lo) for lo, _ in bounds])
+        self.ub = np.array([np.inf if hi is None else float(hi) for _, hi in bounds])
+        self.last = self.last_steps = None
+
+    def steps(self, x):
+        """:func:`_fd_steps` at ``x``, kept for the constraints' Jacobians at the same point."""
+        key = x.tobytes()
+        if self.last_steps is None or self.last_steps[0] != key:
+            self.last_steps = (key, _fd_steps(x, self.lb, self.ub))
+        return self.last_steps[1]
+
+    def fun(self, x):
+        v = self.f(x)
+        self.last = (x.tobytes(), v)
+        return v
+
+    def jac(self, x):
+        if np.any((x < self.lb) | (x > self.ub)):
+            raise ValueError("`x0` violates bound constraints.")  # as approx_derivative
+        f0 = self.last[1] if self.last is not None and self.last[0] == x.tobytes() else self.f(x)
+        return np.ravel(_differences(self.f, x, np.atleast_1d(f0), self.steps(x)))
+
+    def constraint_jac(self, con):
+        """The Jacobian of constraint ``con`` as SLSQP's default: clipped into the bounds first."""
+        lb, ub = self.lb, self.ub
+
+        def jac(x):
+            if (x < lb).any() or (x > ub).any():
+                warnings.warn("Values in x were outside bounds during a minimize step, clipping to bounds",
+                              RuntimeWarning, stacklevel=2)
+                x = np.clip(x, lb, ub)
+            x = np.asarray(x, dtype=float)
+            return _differences(con, x, np.atleast_1d(con(x)), self.steps(x)).T
+
+        return jac
 
 
 def solve_scipy(problem: Problem, family: str, *, starts: int = 8, seed: int = 0):
@@ -145,16 +245,18 @@ def solve_scipy(problem: Problem, family: str, *, starts: int = 8, seed: int = 0
             K = (1.0 / max(x[nz], PI_FLOOR) + float((L0 / (Pc * L1sq)).sum()) / eps)
         return K * c
 
+    bounds = [(0.0, 1.0)] * nz + ([(PI_FLOOR, None)] if obj == "l0l1" else [(float(problem.L.max()), None)] if obj == "max" else [])
+    fd = _ForwardDifferences(total, bounds)
     cons = []
     if family in ("rpt", "subsets"):
         eq_jac = np.r_[np.ones(b), np.zeros(n - b)]
         cons.append({"type": "eq", "fun": lambda x: np.sum(x[:b]) - 1.0, "jac": lambda x: eq_jac.copy()})
-    cons.append({"type": "ineq", "fun": lambda x: pi_of(x) - PI_FLOOR})
+    ineq = [lambda x: pi_of(x) - PI_FLOOR]
     if obj == "max":
-        cons.append({"type": "ineq", "fun": lambda x: x[nz] * pi_of(x) - L})
+        ineq.append(lambda x: x[nz] * pi_of(x) - L)
     elif obj == "l0l1":
-        cons.append({"type": "ineq", "fun": lambda x: pi_of(x) - x[nz]})
-    bounds = [(0.0, 1.0)] * nz + ([(PI_FLOOR, None)] if obj == "l0l1" else [(float(problem.L.max()), None)] if obj == "max" else [])
+        ineq.append(lambda x: pi_of(x) - x[nz])
+    cons += [{"type": "ineq", "fun": g, "jac": fd.constraint_jac(g)} for g in ineq]
 
     def start_points():
         full = np.zeros(nz)
@@ -185,16 +287,24 @@ def solve_scipy(problem: Problem, family: str, *, starts: int = 8, seed: int = 0
     best = None
     converged = 0
     runs = 0
+    # a start equal to an earlier one (b = 1, where full, uniform and random starts coincide) is
+    # the same deterministic run to the same point, which cannot beat itself: it is counted, not
+    # repeated
+    done = {}
     for z0 in start_points():
         runs += 1
         P = pi_of(z0)
         P = np.maximum(P, PI_FLOOR)
         aux = [float(np.max(problem.L / P))] if obj == "max" else [float(P.min())] if obj == "l0l1" else []
         x0 = np.concatenate([z0, aux])
+        key = x0.tobytes()
+        if key in done:
+            converged += done[key]
+            continue
         with np.errstate(all="ignore"):
-            res = minimize(total, x0, method="SLSQP", bounds=bounds, constraints=cons,
+            res = minimize(fd.fun, x0, jac=fd.jac, method="SLSQP", bounds=bounds, constraints=cons,
                            options={"maxiter": 1000, "ftol": 1e-14})
-        converged += bool(res.success)
+        converged += done.setdefault(key, bool(res.success))
         dist = _decode(family, b, res.x)
         _, _, tc = problem.evaluate(dist)
         if math.isfinite(tc) and (best is None or tc < best[0]):
@@ -317,6 +427,19 @@ def solve_grid(problem: Problem, family: str, *, resolution: int | None = None):
 PI_MIN = 1e-300
 
 
+def _cost_and_q(Fh, ah, vh, pi):
+    """``C(π)`` for independent sampling (costs already normalised) and ``q_j = Π_{k<j}(1 − π_k)``,
+    the probability that no layer below ``j`` is sampled."""
+    b = pi.size
+    logq = np.empty(b)
+    logq[0] = 0.0
+    with np.errstate(divide="ignore", invalid="ignore"):
+        log1m = np.log1p(-np.minimum(pi, 1.0))  # −inf where π = 1
+        np.cumsum(log1m[:-1], out=logq[1:])  # the running sum of all but the last: the same additions
+    q = np.exp(logq)
+    return Fh + float(ah @ (-np.expm1(logq))) + float(vh @ pi), q
+
+
 def _cost_and_grad(Fh, ah, vh, pi):
     """``C(π)`` and ``π_i ∂C/∂π_i`` for independent sampling (costs already normalised).
 
@@ -325,18 +448,19 @@ def _cost_and_grad(Fh, ah, vh, pi):
     (``dtbtrs``), whose back substitution performs exactly the recursion's operations — the same
     numbers as the Python loop it replaces, ~10 us instead of ~30 us at b = 50 (and O(b) in C).
     """
-    with np.errstate(divide="ignore", invalid="ignore"):
-        log1m = np.log1p(-np.minimum(pi, 1.0))  # −inf where π = 1
-        logq = np.concatenate([[0.0], np.cumsum(log1m)[:-1]])
-    q = np.exp(logq)
-    C = Fh + float(ah @ (-np.expm1(logq))) + float(vh @ pi)
+    C, q = _cost_and_q(Fh, ah, vh, pi)
     return C, pi * (vh + q * _suffix_recursion(ah, pi))
+
+
+_DTBTRS = []  # scipy.linalg.lapack.dtbtrs, imported on first use
 
 
 def _suffix_recursion(ah, pi):
     """``R_i = a_{i+1} + (1 − π_{i+1}) R_{i+1}`` (0-based, ``R_{b−1} = 0``) for all ``i``."""
-    from scipy.linalg.lapack import dtbtrs
+    if not _DTBTRS:
+        from scipy.linalg.lapack import dtbtrs
 
+        _DTBTRS.append(dtbtrs)
     b = pi.size
     if b == 1:
         return np.zeros(1)
@@ -347,18 +471,26 @@ def _suffix_recursion(ah, pi):
     rhs = np.empty(b)
     rhs[:-1] = ah[1:]
     rhs[-1] = 0.0
-    R, info = dtbtrs(band, rhs, uplo="U", trans="N", diag="U")
+    R, info = _DTBTRS[0](band, rhs, uplo="U", trans="N", diag="U")
     if info != 0:  # cannot happen with a unit diagonal; keep the failure loud
         raise RuntimeError(f"the banded solve for the activation-cost recursion failed (info {info})")
     return R
 
 
-def _logsumexp(z):
-    m = float(np.max(z))
-    if not np.isfinite(m):
-        return m, np.zeros_like(z)
+def _logsumexp_parts(z):
+    """``(m, e, s)`` with ``m = max z``, ``e = exp(z − m)``, ``s = Σ e`` (``e = None`` where ``m`` is
+    not finite): ``log Σ exp z = m + log s``, and the softmax is ``e/s``."""
+    m = float(z.max())
+    if not math.isfinite(m):
+        return m, None, None
     e = np.exp(z - m)
-    s = float(e.sum())
+    return m, e, float(e.sum())
+
+
+def _logsumexp(z):
+    m, e, s = _logsumexp_parts(z)
+    if e is None:
+        return m, np.zeros_like(z)
     return m + math.log(s), e / s
 
 
@@ -378,19 +510,44 @@ class _IndependentNonlinear:
                 self.logw = np.log(problem.L0) - 2 * np.log(problem.L1) - math.log(problem.epsilon)
         self.lo = math.log(PI_MIN)
 
+    def _k_exponents(self, x, u):
+        """The terms whose log-sum-exp is ``log K``: ``log w_i − x_i``, preceded by ``−u`` (l0l1)."""
+        if u is None:
+            return self.logw - x
+        z = np.empty(self.b + 1)
+        z[0] = -u
+        np.subtract(self.logw, x, out=z[1:])
+        return z
+
+    def point(self, x, u=None):
+        """The parts of the objective at ``(x, u)`` that its value needs; :meth:`value_of` and
+        :meth:`grad_of` finish them (a line search needs only the value)."""
+        pi = np.exp(x)
+        C, q = _cost_and_q(self.Fh, self.ah, self.vh, pi)
+        return pi, C, q, _logsumexp_parts(self._k_exponents(x, u)), u is not None
+
+    @staticmethod
+    def value_of(pt):
+        _, C, _, (m, e, s), _ = pt
+        return (m if e is None else m + math.log(s)) + math.log(C)
+
+    def grad_of(self, pt):
+        """``(∂/∂x, ∂/∂u)`` at a :meth:`point`."""
+        pi, C, q, (_, e, s), with_u = pt
+        piC = pi * (self.vh + q * _suffix_recursion(self.ah, pi))
+        sig = np.zeros(self.b + with_u) if e is None else e / s
+        if with_u:
+            return -sig[1:] + piC / C, -sig[0]
+        return -sig + piC / C, None
+
+    def value(self, x, u=None):
+        """``log K + log C`` (the first entry of :meth:`value_grad`)."""
+        return self.value_of(self.point(x, u))
+
     def value_grad(self, x, u=None):
         """``(log K + log C, ∂/∂x, ∂/∂u)``."""
-        pi = np.exp(x)
-        C, piC = _cost_and_grad(self.Fh, self.ah, self.vh, pi)
-        if u is None:
-            lk, sig = _logsumexp(self.logw - x)
-            gu = None
-            gx = -sig
-        else:
-            lk, sig = _logsumexp(np.concatenate([[-u], self.logw - x]))
-            gu = -sig[0]
-            gx = -sig[1:]
-        return lk + math.log(C), gx + piC / C, gu
+        pt = self.point(x, u)
+        return (self.value_of(pt), *self.grad_of(pt))
 
     def shares(self, pi):
         """Per layer: share of ``E cost`` minus share of ``K`` (the scaled gradient ``π ∂/∂π``)."""
@@ -483,7 +640,7 @@ def _preconditioned_lbfgs(f, x0):
 
     lo, b = f.lo, f.b
     x = np.clip(x0, lo, 0.0)
-    val = f.value_grad(x)[0]
+    val = f.value(x)
     for k in range(PRECOND_ROUNDS + 1):
         if k == 0:
             s, maxiter = np.ones(b), PLAIN_MAXITER
@@ -500,7 +657,7 @@ def _preconditioned_lbfgs(f, x0):
         res = minimize(fun, x * s, jac=True, method="L-BFGS-B", bounds=Bounds(lo * s, np.zeros(b)),
                        options={"maxiter": maxiter, "ftol": 1e-15, "gtol": 1e-12})
         xn = np.clip(res.x / s, lo, 0.0)
-        vn = f.value_grad(xn)[0]
+        vn = f.value(xn)
         if not vn < val:
             break
         gain = val - vn
@@ -513,6 +670,30 @@ def _preconditioned_lbfgs(f, x0):
 # first-order residual (largest imbalance of cost share and K share, dimensionless) below which a
 # local solution counts as stationary; L-BFGS-B/SLSQP stop at gradients ~1e-10 here
 STATIONARY_TOL = 1e-6
+
+
+class _LastPoint:
+    """The l0l1 objective of :class:`_IndependentNonlinear` in ``z = (x, u)`` for SLSQP, which
+    asks for the value at every trial point of its line search and for the gradient only at the
+    points it accepts: the parts of the last point are kept, and the gradient is finished from
+    them (the numbers of ``value_grad(z[:b], z[b])``, without computing a gradient per trial)."""
+
+    def __init__(self, f: _IndependentNonlinear):
+        self.f, self.key, self.pt = f, None, None
+
+    def _at(self, z):
+        key = z.tobytes()
+        if key != self.key:
+            b = self.f.b
+            self.key, self.pt = key, self.f.point(z[:b], z[b])
+        return self.pt
+
+    def value(self, z):
+        return self.f.value_of(self._at(z))
+
+    def grad(self, z):
+        gx, gu = self.f.grad_of(self._at(z))
+        return np.concatenate([gx, [gu]])
 
 
 def solve_independent_nonlinear(problem: Problem, *, starts: int = 8, seed: int = 0):
@@ -530,24 +711,27 @@ def solve_independent_nonlinear(problem: Problem, *, starts: int = 8, seed: int 
     best = None
     runs = 0
     pts = f.starts(max(0, starts) + 8, rng)
+    # a start equal to an earlier one (the water-filling start at π = 1, equal costs, b = 1) is the
+    # same deterministic run to the same value, which cannot beat itself: counted, not repeated
+    done = set()
     for x0 in pts:
         runs += 1
+        key = x0.tobytes()
+        if key in done:
+            continue
+        done.add(key)
         with np.errstate(all="ignore"):
             if f.obj == "sum":
                 x, val = _preconditioned_lbfgs(f, x0)
             else:
                 z0 = np.concatenate([x0, [float(np.min(x0))]])
-
-                def fun(z):
-                    v, gx, gu = f.value_grad(z[:b], z[b])
-                    return v, np.concatenate([gx, [gu]])
-
+                obj = _LastPoint(f)
                 A = np.hstack([np.eye(b), -np.ones((b, 1))])
                 cons = [{"type": "ineq", "fun": lambda z, A=A: A @ z, "jac": lambda z, A=A: A}]
-                res = minimize(fun, z0, jac=True, method="SLSQP", bounds=[(lo, 0.0)] * (b + 1),
+                res = minimize(obj.value, z0, jac=obj.grad, method="SLSQP", bounds=[(lo, 0.0)] * (b + 1),
                                constraints=cons, options={"maxiter": 1000, "ftol": 1e-15})
                 x = np.clip(res.x[:b], lo, 0.0)
-                val = f.value_grad(x, float(np.min(x)))[0]
+                val = f.value(x, float(np.min(x)))
         if math.isfinite(val) and (best is None or val < best[0] - 1e-13 * abs(best[0])):
             best = (val, x)
     if best is None:

@@ -39,18 +39,28 @@ def _k_terms(objective, kw):
     return 2 * kw["Delta0"] / kw["epsilon"], 1.0, L0 / (L1**2 * kw["epsilon"])
 
 
-def _last_value(parts):
-    """``parts`` remembering its last point: SLSQP asks for the objective, the constraint and its
-    Jacobian at the same point, three calls of ``parts`` with one answer (the arrays are only read)."""
-    last = {}
+def _last_point(value_parts, slope_parts):
+    """``value_parts`` and ``slope_parts`` remembering their last point: SLSQP asks for the
+    objective and the constraint at every trial point of its line search, and for their gradients
+    only at the points it accepts, so ``(π, C)`` is computed once per point and the derivatives
+    ``(∂C/∂x, ∂π/∂x)`` only where a gradient is asked for (the arrays are only read)."""
+    key = value = slope = None
 
-    def cached(x):
-        key = np.asarray(x).tobytes()
-        if last.get("key") != key:
-            last["key"], last["value"] = key, parts(x)
-        return last["value"]
+    def value_at(x):
+        nonlocal key, value, slope
+        k = x.tobytes()
+        if k != key:
+            key, value, slope = k, value_parts(x), None
+        return value
 
-    return cached
+    def slope_at(x):
+        nonlocal slope
+        v = value_at(x)
+        if slope is None:
+            slope = slope_parts(v)
+        return slope
+
+    return value_at, slope_at
 
 
 def best_distribution(model, family, objective, kw, *, starts=12, seed=0):
@@ -69,11 +79,13 @@ def best_distribution(model, family, objective, kw, *, starts=12, seed=0):
         Fh, vh = F / cmax, v / cmax
         n = b
 
-        def parts(x):
+        def value_parts(x):
             pi = np.exp(x)
-            C = Fh + float(vh @ pi)
-            dC = vh * pi  # ∂C/∂x
-            return pi, C, dC, np.eye(b) * pi  # ∂π/∂x
+            return pi, Fh + float(vh @ pi)
+
+        def slope_parts(value):
+            pi, _ = value
+            return vh * pi, np.eye(b) * pi  # ∂C/∂x, ∂π/∂x
     else:
         sets = family_sets(family, b)
         cost = np.array([F + a[S[0] + 1:].sum() + v[list(S)].sum() for S in sets])
@@ -81,28 +93,35 @@ def best_distribution(model, family, objective, kw, *, starts=12, seed=0):
         member = np.array([[1.0 if j in S else 0.0 for S in sets] for j in range(b)])
         n = len(sets)
 
-        def parts(x):
+        def value_parts(x):
             r = np.exp(x - x.max())
             mass = r.sum()
-            pi = member @ r / mass
-            C = float(cost @ r) / mass
-            dC = (cost - C) * r / mass
-            return pi, C, dC, (member - pi[:, None]) * r / mass
+            return member @ r / mass, float(cost @ r) / mass, r, mass
 
-    parts = _last_value(parts)
+        def slope_parts(value):
+            pi, C, r, mass = value
+            return (cost - C) * r / mass, (member - pi[:, None]) * r / mass
 
-    def fg(z):
+    parts, slopes = _last_point(value_parts, slope_parts)
+
+    def f(z):
+        pi, C = parts(z[:n])[:2]
+        S = mx * math.exp(z[n]) + float((wts / pi).sum())
+        return math.log(S) + math.log(C)
+
+    def g(z):
         x, tau = z[:n], z[n]
-        pi, C, dC, dpi = parts(x)
-        S = mx * math.exp(tau) + float(np.sum(wts / pi))
+        pi, C = parts(x)[:2]
+        dC, dpi = slopes(x)
+        S = mx * math.exp(tau) + float((wts / pi).sum())
         gx = ((-wts / pi**2) @ dpi) / S + dC / C
-        return math.log(S) + math.log(C), np.concatenate([gx, [mx * math.exp(tau) / S]])
+        return np.concatenate([gx, [mx * math.exp(tau) / S]])
 
     def epigraph(z):
         return z[n] + np.log(parts(z[:n])[0])
 
     def epigraph_jac(z):
-        pi, _, _, dpi = parts(z[:n])
+        pi, dpi = parts(z[:n])[0], slopes(z[:n])[1]
         return np.hstack([dpi / pi[:, None], np.ones((b, 1))])
 
     cons = [{"type": "ineq", "fun": epigraph, "jac": epigraph_jac}] if mx > 0 else []
@@ -119,12 +138,17 @@ def best_distribution(model, family, objective, kw, *, starts=12, seed=0):
         x0s.append(rng.uniform(-30.0 if k % 2 else -5.0, 0.0, n))
     best = None
     # every start, then two restarts from the best point (SLSQP's quasi-Newton model restarts
-    # fresh, which finishes valleys its first run stopped in)
+    # fresh, which finishes valleys its first run stopped in); where the first restart finds
+    # nothing better, the second would start from the same point and repeat it exactly: skipped
+    restarted = None
     for k in range(len(x0s) + 2):
+        if k >= len(x0s) and best[2] is restarted:
+            break
         x0 = x0s[k] if k < len(x0s) else best[2]
+        restarted = x0 if k >= len(x0s) else None
         tau0 = float(np.max(-np.log(parts(x0)[0])))
         with np.errstate(all="ignore"):
-            res = minimize(fg, np.concatenate([x0, [tau0]]), jac=True, method="SLSQP", constraints=cons,
+            res = minimize(f, np.concatenate([x0, [tau0]]), jac=g, method="SLSQP", constraints=cons,
                            bounds=[(LOG_FLOOR, 0.0)] * n + [(0.0, -LOG_FLOOR)],
                            options={"maxiter": 150, "ftol": 1e-15})
         x = np.clip(res.x[:n], LOG_FLOOR, 0.0)
