@@ -341,6 +341,26 @@ _PROGRAMS: dict = {}
 _PROGRAMS_LOCK = threading.Lock()
 
 
+def _cover_and_family(cp, form, obj: str, col: np.ndarray, ys: np.ndarray):
+    """The program's variables and structural constraints, columns scaled by ``col`` and cover rows
+    by ``1/ys``: ``(θ, ỹ, the constraint ỹ = Ỹθ or None, [that constraint, Eθ = 0, Gθ ≤ 0])``. For
+    the max-form ``ỹ = Ỹθ`` is an expression (the cover rows' duals are the weights); otherwise
+    ``ỹ`` is a variable of its own, whose rows' duals are ``−∂f/∂y``."""
+    th = cp.Variable(form.nvar, nonneg=True)
+    Yt = form.Y.multiply(col[None, :]).multiply(1.0 / ys[:, None]).tocsr()
+    if obj == "max":
+        yt, ycon, cons = Yt @ th, None, []
+    else:
+        yt = cp.Variable(form.Y.shape[0])
+        ycon = yt == Yt @ th
+        cons = [ycon]
+    if form.E is not None:
+        cons.append(form.E.multiply(col[None, :]).tocsr() @ th == 0)
+    if form.G is not None:
+        cons.append(form.G.multiply(col[None, :]).tocsr() @ th <= 0)
+    return th, yt, ycon, cons
+
+
 def _matrix_key(M):
     return None if M is None else (M.shape, M.indptr.tobytes(), M.indices.tobytes(), M.data.tobytes())
 
@@ -357,18 +377,7 @@ class _Program:
         n, b = form.nvar, form.Y.shape[0]
         col, ys = np.ones(n), np.ones(b)
         self.obj, self.lock = obj, threading.Lock()
-        th = cp.Variable(n, nonneg=True)
-        Yt = form.Y.multiply(col[None, :]).multiply(1.0 / ys[:, None]).tocsr()
-        if obj == "max":
-            yt, ycon, cons = Yt @ th, None, []
-        else:
-            yt = cp.Variable(b)
-            ycon = yt == Yt @ th
-            cons = [ycon]
-        if form.E is not None:
-            cons.append(form.E.multiply(col[None, :]).tocsr() @ th == 0)
-        if form.G is not None:
-            cons.append(form.G.multiply(col[None, :]).tocsr() @ th <= 0)
+        th, yt, ycon, cons = _cover_and_family(cp, form, obj, col, ys)
         self.w = cp.Parameter(b, nonneg=True)
         self.w0 = None
         kcon = None
@@ -472,19 +481,8 @@ def _clarabel(problem, form, cost, Lsc, a, wsum, col=None, ys=None, fscale=1.0):
     n = form.nvar
     col = np.ones(n) if col is None else col
     ys = np.ones(form.Y.shape[0]) if ys is None else ys
-    th = cp.Variable(n, nonneg=True)
-    Yt = form.Y.multiply(col[None, :]).multiply(1.0 / ys[:, None]).tocsr()
     obj = problem.objective
-    if obj == "max":
-        yt, ycon, cons = Yt @ th, None, []  # ỹ = y/ys; the cover rows' duals are the weights
-    else:
-        yt = cp.Variable(form.Y.shape[0])  # ỹ, a variable of its own: its rows' duals are −∂f/∂y
-        ycon = yt == Yt @ th
-        cons = [ycon]
-    if form.E is not None:
-        cons.append(form.E.multiply(col[None, :]).tocsr() @ th == 0)
-    if form.G is not None:
-        cons.append(form.G.multiply(col[None, :]).tocsr() @ th <= 0)
+    th, yt, ycon, cons = _cover_and_family(cp, form, obj, col, ys)
     ct = cost * col
     kcon = None
     if obj == "max":
