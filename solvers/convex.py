@@ -481,7 +481,6 @@ def _clarabel(problem, form, cost, Lsc, a, wsum, col=None, ys=None, fscale=1.0):
     n = form.nvar
     col = np.ones(n) if col is None else col
     ys = np.ones(form.Y.shape[0]) if ys is None else ys
-    obj = problem.objective
     th, yt, ycon, cons = _cover_and_family(cp, form, obj, col, ys)
     ct = cost * col
     kcon = None
