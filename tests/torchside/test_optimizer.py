@@ -159,6 +159,40 @@ def test_state_dict_round_trip():
     assert all(torch.equal(p, q) for p, q in zip(model.parameters(), model2.parameters()))
 
 
+_NO_DYNAMO_SCRIPT = """
+import sys, torch
+from dropmuon.verification.torchside import DropMuon, dropmuon_training_step
+torch.manual_seed(0)
+lin = [torch.nn.Linear(6, 5, bias=False), torch.nn.Linear(5, 3, bias=False)]
+model = torch.nn.Sequential(lin[0], torch.nn.Tanh(), lin[1])
+opt = DropMuon(layers=[[m.weight] for m in lin], lr=0.05, ns_dtype=torch.float32)
+x, y = torch.randn(8, 6), torch.randint(0, 3, (8,))
+dropmuon_training_step(model, opt, torch.nn.functional.cross_entropy, x, y, start=1)
+opt.load_state_dict(opt.state_dict())
+opt.zero_grad(set_to_none=True)
+print(int("torch._dynamo" in sys.modules))
+"""
+
+
+def test_an_optimizer_does_not_import_the_compiler():
+    """torch's ``add_param_group``, ``zero_grad``, ``state_dict`` and ``load_state_dict`` import
+    ``torch._dynamo`` (~3 s) on first use; DropMuon calls them undecorated while nothing has
+    imported it (nothing can then be tracing), and torch's wrappers once something has."""
+    import subprocess
+    import sys
+
+    out = subprocess.run([sys.executable, "-c", _NO_DYNAMO_SCRIPT], capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "0"
+    # here torch._dynamo is imported (torch.compile below, if no earlier test did): torch's own
+    # wrappers run, with the same result as the undecorated methods
+    import torch._dynamo  # noqa: F401
+
+    for name in ("add_param_group", "zero_grad", "state_dict", "load_state_dict"):
+        assert getattr(DropMuon, name).__wrapped__ is getattr(torch.optim.Optimizer, name).__wrapped__
+    test_state_dict_round_trip()
+
+
 def test_bad_input():
     p = torch.nn.Parameter(torch.zeros(3, 3))
     with pytest.raises(ValueError, match="lr = -1"):

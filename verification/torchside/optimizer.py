@@ -11,7 +11,9 @@ of any ``nn.Module`` from a forward trace (:mod:`dropmuon.verification.torchside
 
 from __future__ import annotations
 
+import functools
 import math
+import sys
 from contextlib import contextmanager
 from typing import Iterable, Sequence
 
@@ -117,6 +119,25 @@ def _polar(G: Tensor) -> Tensor:
     return (U @ Vh).to(G.dtype)
 
 
+def _dynamo_free(name: str):
+    """``torch.optim.Optimizer.<name>`` without importing ``torch._dynamo`` when nothing has.
+
+    torch wraps ``add_param_group``, ``zero_grad``, ``state_dict`` and ``load_state_dict`` in
+    ``torch._disable_dynamo``, which imports ``torch._dynamo`` on the first call (about 3 s of CPU,
+    in every fresh process that builds an optimizer: a ``dropmuon train``, a spawned worker). The
+    wrapper only keeps a compiler that is tracing out of the method; while ``torch._dynamo`` is not
+    imported nothing can be tracing, so the undecorated method is the same call. Once it is
+    imported (``torch.compile`` anywhere), torch's own wrapper runs."""
+    wrapped = getattr(torch.optim.Optimizer, name)
+    plain = getattr(wrapped, "__wrapped__", wrapped)
+
+    @functools.wraps(plain)
+    def method(self, *args, **kwargs):
+        return (wrapped if "torch._dynamo" in sys.modules else plain)(self, *args, **kwargs)
+
+    return method
+
+
 class DropMuon(torch.optim.Optimizer):
     r"""Muon on the sampled layers' matrices, AdamW on their other parameters; unsampled layers
     (``grad is None``) are untouched.
@@ -162,6 +183,12 @@ class DropMuon(torch.optim.Optimizer):
     dimensions is taken for a convolution kernel. For a whole model use :meth:`from_model`, which
     finds the layers itself and tells kernels from other tensors by their modules.
     """
+
+    # torch's methods, without the ~3 s import of torch._dynamo in a process that never compiles
+    add_param_group = _dynamo_free("add_param_group")
+    zero_grad = _dynamo_free("zero_grad")
+    state_dict = _dynamo_free("state_dict")
+    load_state_dict = _dynamo_free("load_state_dict")
 
     def __init__(self, params: Iterable | None = None, lr: float = 0.02, weight_decay: float = 0.0,
                  momentum: float = 0.95, nesterov: bool = True, ns_coefficients="muon", ns_steps: int = 5,
