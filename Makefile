@@ -17,7 +17,8 @@ unexport PYTHONDONTWRITEBYTECODE
 
 # the suite runs in $(TEST_JOBS) worker processes (pytest-xdist; 2 on the project's 2-core machines;
 # TEST_JOBS=1 runs it in one process, e.g. to read a traceback in order), a test file per worker
-# (--dist loadfile: a module's expensive fixtures, such as the report's, are built once)
+# (--dist loadfile: a module's expensive fixtures, such as the report's, are built once), the
+# longest files first (--no-loadscope-reorder keeps tests/conftest.py's order: HEAVY_FIRST)
 TEST_JOBS ?= 2
 
 .PHONY: demo test test-fast bench clean help
@@ -52,10 +53,10 @@ demo: $(VENV)/.core
 	$(BIN)/dropmuon report --quick --out $(OUT)
 
 test: $(VENV)/.test
-	$(BIN)/python -m pytest -q -n $(TEST_JOBS) --dist loadfile
+	$(BIN)/python -m pytest -q -n $(TEST_JOBS) --dist loadfile --no-loadscope-reorder
 
 test-fast: $(VENV)/.test
-	$(BIN)/python -m pytest -q -n $(TEST_JOBS) --dist loadfile -m "not slow"
+	$(BIN)/python -m pytest -q -n $(TEST_JOBS) --dist loadfile --no-loadscope-reorder -m "not slow"
 
 bench: $(VENV)/.test
 	$(BIN)/python tests/benchmarks/run.py

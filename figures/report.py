@@ -154,7 +154,7 @@ def build_report(out="out", *, quick: bool = True, torch_results="auto", seed: i
     it and the field). ``suite_results``: a folder of the verification suite's task files
     (``dropmuon verify --out DIR`` with the same suite and seed): finished checks are read back
     instead of run again, new ones are saved there (a folder holding another suite or seed raises
-    ``ValueError``). ``progress``: ``False`` for silence, else a line on stderr as each step
+    ``ValueError``), and so is the coupling table (in ``coupling-table/`` there). ``progress``: ``False`` for silence, else a line on stderr as each step
     starts (and every 15 s while it runs when stderr is not a terminal). Returns ``{"report": path
     or None, "figures": [paths], "data": {...}, "seconds": …}``."""
     from dropmuon.figures.style import save_figure
@@ -197,7 +197,7 @@ def build_report(out="out", *, quick: bool = True, torch_results="auto", seed: i
         steps.step(names[2])
         _section_verification(rep, data, save, suite, seed, columns, suite_results)
         steps.step(names[3])
-        _section_coupling(rep, data, save, suite, seed, columns)
+        _section_coupling(rep, data, save, suite, seed, columns, suite_results)
         steps.step(names[4])
         _section_certify(rep, data, save, columns)
         steps.step(names[5])
@@ -388,11 +388,15 @@ def _section_verification(rep, data, save, suite, seed, columns, suite_results=N
     data["verification"] = {"suite": suite, "summary": summ}
 
 
-def _section_coupling(rep, data, save, suite, seed, columns=1):
+#: where, in a ``suite_results`` folder, the report keeps the coupling table (read back on a re-run)
+COUPLING_TABLE_FOLDER = "coupling-table"
+
+
+def _section_coupling(rep, data, save, suite, seed, columns=1, suite_results=None):
     from dropmuon.figures.verification_plots import plot_inexact_lmo
     from dropmuon.verification.synthetic.coupling import coupling_table
 
-    c = coupling_table(seed, suite)
+    c = coupling_table(seed, suite, results=None if suite_results is None else Path(suite_results) / COUPLING_TABLE_FOLDER)
     rep.heading(SECTIONS[3])
     rep.paragraph("T4 (inexact LMO, δ): the worst-case δ of Newton–Schulz over matrices of rank 64 with condition "
                   "number ≤ κ (exact up to rounding), and the step size that minimises the bound / the measured "

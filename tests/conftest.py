@@ -49,8 +49,14 @@ def session_dir(tmp_path_factory):
 _QUICK_FOLDER, _QUICK_LOCK = "quick-suite-seed0", "quick-suite.lock"
 _QUICK_SUITE_SCRIPT = """
 import sys
+from pathlib import Path
+from dropmuon.figures.report import COUPLING_TABLE_FOLDER
 from dropmuon.verification import run_suite
+from dropmuon.verification.synthetic.coupling import coupling_table
 run_suite("quick", seed=0, progress=False, results=sys.argv[1])
+# the report's coupling table, as build_report(suite_results=...) keeps it: from the coupling
+# experiments the suite's coupling checks just ran (cached in this process), not a second run
+coupling_table(0, "quick", results=Path(sys.argv[1]) / COUPLING_TABLE_FOLDER)
 """
 
 
@@ -162,7 +168,26 @@ SLOW = (
 _QUICK_SUITE = {"quick_suite_folder", "quick_suite_records", "quick_suite_by_task"}
 
 
+#: the test files that take the most CPU (≥ ~7 s each with two xdist workers on an idle 2-core
+#: machine, measured 2026-12-07), longest first. They are collected first, so that pytest-xdist
+#: (make test: ``--dist loadfile --no-loadscope-reorder``) hands them out first and the small files
+#: fill in at the end: the two workers then finish within seconds of each other (longest job
+#: first), where handing out by test count left one idle for ~15 s. Balance only: no test depends
+#: on the order, and a file missing here just runs later.
+HEAVY_FIRST = (
+    "tests/figures/test_report.py", "tests/test_execution.py", "tests/torchside/test_distributed.py",
+    "tests/test_theorems.py", "tests/torchside/test_train_cli.py", "tests/figures/test_all_figures.py",
+    "tests/test_doctests.py", "tests/solvers/test_properties.py", "tests/figures/test_theory_plots.py",
+    "tests/torchside/test_training.py", "tests/torchside/test_regimes.py", "tests/solvers/test_certified_optimum.py",
+    "tests/verification/test_separable_exact.py", "tests/figures/test_torch_plots.py",
+    "tests/solvers/test_extremes.py", "tests/torchside/test_frontend.py", "tests/torchside/test_preregistration.py",
+    "tests/test_coupling.py", "tests/torchside/test_speed_options.py",
+)
+
+
 def pytest_collection_modifyitems(config, items):
+    rank = {f: i for i, f in enumerate(HEAVY_FIRST)}
+    items.sort(key=lambda item: rank.get(item.nodeid.split("::", 1)[0], len(rank)))  # stable: files stay whole
     used = set()
     for item in items:
         hit = [p for p in SLOW if item.nodeid.startswith(p)]
@@ -171,6 +196,9 @@ def pytest_collection_modifyitems(config, items):
             item.add_marker(pytest.mark.slow)
     if _runs_everything(config) and items and (stale := [p for p in SLOW if p not in used]):
         raise pytest.UsageError(f"tests/conftest.py SLOW names tests that do not exist: {stale}")
+    files = {item.nodeid.split("::", 1)[0] for item in items}
+    if _runs_everything(config) and items and (stale := [f for f in HEAVY_FIRST if f not in files]):
+        raise pytest.UsageError(f"tests/conftest.py HEAVY_FIRST names test files that do not exist: {stale}")
 
 
 @pytest.fixture(scope="session")

@@ -232,6 +232,26 @@ def test_newton_schulz_coupling_reports_measured_delta():
     assert rs[0].delta_measured is None and rs[2].delta_measured > 0.5
 
 
+def test_the_coupling_table_is_kept_beside_the_suite_and_read_back(quick_suite_folder, quick_suite_by_task):
+    """The report's coupling table in a suite-results folder (written there by the session's
+    quick-suite process, as ``build_report(suite_results=...)`` keeps it) is the table of the same
+    experiments as the suite's coupling checks; another seed there is refused."""
+    from dropmuon.figures.report import COUPLING_TABLE_FOLDER
+    from dropmuon.verification.synthetic.coupling import coupling_table
+
+    folder = quick_suite_folder / COUPLING_TABLE_FOLDER
+    table = coupling_table(0, "quick", results=folder)
+    assert json.loads((folder / "coupling-table.json").read_text()) == table  # the JSON form, as saved
+    assert table["config"]["size"] == "quick" and table["config"]["seed"] == 0
+    ov, sh = table["overshoot"], table["shrink"]
+    checks = quick_suite_by_task["inexact-LMO coupling"]
+    # checks 4 and 5: the best step at the largest delta over the best step at delta = 0, the same floats
+    assert checks[3].observed == ov[-1]["best_eta"] / ov[0]["best_eta"]
+    assert checks[4].observed == sh[-1]["best_eta"] / sh[0]["best_eta"]
+    with pytest.raises(ValueError, match="seed"):
+        coupling_table(1, "quick", results=folder)
+
+
 def test_coupling_checks_quick_all_hold(quick_suite_by_task):
     rs = quick_suite_by_task["inexact-LMO coupling"]  # coupling_checks(seed=0, size="quick"), as the suite ran it
     assert len(rs) == 6

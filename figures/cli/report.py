@@ -20,7 +20,8 @@ def _common(p):
     p.add_argument("--seed", default="0", help="seed of the verification suite (default 0)")
     p.add_argument("--suite-results", default=None, metavar="DIR",
                    help="the verification suite's result files (dropmuon verify --out DIR, same suite and seed): "
-                        "finished checks are read back instead of run again, new ones saved there")
+                        "finished checks are read back instead of run again, new ones saved there (and the "
+                        "coupling table, in DIR/coupling-table/)")
     p.add_argument("--columns", default="1", help="figure width: 1 (one column, default) or 2 (page width)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")
     p.add_argument("--json", action="store_true", help="print what was written as JSON")

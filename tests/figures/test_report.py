@@ -224,7 +224,7 @@ def test_inexact_lmo_caption_names_the_panels_the_figure_draws(columns, monkeypa
     c = _coupling()
     for r in c["theory"]:
         r["beta"] = 0.9  # the report's table quotes β*(δ); the figure does not draw it
-    monkeypatch.setattr(coupling, "coupling_table", lambda seed, suite: c)
+    monkeypatch.setattr(coupling, "coupling_table", lambda seed, suite, results=None: c)
     figs = []
     rep = Report("t")
     _section_coupling(rep, {}, lambda fig, name: figs.append(fig) or f"figures/{name}", "quick", 0, columns)

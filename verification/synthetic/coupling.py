@@ -604,7 +604,7 @@ def coupling_checks(seed: int = 0, size: str = "quick") -> list[CheckResult]:
     return _theory_checks(ex["theory"]) + _empirical_checks(ex)
 
 
-def coupling_table(seed: int = 0, size: str = "quick", *, kappas=(10, 100, 1000)) -> dict:
+def coupling_table(seed: int = 0, size: str = "quick", *, kappas=(10, 100, 1000), results=None) -> dict:
     """The numbers for the issue note: ``delta_worst`` (worst-case ``δ`` per preset, steps 1–10
     and ``κ``, :func:`delta_summary`), ``delta_per_matrix``, ``theory`` (T4's tuned ``η, β`` vs
     ``δ``), the empirical best step / momentum vs ``δ`` for the overshooting and shrinking
@@ -612,7 +612,19 @@ def coupling_table(seed: int = 0, size: str = "quick", *, kappas=(10, 100, 1000)
     (``newton_schulz``), plus with ``size="standard"`` random perturbations (``random``,
     ``random_momentum``) and Newton–Schulz with noise (``newton_schulz_momentum``); ``config``
     records the grids. Every row is a plain ``dict``.
+
+    ``results``: a folder in which the table is saved (atomically, as JSON) and from which a later
+    call with the same ``seed``, ``size`` and ``kappas`` reads it back instead of running the
+    experiments again (:func:`dropmuon.verification.runs.execution.run_tasks`; another seed or size
+    there raises ``ValueError``). Read back or computed, the table is the JSON form.
     """
+    if results is not None:
+        from ..runs.execution import Task, run_tasks
+
+        (table,) = run_tasks([Task("coupling-table", _table_as_json, (seed, size, tuple(kappas)))], results=results,
+                             manifest={"coupling_table": {"seed": seed, "size": size, "kappas": list(kappas)}},
+                             progress=False, label="coupling table")
+        return table
     ex = _experiments(seed, size)
     summ = delta_summary(kappas=kappas, seed=seed)
     out = {"config": ex["config"], "delta_worst": [r.as_dict() for r in summ.worst],
@@ -627,3 +639,11 @@ def coupling_table(seed: int = 0, size: str = "quick", *, kappas=(10, 100, 1000)
             rows.append(d)
         out[k] = rows
     return out
+
+
+def _table_as_json(seed, size, kappas) -> dict:
+    # the table as a saved task returns it: its JSON form (tuples as lists, non-finite numbers as
+    # the execution layer writes them), the same whether computed now or read back
+    from dropmuon.theory._io import to_jsonable
+
+    return to_jsonable(coupling_table(seed, size, kappas=kappas))
