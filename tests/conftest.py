@@ -57,6 +57,12 @@ run_suite("quick", seed=0, progress=False, results=sys.argv[1])
 # the report's coupling table, as build_report(suite_results=...) keeps it: from the coupling
 # experiments the suite's coupling checks just ran (cached in this process), not a second run
 coupling_table(0, "quick", results=Path(sys.argv[1]) / COUPLING_TABLE_FOLDER)
+# and those experiments themselves, for the coupling module's doctest (shared_coupling_experiments)
+import pickle
+from dropmuon.verification.synthetic.coupling import _experiments
+tmp = Path(sys.argv[1]) / "coupling-experiments.pickle.tmp"
+tmp.write_bytes(pickle.dumps(_experiments(0, "quick")))
+tmp.replace(tmp.with_suffix(""))
 """
 
 
@@ -116,6 +122,28 @@ def quick_suite_folder(tmp_path_factory):
     with _exclusive(session_dir(tmp_path_factory) / _QUICK_LOCK):
         run_suite("quick", seed=0, progress=False, results=folder)
     return folder
+
+
+@pytest.fixture
+def shared_coupling_experiments(tmp_path_factory, monkeypatch):
+    """The coupling experiments at seed 0, quick size (``coupling._experiments(0, "quick")``, ~10 s
+    of CPU), as the session's quick-suite process computed them for its coupling checks, where it
+    ran (the whole suite in several workers): a test that runs ``coupling_checks()`` through
+    another door (its docstring's example) then uses that run instead of repeating it. Elsewhere
+    (one file, one worker) nothing is patched and the experiments are computed as usual."""
+    import pickle
+
+    from dropmuon.verification.synthetic import coupling
+
+    folder = session_dir(tmp_path_factory) / _QUICK_FOLDER
+    with _exclusive(session_dir(tmp_path_factory) / _QUICK_LOCK):  # the quick-suite process holds it until done
+        saved = folder / "coupling-experiments.pickle"
+        if not saved.exists():
+            return
+        shared = pickle.loads(saved.read_bytes())
+    original = coupling._experiments
+    monkeypatch.setattr(coupling, "_experiments",
+                        lambda seed, size: shared if (seed, size) == (0, "quick") else original(seed, size))
 
 
 @pytest.fixture(scope="session")

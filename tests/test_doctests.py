@@ -30,9 +30,13 @@ TORCH = "dropmuon.verification.torchside"
 
 
 @pytest.mark.parametrize("name", MODULES)
-def test_docstring_examples(name):
+def test_docstring_examples(name, request):
     if name == TORCH or name.startswith(TORCH + "."):
         pytest.importorskip("torch")
+    if name == "dropmuon.verification.synthetic.coupling":
+        # its coupling_checks() example runs the quick coupling experiments: those of the session's
+        # quick suite where it computed them (tests/conftest.py), the same code and numbers
+        request.getfixturevalue("shared_coupling_experiments")
     module = importlib.import_module(name)
     finder = doctest.DocTestFinder(exclude_empty=True)
     report = []

@@ -185,10 +185,13 @@ def test_plot_inexact_lmo_rejects_bad_input(edit, message):
         plot_inexact_lmo(c)
 
 
-def test_plot_inexact_lmo_reads_the_real_coupling_table(labelled_ok):
+def test_plot_inexact_lmo_reads_the_real_coupling_table(labelled_ok, quick_suite_folder):
+    from dropmuon.figures.report import COUPLING_TABLE_FOLDER
     from dropmuon.verification.synthetic.coupling import coupling_table
 
-    c = json.loads(json.dumps(coupling_table(0, "quick")))  # as a JSON file would give it
+    # the quick coupling table in its JSON form, as the report keeps it beside the session's quick
+    # suite (computed there once, from the experiments of the suite's coupling checks)
+    c = coupling_table(0, "quick", results=quick_suite_folder / COUPLING_TABLE_FOLDER)
     fig = plot_inexact_lmo(c, columns=1)
     labelled_ok(fig)
     ax, bx = fig.axes
