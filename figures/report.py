@@ -154,7 +154,8 @@ def build_report(out="out", *, quick: bool = True, torch_results="auto", seed: i
     it and the field). ``suite_results``: a folder of the verification suite's task files
     (``dropmuon verify --out DIR`` with the same suite and seed): finished checks are read back
     instead of run again, new ones are saved there (a folder holding another suite or seed raises
-    ``ValueError``), and so is the coupling table (in ``coupling-table/`` there). ``progress``: ``False`` for silence, else a line on stderr as each step
+    ``ValueError``), and so is the coupling table (in ``coupling-table/`` there).
+    ``progress``: ``False`` for silence, else a line on stderr as each step
     starts (and every 15 s while it runs when stderr is not a terminal). Returns ``{"report": path
     or None, "figures": [paths], "data": {...}, "seconds": …}``."""
     from dropmuon.figures.style import save_figure
