@@ -59,10 +59,9 @@ run_suite("quick", seed=0, progress=False, results=sys.argv[1])
 coupling_table(0, "quick", results=Path(sys.argv[1]) / COUPLING_TABLE_FOLDER)
 # and those experiments themselves, for the coupling module's doctest (shared_coupling_experiments)
 import pickle
+from dropmuon.theory._io import write_bytes_atomic
 from dropmuon.verification.synthetic.coupling import _experiments
-tmp = Path(sys.argv[1]) / "coupling-experiments.pickle.tmp"
-tmp.write_bytes(pickle.dumps(_experiments(0, "quick")))
-tmp.replace(tmp.with_suffix(""))
+write_bytes_atomic(Path(sys.argv[1]) / "coupling-experiments.pickle", pickle.dumps(_experiments(0, "quick")))
 """
 
 
@@ -213,9 +212,14 @@ HEAVY_FIRST = (
 )
 
 
+def _test_file(item) -> str:
+    """The file of a collected test, as its node id names it (``tests/x/test_y.py``)."""
+    return item.nodeid.split("::", 1)[0]
+
+
 def pytest_collection_modifyitems(config, items):
     rank = {f: i for i, f in enumerate(HEAVY_FIRST)}
-    items.sort(key=lambda item: rank.get(item.nodeid.split("::", 1)[0], len(rank)))  # stable: files stay whole
+    items.sort(key=lambda item: rank.get(_test_file(item), len(rank)))  # stable: files stay whole
     used = set()
     for item in items:
         hit = [p for p in SLOW if item.nodeid.startswith(p)]
@@ -224,7 +228,7 @@ def pytest_collection_modifyitems(config, items):
             item.add_marker(pytest.mark.slow)
     if _runs_everything(config) and items and (stale := [p for p in SLOW if p not in used]):
         raise pytest.UsageError(f"tests/conftest.py SLOW names tests that do not exist: {stale}")
-    files = {item.nodeid.split("::", 1)[0] for item in items}
+    files = {_test_file(item) for item in items}
     if _runs_everything(config) and items and (stale := [f for f in HEAVY_FIRST if f not in files]):
         raise pytest.UsageError(f"tests/conftest.py HEAVY_FIRST names test files that do not exist: {stale}")
 

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from dropmuon.theory._io import current_umask, write_json_atomic, write_text_atomic
+from dropmuon.theory._io import current_umask, write_bytes_atomic, write_json_atomic, write_text_atomic
 from dropmuon.verification.runs.execution import (
     DamagedResult,
     ManifestMismatch,
@@ -64,8 +64,17 @@ def test_atomic_writes_respect_the_umask(tmp_path, umask, want):
         assert current_umask() == umask
         assert _mode(write_text_atomic(tmp_path / "a.txt", "x")) == want
         assert _mode(write_json_atomic(tmp_path / "sub" / "b.json", {"a": 1})) == want
+        assert _mode(write_bytes_atomic(tmp_path / "c.bin", b"\x00\xff")) == want
     finally:
         os.umask(old)
+
+
+def test_bytes_are_written_exactly_and_text_as_utf8(tmp_path):
+    data = bytes(range(256))
+    assert write_bytes_atomic(tmp_path / "d.bin", data).read_bytes() == data
+    # the radii's symbols in a report: UTF-8 whatever the locale's encoding
+    assert write_text_atomic(tmp_path / "e.md", "η/π_i\n").read_bytes() == "η/π_i\n".encode("utf-8")
+    assert not list(tmp_path.glob("*.tmp"))
 
 
 def test_a_rewrite_keeps_the_permissions_of_the_file_it_replaces(tmp_path):

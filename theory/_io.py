@@ -14,7 +14,8 @@ from pathlib import Path
 
 import numpy as np
 
-__all__ = ["to_jsonable", "write_json_atomic", "write_text_atomic", "read_json", "current_umask"]
+__all__ = ["to_jsonable", "write_json_atomic", "write_text_atomic", "write_bytes_atomic", "read_json",
+           "current_umask"]
 
 
 def to_jsonable(x):
@@ -70,8 +71,8 @@ def _final_mode(path: Path) -> int:
         return 0o666 & ~current_umask()
 
 
-def write_text_atomic(path, text: str) -> Path:
-    """Write ``text`` to ``path`` atomically (a temporary file in the same folder, flushed, then
+def write_bytes_atomic(path, data: bytes) -> Path:
+    """Write ``data`` to ``path`` atomically (a temporary file in the same folder, flushed, then
     ``os.replace``); creates the parent folder. The file gets the permissions of the one it
     replaces, or for a new file ``0o666`` less the umask, as ``open`` would give it."""
     path = Path(path)
@@ -83,8 +84,8 @@ def write_text_atomic(path, text: str) -> Path:
             os.fchmod(fd, mode)
         else:  # pragma: no cover - Windows
             os.chmod(tmp, mode)
-        with os.fdopen(fd, "w") as f:
-            f.write(text)
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
@@ -95,6 +96,11 @@ def write_text_atomic(path, text: str) -> Path:
             pass
         raise
     return path
+
+
+def write_text_atomic(path, text: str) -> Path:
+    """Write ``text`` to ``path`` atomically, UTF-8 encoded (:func:`write_bytes_atomic`)."""
+    return write_bytes_atomic(path, text.encode("utf-8"))
 
 
 def write_json_atomic(path, obj) -> Path:
