@@ -8,7 +8,8 @@ methods that are cross-checked in the tests: closed forms, an exact LP (HiGHS), 
 
 Modules, read top-down: :mod:`~dropmuon.solvers._problem` (the problem ``K(π) · E cost`` and its
 linear form per family), :mod:`~dropmuon.solvers.closed_form`, :mod:`~dropmuon.solvers.lp`,
-:mod:`~dropmuon.solvers.convex` and :mod:`~dropmuon.solvers.numeric` (the methods),
+:mod:`~dropmuon.solvers.convex`, :mod:`~dropmuon.solvers.numeric` and
+:mod:`~dropmuon.solvers.independent_nonlinear` (the methods),
 :mod:`~dropmuon.solvers.optimal` (the front door and its result) and
 :mod:`~dropmuon.solvers.theorem_objective` (any registered theorem as the objective; it calls the
 front door and registers itself as its solver of ``theorem=``, so the imports run one way).

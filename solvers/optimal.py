@@ -15,7 +15,7 @@ import numpy as np
 
 from dropmuon.theory import RPT, CompactSubsets, Independent, SubsetDistribution
 
-from . import closed_form, convex, lp, numeric
+from . import closed_form, convex, independent_nonlinear, lp, numeric
 from ._problem import (
     FAMILIES,
     MAX_STARTS,
@@ -231,7 +231,7 @@ def _solve(problem: Problem, family: str, method: str, seed: int, starts: int, c
         return dist, res, msg, status
     if method == "scipy":
         if family == "independent" and obj in ("sum", "l0l1"):
-            return numeric.solve_independent_nonlinear(problem, starts=starts, seed=seed)
+            return independent_nonlinear.solve_independent_nonlinear(problem, starts=starts, seed=seed)
         return numeric.solve_scipy(problem, family, starts=starts, seed=seed)
     if method == "grid":
         dist, res, msg, status, _ = numeric.solve_grid(problem, family)

@@ -292,7 +292,7 @@ def test_suffix_recursion_is_the_old_loop(seed):
     """The banded triangular solve performs the loop's operations, a + (1 − π)·R per layer; a
     fused multiply-add in the BLAS would round once instead of twice, at most one ulp per layer,
     and the errors are damped by (1 − π) ≤ 1 on the way down: b ulps at most."""
-    from dropmuon.solvers.numeric import _suffix_recursion
+    from dropmuon.solvers.independent_nonlinear import _suffix_recursion
 
     rng = np.random.default_rng(seed)
     b = int(rng.integers(1, 300))
@@ -301,7 +301,7 @@ def test_suffix_recursion_is_the_old_loop(seed):
 
 
 def _objective(seed, b):
-    from dropmuon.solvers.numeric import _IndependentNonlinear
+    from dropmuon.solvers.independent_nonlinear import _IndependentNonlinear
 
     rng = np.random.default_rng(seed)
     L, model = hard_instance(seed, b)
